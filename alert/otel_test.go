@@ -91,3 +91,20 @@ func TestAppendMetricsSkipsResolved(t *testing.T) {
 		}
 	}
 }
+
+func TestRuleStatusRoundTrip(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	want := RuleStatus{Group: "surge", Rule: "ProxyShedding", Kind: "bottleneck", Severity: "critical",
+		File: "rules/packs/surge.yaml", Health: HealthErr, LastError: "cost limit exceeded",
+		LastEvaluation: now.Add(-time.Second), EvaluationDuration: 1500 * time.Microsecond, Active: 2}
+	m := pmetric.NewMetrics()
+	AppendRuleStatus(m, []RuleStatus{want}, now)
+	metric := m.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0)
+	if metric.Name() != RuleStatusMetric {
+		t.Fatalf("metric %q", metric.Name())
+	}
+	got := RuleStatusFromDataPoint(metric.Gauge().DataPoints().At(0))
+	if got != want {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
+	}
+}
