@@ -1,0 +1,60 @@
+# Junction's build. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/junction
+BUILDER_VERSION := v0.165.0
+STATICCHECK_VERSION := v0.8.2
+TOOLS := $(CURDIR)/build/tools
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+# Short fuzz runs in `make test`; raise for a longer local run.
+FUZZTIME ?= 10s
+
+.PHONY: all build run test test-go check-generated generate lint bench tools
+all: build
+
+## build: the junction binary (bin/junction)
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./collector
+
+## run: Junction on its embedded default config (OTLP on 127.0.0.1:4317/4318)
+run: build
+	$(BIN)
+
+$(TOOLS)/builder:
+	GOBIN=$(TOOLS) $(GO) install go.opentelemetry.io/collector/cmd/builder@$(BUILDER_VERSION)
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+tools: $(TOOLS)/builder $(TOOLS)/staticcheck
+
+## generate: regenerate collector/components.go from builder-config.yaml
+generate: $(TOOLS)/builder
+	scripts/generate.sh $(TOOLS)/builder collector
+
+## check-generated: fail when collector/ differs from what the builder generates
+check-generated: $(TOOLS)/builder
+	scripts/check-generated.sh $(TOOLS)/builder
+
+## test: everything CI runs
+test: check-generated build
+	JUNCTION_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 ./...
+	$(MAKE) fuzz
+
+## fuzz: short fuzz runs of the telemetry consume paths
+fuzz:
+	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r grep -H '^func Fuzz' | sed -E 's#^\./(.*)/[^/]*_test.go:func (Fuzz[A-Za-z0-9_]*)\(.*#\1:\2#' | sort -u); do \
+		pkg=$${spec%%:*}; fn=$${spec##*:}; \
+		echo "fuzz ./$$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+	done
+
+## bench: all benchmarks, 6 runs each, for benchstat
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee build/bench.txt
+
+## lint: go vet and staticcheck
+lint: $(TOOLS)/staticcheck
+	$(GO) vet ./...
+	$(TOOLS)/staticcheck ./...

@@ -1,0 +1,209 @@
+// Package disttest checks the built junction binary the way a user meets it:
+// its commands, its embedded default config and config errors.
+package disttest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/junction-sre/junction/internal/testbin"
+)
+
+func run(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testbin.Junction(t), args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func repoFile(t *testing.T, rel string) string {
+	t.Helper()
+	root, err := testbin.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, rel)
+}
+
+// The components every Junction build must carry (builder-config.yaml).
+var wantComponents = map[string][]string{
+	"receivers":  {"otlp", "prometheus", "filelog", "kubeletstats", "kafka"},
+	"processors": {"memory_limiter", "batch", "k8sattributes", "resource", "transform", "filter"},
+	"exporters":  {"otlp", "otlphttp", "debug", "prometheusremotewrite", "kafka"},
+	"connectors": {"spanmetrics", "forward"},
+	"extensions": {"health_check", "pprof", "file_storage", "bearertokenauth"},
+}
+
+func TestComponentsListsTheDistribution(t *testing.T) {
+	out, err := run(t, t.TempDir(), "components")
+	if err != nil {
+		t.Fatalf("junction components: %v\n%s", err, out)
+	}
+	var listed map[string]any
+	if err := yaml.Unmarshal([]byte(out), &listed); err != nil {
+		t.Fatalf("components output is not YAML: %v\n%s", err, out)
+	}
+	for kind, names := range wantComponents {
+		have := map[string]bool{}
+		items, _ := listed[kind].([]any)
+		for _, it := range items {
+			if m, ok := it.(map[string]any); ok {
+				have[fmt.Sprint(m["name"])] = true
+			}
+		}
+		for _, n := range names {
+			if !have[n] {
+				t.Errorf("%s: %q missing from `junction components`", kind, n)
+			}
+		}
+	}
+}
+
+func TestValidateDefaultConfig(t *testing.T) {
+	if out, err := run(t, t.TempDir(), "validate", "--config", repoFile(t, "collector/config.yaml")); err != nil {
+		t.Fatalf("validate collector/config.yaml: %v\n%s", err, out)
+	}
+	// No --config: the embedded default is validated.
+	if out, err := run(t, t.TempDir(), "validate"); err != nil {
+		t.Fatalf("validate (embedded default): %v\n%s", err, out)
+	}
+}
+
+func TestDefaultConfigCommandPrintsTheEmbeddedConfig(t *testing.T) {
+	out, err := run(t, t.TempDir(), "default-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(repoFile(t, "collector/config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Error("`junction default-config` differs from collector/config.yaml")
+	}
+}
+
+func TestMisspeltKeyIsNamed(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := os.ReadFile(repoFile(t, "collector/config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(cfg), "check_interval:", "check_intervall:", 1)
+	if bad == string(cfg) {
+		t.Fatal("default config has no check_interval to misspell")
+	}
+	path := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, dir, "validate", "--config", path)
+	if err == nil {
+		t.Fatalf("validate accepted a misspelt key:\n%s", out)
+	}
+	if !strings.Contains(out, "check_intervall") {
+		t.Errorf("error does not name the misspelt key:\n%s", out)
+	}
+}
+
+// TestRunsOnEmbeddedDefaults starts junction with no flags, as `make run`
+// does, and sends it OTLP over HTTP.
+func TestRunsOnEmbeddedDefaults(t *testing.T) {
+	dir := t.TempDir()
+	var logs syncBuffer
+	cmd := exec.Command(testbin.Junction(t))
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("junction did not exit cleanly on SIGTERM: %v\n%s", err, logs.String())
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("junction did not stop within 30s of SIGTERM\n%s", logs.String())
+		}
+	}()
+
+	waitHTTP(t, "http://127.0.0.1:13133/", &logs)
+	body := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}}]},` +
+		`"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",` +
+		`"name":"GET /cart","kind":2,"startTimeUnixNano":"1764158400000000000","endTimeUnixNano":"1764158400100000000"}]}]}]}`
+	resp, err := http.Post("http://127.0.0.1:4318/v1/traces", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("OTLP/HTTP export: %v\n%s", err, logs.String())
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("OTLP/HTTP export: status %d", resp.StatusCode)
+	}
+	// A malformed payload is refused with a client error, not accepted.
+	resp, err = http.Post("http://127.0.0.1:4318/v1/traces", "application/json", strings.NewReader(`{"resourceSpans":[{`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("malformed OTLP/HTTP: status %d, want 400", resp.StatusCode)
+	}
+}
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitHTTP polls url until it answers 200: the process starts in its own
+// time, which a test can only observe.
+func waitHTTP(t *testing.T, url string, logs *syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after 60s: %v\n%s", url, err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
