@@ -1,0 +1,187 @@
+package graph
+
+import (
+	"sort"
+	"time"
+
+	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/processors/correlationprocessor/internal/logtemplate"
+)
+
+// exemplarAge is how long an exemplar stays eligible: the long window.
+const exemplarAge = LongWindow
+
+// exemplars keeps, bounded by max each, the slowest requests and the most
+// recent failed requests of the long window.
+type exemplars struct {
+	slow   []entity.Exemplar
+	failed []entity.Exemplar
+}
+
+func (x *exemplars) add(max int, ex entity.Exemplar, failed bool) {
+	cut := ex.Time.Add(-exemplarAge)
+	if failed {
+		ex.Reason = "error"
+		if len(x.failed) < max {
+			x.failed = append(x.failed, ex)
+			return
+		}
+		copy(x.failed, x.failed[1:])
+		x.failed[len(x.failed)-1] = ex
+		return
+	}
+	ex.Reason = "slow"
+	if len(x.slow) < max {
+		x.slow = append(x.slow, ex)
+		return
+	}
+	// Replace the oldest aged-out exemplar, else the fastest if ex is slower.
+	min := -1
+	for i := range x.slow {
+		if x.slow[i].Time.Before(cut) {
+			x.slow[i] = ex
+			return
+		}
+		if min < 0 || x.slow[i].Value < x.slow[min].Value {
+			min = i
+		}
+	}
+	if ex.Value > x.slow[min].Value {
+		x.slow[min] = ex
+	}
+}
+
+// wouldKeepSlow reports whether add would keep a non-failed exemplar of
+// value ms, so callers only format trace ids when needed.
+func (x *exemplars) wouldKeepSlow(max int, now time.Time, ms float64) bool {
+	if len(x.slow) < max {
+		return true
+	}
+	cut := now.Add(-exemplarAge)
+	for i := range x.slow {
+		if x.slow[i].Time.Before(cut) || ms > x.slow[i].Value {
+			return true
+		}
+	}
+	return false
+}
+
+// list returns the exemplars of the long window ending at at: failed first
+// (newest first), then slow (slowest first).
+func (x *exemplars) list(at time.Time) []entity.Exemplar {
+	cut := at.Add(-exemplarAge)
+	var out []entity.Exemplar
+	for i := len(x.failed) - 1; i >= 0; i-- {
+		if e := x.failed[i]; !e.Time.Before(cut) && !e.Time.After(at) {
+			out = append(out, e)
+		}
+	}
+	n := len(out)
+	for _, e := range x.slow {
+		if !e.Time.Before(cut) && !e.Time.After(at) {
+			out = append(out, e)
+		}
+	}
+	slow := out[n:]
+	sort.SliceStable(slow, func(i, j int) bool {
+		if slow[i].Value != slow[j].Value {
+			return slow[i].Value > slow[j].Value
+		}
+		return slow[i].TraceID < slow[j].TraceID
+	})
+	return out
+}
+
+// templateBuckets is the number of buckets of a template's count: with the
+// 10 s default they cover the 5-minute window.
+const templateBuckets = 32
+
+type template struct {
+	sample   entity.LogSample
+	counts   [templateBuckets]uint32
+	ids      [templateBuckets]int64
+	lastSeen time.Time
+}
+
+// templates is the bounded set of log templates of one entity; when full,
+// the template seen least recently is evicted.
+type templates struct {
+	m   map[string]*template
+	buf []byte
+}
+
+func (g *Graph) addLog(e *entityState, now time.Time, severity, body, traceID string) {
+	if e.templates == nil {
+		e.templates = &templates{m: map[string]*template{}}
+	}
+	ts := e.templates
+	ts.buf = logtemplate.Append(ts.buf[:0], body)
+	t, ok := ts.m[string(ts.buf)]
+	if !ok {
+		if len(ts.m) >= g.s.Limits.MaxTemplatesPerEntity {
+			var oldest string
+			var oldestAt time.Time
+			for k, v := range ts.m {
+				if oldest == "" || v.lastSeen.Before(oldestAt) || (v.lastSeen.Equal(oldestAt) && k < oldest) {
+					oldest, oldestAt = k, v.lastSeen
+				}
+			}
+			delete(ts.m, oldest)
+			g.counters.Evicted(WhatTemplate, e.ref.Type, 1)
+		}
+		t = &template{}
+		tpl := string(ts.buf)
+		t.sample.Template = tpl
+		ts.m[tpl] = t
+	}
+	// The sample is the latest line of the template.
+	if len(body) > 1024 {
+		body = body[:1024]
+	}
+	t.sample.Time, t.sample.Severity, t.sample.Body, t.sample.TraceID = now, severity, body, traceID
+	t.lastSeen = now
+	id := now.UnixNano() / int64(g.s.Window.Bucket)
+	i := id % templateBuckets
+	if t.ids[i] != id {
+		t.ids[i], t.counts[i] = id, 0
+	}
+	t.counts[i]++
+}
+
+// samples returns the top max templates of the long window by count, each
+// with its latest line.
+func (g *Graph) samples(ts *templates, at time.Time, max int) []entity.LogSample {
+	if ts == nil {
+		return nil
+	}
+	last := at.UnixNano() / int64(g.s.Window.Bucket)
+	first := last - int64(LongWindow/g.s.Window.Bucket) + 1
+	if last-first >= templateBuckets {
+		first = last - templateBuckets + 1
+	}
+	var out []entity.LogSample
+	for _, t := range ts.m {
+		var n int64
+		for i := range t.ids {
+			if t.ids[i] >= first && t.ids[i] <= last {
+				n += int64(t.counts[i])
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		s := t.sample
+		s.Count = n
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Template < out[j].Template
+	})
+	if len(out) > max {
+		out = out[:max]
+	}
+	return out
+}

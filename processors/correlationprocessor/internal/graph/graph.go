@@ -1,0 +1,300 @@
+// Package graph is the correlation processor's state: entities and edges
+// joined from traces, metrics and logs, their windows, inputs and evidence,
+// and the snapshot of the graph at an instant.
+//
+// A Graph holds one lock. Consume* and Tick take it for the whole batch;
+// Snapshot builds a deep copy under it, so callers encode and send outside.
+package graph
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+
+	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/processors/correlationprocessor/internal/series"
+	"github.com/junction-sre/junction/processors/correlationprocessor/internal/window"
+)
+
+// Windows of the features.
+const (
+	ShortWindow = time.Minute
+	LongWindow  = 5 * time.Minute
+)
+
+// Drop and eviction reasons reported to the Counters.
+const (
+	WhatEntity      = "entity"
+	WhatEdge        = "edge"
+	WhatPendingSpan = "pending_span"
+	WhatSeries      = "series"
+	WhatMetric      = "metric"
+	WhatPod         = "pod"
+	WhatTemplate    = "template"
+	WhatTrace       = "trace"
+	WhatTraceSpan   = "trace_span"
+)
+
+// Counters receive what the graph drops (a table was full) and evicts (an
+// item aged out). typ is the entity type for WhatEntity, "" otherwise.
+type Counters interface {
+	Dropped(what string, typ entity.Type, n int64)
+	Evicted(what string, typ entity.Type, n int64)
+}
+
+type nopCounters struct{}
+
+func (nopCounters) Dropped(string, entity.Type, int64) {}
+func (nopCounters) Evicted(string, entity.Type, int64) {}
+
+type input struct {
+	series map[string]*series.Series
+}
+
+type entityState struct {
+	ref       entity.Ref
+	virtual   bool
+	attrs     map[string]string
+	win       *window.Window
+	inputs    map[string]*input
+	nSeries   int
+	raw       map[string]float64
+	exemplars exemplars
+	templates *templates
+	baseline  map[string]float64
+	baseAt    time.Time
+	lastSeen  time.Time
+	// service: its pods; pod: its service.
+	pods    map[string]struct{}
+	service string
+}
+
+type edgeState struct {
+	src, dst  string
+	typ       entity.EdgeType
+	win       *window.Window
+	exemplars exemplars
+	lastSeen  time.Time
+}
+
+type edgeKey struct {
+	src, dst string
+	typ      entity.EdgeType
+}
+
+// Graph is the entity graph under construction.
+type Graph struct {
+	mu       sync.Mutex
+	s        *Settings
+	wcfg     window.Config
+	counters Counters
+
+	entities map[string]*entityState
+	perType  map[entity.Type]int
+	edges    map[edgeKey]*edgeState
+	pending  pendingStore
+	traces   traceSampler
+	scratch  *ddsketch.DDSketch
+	lastTick time.Time
+	sampleN  uint64 // trace ids whose hash is below sampleN are sampled
+}
+
+// New returns an empty graph. s must be valid and must not change.
+func New(s *Settings, c Counters) *Graph {
+	if c == nil {
+		c = nopCounters{}
+	}
+	g := &Graph{
+		s:        s,
+		counters: c,
+		entities: map[string]*entityState{},
+		perType:  map[entity.Type]int{},
+		edges:    map[edgeKey]*edgeState{},
+	}
+	g.wcfg = window.Config{
+		Width:          s.Window.Bucket,
+		DetailBuckets:  int((LongWindow + s.Window.Bucket - 1) / s.Window.Bucket),
+		FineBuckets:    int((s.Window.Long + s.Window.Bucket - 1) / s.Window.Bucket),
+		CoarseWidth:    s.Window.CoarseBucket,
+		CoarseBuckets:  int((6*time.Hour + s.Window.CoarseBucket - 1) / s.Window.CoarseBucket),
+		SketchAccuracy: s.Window.SketchAccuracy,
+		SketchBins:     s.Window.SketchMaxBins,
+	}
+	g.scratch = g.wcfg.NewScratch()
+	g.pending.init(s.Limits.MaxPendingSpans)
+	g.traces.init()
+	g.sampleN = uint64(s.CriticalPath.SampleRatio * float64(^uint64(0)))
+	if s.CriticalPath.SampleRatio >= 1 {
+		g.sampleN = ^uint64(0)
+	}
+	return g
+}
+
+// entity returns the state of the entity with identity attrs, creating it
+// when there is room. attrs is copied only on creation. It returns nil when
+// the type's table is full (counted).
+func (g *Graph) entity(now time.Time, typ entity.Type, id, name string, virtual bool, attrs func() map[string]string) *entityState {
+	if e, ok := g.entities[id]; ok {
+		if !virtual && e.virtual {
+			e.virtual = false
+		}
+		if now.After(e.lastSeen) {
+			e.lastSeen = now
+		}
+		return e
+	}
+	if g.perType[typ] >= g.s.Limits.MaxEntitiesPerType {
+		g.counters.Dropped(WhatEntity, typ, 1)
+		return nil
+	}
+	g.perType[typ]++
+	e := &entityState{
+		ref:      entity.Ref{Type: typ, ID: id, Name: strings.Clone(name)},
+		virtual:  virtual,
+		win:      window.New(&g.wcfg, now),
+		lastSeen: now,
+	}
+	if attrs != nil {
+		e.attrs = attrs()
+	}
+	g.entities[id] = e
+	return e
+}
+
+func (g *Graph) edge(now time.Time, src, dst string, typ entity.EdgeType) *edgeState {
+	k := edgeKey{src, dst, typ}
+	if e, ok := g.edges[k]; ok {
+		if now.After(e.lastSeen) {
+			e.lastSeen = now
+		}
+		return e
+	}
+	if len(g.edges) >= g.s.Limits.MaxEdges {
+		g.counters.Dropped(WhatEdge, "", 1)
+		return nil
+	}
+	e := &edgeState{src: src, dst: dst, typ: typ, win: window.New(&g.wcfg, now), lastSeen: now}
+	g.edges[k] = e
+	return e
+}
+
+// link records that pod belongs to service.
+func (g *Graph) link(svc, pod *entityState) {
+	if svc == nil || pod == nil {
+		return
+	}
+	if pod.service == svc.ref.ID {
+		return
+	}
+	if _, ok := svc.pods[pod.ref.ID]; !ok {
+		if len(svc.pods) >= g.s.Limits.MaxPodsPerService {
+			g.counters.Dropped(WhatPod, entity.Service, 1)
+			return
+		}
+		if svc.pods == nil {
+			svc.pods = map[string]struct{}{}
+		}
+		svc.pods[pod.ref.ID] = struct{}{}
+	}
+	if old, ok := g.entities[pod.service]; ok && pod.service != "" {
+		delete(old.pods, pod.ref.ID)
+	}
+	pod.service = svc.ref.ID
+}
+
+// Tick expires pending spans, completes idle sampled traces, evicts aged
+// entities and edges, and returns the snapshot at now, then updates the
+// baselines from it. The processor calls it every emit interval; tests call
+// it with their clock.
+func (g *Graph) Tick(now time.Time) *entity.Snapshot {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.expirePending(now)
+	g.completeTraces(now, false)
+	g.evict(now)
+	snap := g.snapshot(now)
+	g.updateBaselines(now, snap)
+	g.lastTick = now
+	return snap
+}
+
+func (g *Graph) evict(now time.Time) {
+	ttl := g.s.Limits.EntityTTL
+	for k, e := range g.edges {
+		if now.Sub(e.lastSeen) > ttl {
+			delete(g.edges, k)
+			g.counters.Evicted(WhatEdge, "", 1)
+		}
+	}
+	for id, e := range g.entities {
+		if now.Sub(e.lastSeen) > ttl {
+			if e.service != "" {
+				if s, ok := g.entities[e.service]; ok {
+					delete(s.pods, id)
+				}
+			}
+			delete(g.entities, id)
+			g.perType[e.ref.Type]--
+			g.counters.Evicted(WhatEntity, e.ref.Type, 1)
+		}
+	}
+}
+
+// Len returns the number of entities per type and of edges.
+func (g *Graph) Len() (map[entity.Type]int, int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[entity.Type]int, len(g.perType))
+	for t, n := range g.perType {
+		out[t] = n
+	}
+	return out, len(g.edges)
+}
+
+// addSample records a metric data point value on the input of e, by series
+// key; delta values are added to the series' last value. A full series
+// table drops the sample (counted).
+func (g *Graph) addSample(e *entityState, in string, key []byte, t time.Time, v float64, delta bool) {
+	if e.inputs == nil {
+		e.inputs = map[string]*input{}
+	}
+	ip := e.inputs[in]
+	if ip == nil {
+		if e.nSeries >= g.s.Limits.MaxSeriesPerEntity {
+			g.counters.Dropped(WhatSeries, e.ref.Type, 1)
+			return
+		}
+		ip = &input{series: map[string]*series.Series{}}
+		e.inputs[in] = ip
+	}
+	s := ip.series[string(key)]
+	if s == nil {
+		if e.nSeries >= g.s.Limits.MaxSeriesPerEntity {
+			g.counters.Dropped(WhatSeries, e.ref.Type, 1)
+			return
+		}
+		s = &series.Series{}
+		ip.series[string(key)] = s
+		e.nSeries++
+	}
+	if delta {
+		// Delta sums accumulate into a cumulative series.
+		if last, _, ok := s.Last(); ok {
+			v += last
+		}
+	}
+	s.Add(t, v)
+}
+
+func (g *Graph) setRaw(e *entityState, name string, v float64) {
+	if e.raw == nil {
+		e.raw = map[string]float64{}
+	}
+	if _, ok := e.raw[name]; !ok && len(e.raw) >= g.s.Limits.MaxMetricsPerEntity {
+		g.counters.Dropped(WhatMetric, e.ref.Type, 1)
+		return
+	}
+	e.raw[name] = v
+}

@@ -1,0 +1,161 @@
+package graph
+
+import (
+	"time"
+
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/junction-sre/junction/entity"
+)
+
+// lookup returns the first non-empty value of keys, searching each map in
+// order (the most specific first). The returned string may alias pdata
+// memory: clone it before keeping it beyond the batch.
+func lookup(keys []string, maps ...pcommon.Map) string {
+	for _, m := range maps {
+		if m.Len() == 0 {
+			continue
+		}
+		for _, k := range keys {
+			if v, ok := m.Get(k); ok {
+				var s string
+				if v.Type() == pcommon.ValueTypeStr {
+					s = v.Str()
+				} else {
+					s = v.AsString()
+				}
+				if s != "" {
+					return s
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func lookupDefault(keys []string, defaults map[string]string, maps ...pcommon.Map) string {
+	if s := lookup(keys, maps...); s != "" {
+		return s
+	}
+	for _, k := range keys {
+		if s := defaults[k]; s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func (g *Graph) serviceEntity(now time.Time, ns, name string, virtual bool) *entityState {
+	id := entity.ID(entity.Service, ns, name)
+	return g.entity(now, entity.Service, id, name, virtual, func() map[string]string {
+		m := map[string]string{"service.name": strings.Clone(name)}
+		if ns != "" {
+			m["service.namespace"] = strings.Clone(ns)
+		}
+		if virtual {
+			m["peer.service"] = m["service.name"]
+		}
+		return m
+	})
+}
+
+// serviceFromResource returns the service of a resource, or nil when it
+// names none. create=false only finds an existing service.
+func (g *Graph) serviceFromResource(now time.Time, res pcommon.Map, create bool) *entityState {
+	name := lookup(g.s.Identity.ServiceName, res)
+	if name == "" {
+		return nil
+	}
+	ns := lookup(g.s.Identity.ServiceNamespace, res)
+	if !create {
+		return g.entities[entity.ID(entity.Service, ns, name)]
+	}
+	return g.serviceEntity(now, ns, name, false)
+}
+
+func (g *Graph) podEntity(now time.Time, maps ...pcommon.Map) *entityState {
+	name := lookup(g.s.Identity.PodName, maps...)
+	if name == "" {
+		return nil
+	}
+	ns := lookup(g.s.Identity.PodNamespace, maps...)
+	id := entity.ID(entity.Pod, ns, name)
+	return g.entity(now, entity.Pod, id, name, false, func() map[string]string {
+		return map[string]string{"k8s.namespace.name": strings.Clone(ns), "k8s.pod.name": strings.Clone(name)}
+	})
+}
+
+func hostPort(addr, port string) string {
+	if port == "" {
+		return addr
+	}
+	return addr + ":" + port
+}
+
+func (g *Graph) databaseEntity(now time.Time, virtual bool, defaults map[string]string, maps ...pcommon.Map) *entityState {
+	id := &g.s.Identity
+	system := lookupDefault(id.DBSystem, defaults, maps...)
+	addr := lookupDefault(id.ServerAddress, defaults, maps...)
+	if system == "" && addr == "" {
+		return nil
+	}
+	server := hostPort(addr, lookupDefault(id.ServerPort, defaults, maps...))
+	ns := lookupDefault(id.DBNamespace, defaults, maps...)
+	name := server
+	if ns != "" {
+		name = ns + "@" + server
+	}
+	eid := entity.ID(entity.Database, system, server, ns)
+	return g.entity(now, entity.Database, eid, name, virtual, func() map[string]string {
+		m := map[string]string{"db.system.name": strings.Clone(system), "server.address": strings.Clone(server)}
+		if ns != "" {
+			m["db.namespace"] = strings.Clone(ns)
+		}
+		return m
+	})
+}
+
+func (g *Graph) proxyEntity(now time.Time, svc, route string) *entityState {
+	if svc == "" {
+		return nil
+	}
+	name := svc
+	if route != "" {
+		name = svc + " " + route
+	}
+	id := entity.ID(entity.Proxy, svc, route)
+	return g.entity(now, entity.Proxy, id, name, false, func() map[string]string {
+		return map[string]string{"service.name": strings.Clone(svc), "proxy.route": strings.Clone(route)}
+	})
+}
+
+func (g *Graph) relayerEntity(now time.Time, virtual bool, svc, src, dst string) *entityState {
+	if svc == "" {
+		return nil
+	}
+	id := entity.ID(entity.Relayer, svc, src, dst)
+	name := svc + " " + src + "->" + dst
+	return g.entity(now, entity.Relayer, id, name, virtual, func() map[string]string {
+		return map[string]string{"service.name": strings.Clone(svc), "xchain.source.chain": strings.Clone(src), "xchain.destination.chain": strings.Clone(dst)}
+	})
+}
+
+func (g *Graph) streamEntity(now time.Time, virtual bool, topic, group string) *entityState {
+	if topic == "" {
+		return nil
+	}
+	id := entity.ID(entity.Stream, topic, group)
+	name := topic
+	if group != "" {
+		name = topic + " " + group
+	}
+	return g.entity(now, entity.Stream, id, name, virtual, func() map[string]string {
+		m := map[string]string{"messaging.destination.name": strings.Clone(topic)}
+		if group != "" {
+			m["messaging.consumer.group.name"] = strings.Clone(group)
+		}
+		return m
+	})
+}

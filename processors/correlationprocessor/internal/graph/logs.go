@@ -1,0 +1,119 @@
+package graph
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/junction-sre/junction/processors/correlationprocessor/internal/window"
+)
+
+// ConsumeLogs counts log records and their templates per service, and turns
+// JSON access-log records of proxies into proxy requests.
+func (g *Graph) ConsumeLogs(ld plog.Logs, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		res := rl.Resource().Attributes()
+		svc := g.serviceFromResource(now, res, true)
+		pod := g.podEntity(now, res)
+		g.link(svc, pod)
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			lrs := sls.At(j).LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				g.logRecord(now, svc, res, lrs.At(k))
+			}
+		}
+	}
+}
+
+func (g *Graph) logRecord(now time.Time, svc *entityState, res pcommon.Map, lr plog.LogRecord) {
+	body := lr.Body()
+	if g.accessLog(now, svc, res, body) {
+		return
+	}
+	if svc == nil {
+		return
+	}
+	svc.win.Add(now, window.LogRecords, 1)
+	sev := lr.SeverityText()
+	isErr := lr.SeverityNumber() >= plog.SeverityNumberError
+	if lr.SeverityNumber() == plog.SeverityNumberUnspecified {
+		switch strings.ToUpper(sev) {
+		case "ERROR", "FATAL", "CRITICAL", "CRIT", "EMERG", "ALERT", "PANIC":
+			isErr = true
+		}
+	}
+	if isErr {
+		svc.win.Add(now, window.LogErrors, 1)
+	}
+	if sev == "" {
+		sev = lr.SeverityNumber().String()
+	}
+	var tid string
+	if t := lr.TraceID(); !t.IsEmpty() {
+		tid = hex.EncodeToString(t[:])
+	}
+	g.addLog(svc, now, sev, body.AsString(), tid)
+}
+
+// accessLog reports whether body is a JSON access-log record (a map, or a
+// string holding a JSON object, with a status field) and if so counts it on
+// the proxy entity of the resource's service and the record's route.
+func (g *Graph) accessLog(now time.Time, svc *entityState, res pcommon.Map, body pcommon.Value) bool {
+	al := &g.s.AccessLog
+	var fields pcommon.Map
+	switch body.Type() {
+	case pcommon.ValueTypeMap:
+		fields = body.Map()
+	case pcommon.ValueTypeStr:
+		s := strings.TrimSpace(body.Str())
+		if len(s) < 2 || s[0] != '{' {
+			return false
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(s), &m) != nil {
+			return false
+		}
+		fields = pcommon.NewMap()
+		if fields.FromRaw(m) != nil {
+			return false
+		}
+	default:
+		return false
+	}
+	status := lookup(al.Status, fields)
+	code, err := strconv.Atoi(status)
+	if err != nil || code < 100 || code > 999 {
+		return false
+	}
+	svcName := lookup(g.s.Identity.ServiceName, res)
+	if svc != nil {
+		svcName = svc.ref.Name
+	}
+	px := g.proxyEntity(now, svcName, lookup(al.Route, fields))
+	if px == nil {
+		return true
+	}
+	ms := 0.0
+	if v := lookup(al.DurationMs, fields); v != "" {
+		ms, _ = strconv.ParseFloat(v, 64)
+	} else if v := lookup(al.DurationS, fields); v != "" {
+		s, _ := strconv.ParseFloat(v, 64)
+		ms = s * 1000
+	}
+	failed := code >= 500
+	px.win.Observe(now, ms, failed)
+	if code == 429 || code == 503 {
+		px.win.Add(now, window.Shed, 1)
+	}
+	return true
+}

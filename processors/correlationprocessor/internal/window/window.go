@@ -1,0 +1,277 @@
+// Package window keeps additive counts and latency sketches of one entity or
+// edge in time buckets, and answers sums, rates and quantiles over trailing
+// windows ending at an instant.
+//
+// Three rings, all indexed by bucket number modulo their length, so no
+// rotation work is ever needed:
+//   - detail: Width buckets (10 s) for the short windows (5 min by default),
+//     with every accumulator and a mergeable DDSketch of latencies;
+//   - fine: Width buckets for the long window (30 min by default), requests
+//     and errors only;
+//   - coarse: CoarseWidth buckets (5 min) for burn rates up to 6 h, requests
+//     and errors only.
+package window
+
+import (
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+)
+
+// Acc indexes the additive accumulators of a detail bucket.
+type Acc int
+
+// Accumulators.
+const (
+	Requests Acc = iota
+	Errors
+	Shed       // proxy responses 429/503
+	Slow       // database calls slower than the slow-query threshold
+	ShareSum   // sum of critical-path shares of sampled traces
+	ShareN     // number of sampled traces behind ShareSum
+	LogRecords // log records
+	LogErrors  // log records with severity ERROR or worse
+	Produced   // messages produced
+	Consumed   // messages consumed
+	NumAcc
+)
+
+// Config sizes the rings.
+type Config struct {
+	Width         time.Duration // detail and fine bucket width
+	DetailBuckets int           // detail ring length (short windows)
+	FineBuckets   int           // fine ring length (long window)
+	CoarseWidth   time.Duration
+	CoarseBuckets int
+	// SketchAccuracy is the sketches' relative accuracy, SketchBins their
+	// maximum number of bins (lowest bins collapse beyond it).
+	SketchAccuracy float64
+	SketchBins     int
+}
+
+type detail struct {
+	id     int64
+	acc    [NumAcc]float64
+	sketch *ddsketch.DDSketch
+}
+
+type pair struct {
+	id       int64
+	req, err float64
+}
+
+// Window is not safe for concurrent use; its owner holds the lock.
+type Window struct {
+	cfg       *Config
+	firstSeen int64 // unix nanos
+	lastSeen  int64
+	observed  bool
+	detail    []detail
+	fine      []pair
+	coarse    []pair
+}
+
+// New returns an empty window sized by cfg, which must outlive it.
+func New(cfg *Config, now time.Time) *Window {
+	return &Window{cfg: cfg, firstSeen: now.UnixNano(), lastSeen: now.UnixNano()}
+}
+
+// Observed reports whether a request was ever observed.
+func (w *Window) Observed() bool { return w.observed }
+
+// LastSeen is the time of the last Add or Observe.
+func (w *Window) LastSeen() time.Time { return time.Unix(0, w.lastSeen) }
+
+func (w *Window) detailAt(now int64) *detail {
+	if w.detail == nil {
+		w.detail = make([]detail, w.cfg.DetailBuckets)
+	}
+	id := now / int64(w.cfg.Width)
+	d := &w.detail[id%int64(len(w.detail))]
+	if d.id != id {
+		d.id = id
+		d.acc = [NumAcc]float64{}
+		if d.sketch != nil {
+			d.sketch.Clear()
+		}
+	}
+	return d
+}
+
+func (w *Window) pairs(now int64, a Acc, v float64) {
+	if a != Requests && a != Errors {
+		return
+	}
+	if w.fine == nil {
+		w.fine = make([]pair, w.cfg.FineBuckets)
+		w.coarse = make([]pair, w.cfg.CoarseBuckets)
+	}
+	for _, r := range [2]struct {
+		ring  []pair
+		width int64
+	}{{w.fine, int64(w.cfg.Width)}, {w.coarse, int64(w.cfg.CoarseWidth)}} {
+		id := now / r.width
+		p := &r.ring[id%int64(len(r.ring))]
+		if p.id != id {
+			*p = pair{id: id}
+		}
+		if a == Requests {
+			p.req += v
+		} else {
+			p.err += v
+		}
+	}
+}
+
+func (w *Window) touch(now int64) {
+	if now > w.lastSeen {
+		w.lastSeen = now
+	}
+}
+
+// Add adds v to accumulator a at now.
+func (w *Window) Add(now time.Time, a Acc, v float64) {
+	n := now.UnixNano()
+	w.touch(n)
+	w.detailAt(n).acc[a] += v
+	w.pairs(n, a, v)
+}
+
+// Observe records one request of latency ms at now, failed or not.
+func (w *Window) Observe(now time.Time, ms float64, failed bool) {
+	n := now.UnixNano()
+	w.touch(n)
+	w.observed = true
+	d := w.detailAt(n)
+	d.acc[Requests]++
+	w.pairs(n, Requests, 1)
+	if failed {
+		d.acc[Errors]++
+		w.pairs(n, Errors, 1)
+	}
+	if d.sketch == nil {
+		d.sketch = w.newSketch()
+	}
+	if ms < 0 {
+		ms = 0
+	}
+	_ = d.sketch.Add(ms) // only fails on values the mapping cannot index (NaN, Inf)
+}
+
+func (w *Window) newSketch() *ddsketch.DDSketch {
+	s, err := ddsketch.LogCollapsingLowestDenseDDSketch(w.cfg.SketchAccuracy, w.cfg.SketchBins)
+	if err != nil {
+		// Config.Validate bounds accuracy and bins; this cannot fail then.
+		s, _ = ddsketch.NewDefaultDDSketch(0.01)
+	}
+	return s
+}
+
+// span returns the effective duration in seconds of a window of length d
+// ending at at: d, or the time since the window was created if shorter,
+// never below one second.
+func (w *Window) span(at int64, d time.Duration) float64 {
+	eff := d
+	if age := time.Duration(at - w.firstSeen); age < eff {
+		eff = age
+	}
+	if eff < time.Second {
+		eff = time.Second
+	}
+	return eff.Seconds()
+}
+
+// Sum returns the sum of accumulator a over the window of length d ending
+// at at (the bucket holding at and the buckets before it that end after
+// at-d). d is rounded up to whole buckets.
+func (w *Window) Sum(at time.Time, d time.Duration, a Acc) float64 {
+	n := at.UnixNano()
+	width := int64(w.cfg.Width)
+	last := n / width
+	first := last - (int64(d)+width-1)/width + 1
+	var s float64
+	switch {
+	case w.detail != nil && last-first < int64(len(w.detail)):
+		for id := first; id <= last; id++ {
+			if b := &w.detail[id%int64(len(w.detail))]; b.id == id {
+				s += b.acc[a]
+			}
+		}
+	case a == Requests || a == Errors:
+		s = w.pairSum(at, d, a)
+	}
+	return s
+}
+
+func (w *Window) pairSum(at time.Time, d time.Duration, a Acc) float64 {
+	if w.fine == nil {
+		return 0
+	}
+	n := at.UnixNano()
+	ring, width := w.fine, int64(w.cfg.Width)
+	if int64(d) > width*int64(len(ring)) {
+		ring, width = w.coarse, int64(w.cfg.CoarseWidth)
+	}
+	last := n / width
+	first := last - (int64(d)+width-1)/width + 1
+	if last-first >= int64(len(ring)) {
+		first = last - int64(len(ring)) + 1
+	}
+	var s float64
+	for id := first; id <= last; id++ {
+		if p := &ring[id%int64(len(ring))]; p.id == id {
+			if a == Requests {
+				s += p.req
+			} else {
+				s += p.err
+			}
+		}
+	}
+	return s
+}
+
+// Rate returns Sum per second over the window.
+func (w *Window) Rate(at time.Time, d time.Duration, a Acc) float64 {
+	return w.Sum(at, d, a) / w.span(at.UnixNano(), d)
+}
+
+// Quantiles merges the sketches of the window into scratch (cleared first)
+// and returns the values at qs. ok is false when the window holds no
+// latency.
+func (w *Window) Quantiles(scratch *ddsketch.DDSketch, at time.Time, d time.Duration, qs []float64, out []float64) (ok bool) {
+	if w.detail == nil {
+		return false
+	}
+	scratch.Clear()
+	width := int64(w.cfg.Width)
+	last := at.UnixNano() / width
+	first := last - (int64(d)+width-1)/width + 1
+	if last-first >= int64(len(w.detail)) {
+		first = last - int64(len(w.detail)) + 1
+	}
+	for id := first; id <= last; id++ {
+		if b := &w.detail[id%int64(len(w.detail))]; b.id == id && b.sketch != nil && !b.sketch.IsEmpty() {
+			if err := scratch.MergeWith(b.sketch); err != nil {
+				return false
+			}
+		}
+	}
+	if scratch.IsEmpty() {
+		return false
+	}
+	for i, q := range qs {
+		v, err := scratch.GetValueAtQuantile(q)
+		if err != nil {
+			return false
+		}
+		out[i] = v
+	}
+	return true
+}
+
+// NewScratch returns a sketch compatible with the windows of cfg for
+// Quantiles.
+func (cfg *Config) NewScratch() *ddsketch.DDSketch {
+	w := Window{cfg: cfg}
+	return w.newSketch()
+}

@@ -1,0 +1,91 @@
+package correlationprocessor
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/processors/correlationprocessor/internal/graph"
+)
+
+const scopeName = "github.com/junction-sre/junction/processors/correlationprocessor"
+
+// instrumentNames maps what the graph drops or evicts to the plural used in
+// the instrument names: otelcol_processor_correlation_<plural>_dropped and
+// otelcol_processor_correlation_<plural>_evicted (docs/entities.md).
+var instrumentNames = map[string]string{
+	graph.WhatEntity:      "entities",
+	graph.WhatEdge:        "edges",
+	graph.WhatPendingSpan: "pending_spans",
+	graph.WhatSeries:      "series",
+	graph.WhatMetric:      "metrics",
+	graph.WhatPod:         "pods",
+	graph.WhatTemplate:    "templates",
+	graph.WhatTrace:       "sampled_traces",
+	graph.WhatTraceSpan:   "sampled_spans",
+}
+
+// AttrEntityType is the attribute of drop and eviction counters that names
+// the entity type concerned.
+const attrEntityType = "entity_type"
+
+type telemetry struct {
+	dropped map[string]metric.Int64Counter
+	evicted map[string]metric.Int64Counter
+	byType  map[entity.Type]metric.AddOption
+}
+
+func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
+	meter := set.MeterProvider.Meter(scopeName)
+	t := &telemetry{
+		dropped: map[string]metric.Int64Counter{},
+		evicted: map[string]metric.Int64Counter{},
+		byType:  map[entity.Type]metric.AddOption{},
+	}
+	for what, plural := range instrumentNames {
+		d, err := meter.Int64Counter("otelcol_processor_correlation_"+plural+"_dropped",
+			metric.WithDescription(fmt.Sprintf("Number of %s dropped because their table was full", plural)),
+			metric.WithUnit("{"+plural+"}"))
+		if err != nil {
+			return nil, fmt.Errorf("creating the %s dropped counter: %w", plural, err)
+		}
+		e, err := meter.Int64Counter("otelcol_processor_correlation_"+plural+"_evicted",
+			metric.WithDescription(fmt.Sprintf("Number of %s evicted because they aged out or made room", plural)),
+			metric.WithUnit("{"+plural+"}"))
+		if err != nil {
+			return nil, fmt.Errorf("creating the %s evicted counter: %w", plural, err)
+		}
+		t.dropped[what], t.evicted[what] = d, e
+	}
+	for _, typ := range entity.Types {
+		t.byType[typ] = metric.WithAttributeSet(attribute.NewSet(attribute.String(attrEntityType, string(typ))))
+	}
+	return t, nil
+}
+
+func (t *telemetry) opts(typ entity.Type) []metric.AddOption {
+	if o, ok := t.byType[typ]; ok {
+		return []metric.AddOption{o}
+	}
+	return nil
+}
+
+// Dropped implements graph.Counters.
+func (t *telemetry) Dropped(what string, typ entity.Type, n int64) {
+	if c, ok := t.dropped[what]; ok {
+		c.Add(bgCtx, n, t.opts(typ)...)
+	}
+}
+
+// Evicted implements graph.Counters.
+func (t *telemetry) Evicted(what string, typ entity.Type, n int64) {
+	if c, ok := t.evicted[what]; ok {
+		c.Add(bgCtx, n, t.opts(typ)...)
+	}
+}
+
+var bgCtx = context.Background()
