@@ -96,7 +96,7 @@ func (t *Tracker) view(r *relayerState, now int64) RelayerView {
 		Relayer: r.relayer, SourceChain: r.src, DestinationChain: r.dst,
 		Features: map[string]float64{}, Features5m: map[string]float64{},
 	}
-	h := scopesOf(r)
+	h := r.scopes
 	for _, w := range []struct {
 		f      map[string]float64
 		window time.Duration

@@ -66,8 +66,8 @@ type message struct {
 	// In-memory only.
 	begin     int64 // start(), cached: the heaps' key
 	ent       *relayerState
-	globalIdx int // index in Tracker.pending; -1 when not pending
-	entIdx    int // index in ent.pending; -1 when not pending
+	globalIdx int  // index in Tracker.pending; -1 when not pending
+	entIdx    int  // index in ent.pending; -1 when not pending
 	dirty     bool // in Tracker.dirty, to be written
 }
 

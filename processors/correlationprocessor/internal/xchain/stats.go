@@ -86,6 +86,8 @@ type relayerState struct {
 	id, relayer, src, dst string
 	created               int64
 	lastActive            int64
+	// scopes are where its relayer metrics are looked up (computed once).
+	scopes healthScopes
 
 	pending msgHeap
 	buckets [numBuckets]bucket
@@ -99,6 +101,7 @@ type relayerState struct {
 
 func newRelayerState(id, relayer, src, dst string, now int64) *relayerState {
 	r := &relayerState{id: id, relayer: relayer, src: src, dst: dst, created: now, lastActive: now}
+	r.scopes = scopesOf(r)
 	r.cur = now / int64(bucketWidth)
 	for i := range r.buckets {
 		r.buckets[i].n = -1

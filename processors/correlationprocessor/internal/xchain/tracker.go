@@ -54,7 +54,7 @@ type Counts struct {
 	// Relayers and MetricScopes are the table sizes now.
 	Relayers, MetricScopes int
 	// Totals.
-	ClosedTotal, Evicted, Expired, Duplicates, EventsDropped uint64
+	ClosedTotal, Evicted, Expired, Duplicates, EventsDropped   uint64
 	StorageErrors, CorruptRecords, FeesUnpriced, ScopesDropped uint64
 	// Restored is the number of pending messages loaded by Start.
 	Restored int
@@ -80,7 +80,7 @@ func New(cfg Config, set Settings) (*Tracker, error) {
 		alpha:    1 - math.Exp(-math.Ln2*bucketWidth.Seconds()/cfg.BaselineHalfLife.Seconds()),
 		msgs:     make(map[string]*message),
 		pending:  msgHeap{global: true},
-				relayers: make(map[string]*relayerState),
+		relayers: make(map[string]*relayerState),
 		scopes:   make(map[string]*scopeState),
 	}
 	if t.now == nil {
@@ -433,8 +433,11 @@ func (t *Tracker) stuck(m *message, now int64) StuckMessage {
 		Since: time.Unix(0, m.begin).UTC(), AgeSeconds: float64(now-m.begin) / 1e9,
 		LastStage: m.lastStage(), Stages: m.stageRecords(), ReportedAt: time.Unix(0, now).UTC(),
 	}
+	if len(t.scopes) == 0 {
+		return s
+	}
 	f := map[string]float64{}
-	for k, v := range t.healthFeatures(scopesOf(m.ent), now, shortWindow, f) {
+	for k, v := range t.healthFeatures(m.ent.scopes, now, shortWindow, f) {
 		f[k] = v
 	}
 	if len(f) > 0 {
