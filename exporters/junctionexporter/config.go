@@ -1,0 +1,111 @@
+package junctionexporter
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"go.opentelemetry.io/collector/config/confighttp"
+)
+
+// Config is the junction exporter's configuration.
+type Config struct {
+	// Storage is where series and alert history are kept.
+	Storage StorageConfig `mapstructure:"storage"`
+	// API is the query API's HTTP server: address, TLS, auth.
+	API APIConfig `mapstructure:"api"`
+	// Alertmanager sends firing and resolved alerts to Alertmanager.
+	Alertmanager AlertmanagerConfig `mapstructure:"alertmanager"`
+	// MaxEntities, MaxEdges and MaxRules bound the latest state kept in
+	// memory for /entities, /graph and /rules; what does not fit is
+	// dropped and counted.
+	MaxEntities int `mapstructure:"max_entities"`
+	MaxEdges    int `mapstructure:"max_edges"`
+	MaxRules    int `mapstructure:"max_rules"`
+	// EntityTTL forgets entities and edges not updated for this long; it
+	// is also how far back the latest state is rebuilt at start.
+	EntityTTL time.Duration `mapstructure:"entity_ttl"`
+}
+
+// StorageConfig configures the embedded storage.
+type StorageConfig struct {
+	Directory string        `mapstructure:"directory"`
+	Retention time.Duration `mapstructure:"retention"`
+	// FlushInterval is how often everything received is made durable: a
+	// kill -9 loses at most this much.
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+	// MinFreeBytes: below this much free space Start fails and the store
+	// turns read-only.
+	MinFreeBytes uint64 `mapstructure:"min_free_bytes"`
+	// MaxAlertInstances bounds the alert instances kept (the oldest
+	// resolved go first); MaxAlertHistory the state changes kept per
+	// instance; AlertLogMaxBytes the alert log's size before compaction.
+	MaxAlertInstances int   `mapstructure:"max_alert_instances"`
+	MaxAlertHistory   int   `mapstructure:"max_alert_history"`
+	AlertLogMaxBytes  int64 `mapstructure:"alert_log_max_bytes"`
+}
+
+// APIConfig is the collector's HTTP server config plus API limits.
+type APIConfig struct {
+	confighttp.ServerConfig `mapstructure:",squash"`
+	// MaxStreams bounds the open /api/v1/stream connections.
+	MaxStreams int `mapstructure:"max_streams"`
+}
+
+// AlertmanagerConfig configures notification. An empty endpoint turns it
+// off.
+type AlertmanagerConfig struct {
+	Endpoint       string        `mapstructure:"endpoint"`
+	ResendInterval time.Duration `mapstructure:"resend_interval"`
+	Timeout        time.Duration `mapstructure:"timeout"`
+	QueueSize      int           `mapstructure:"queue_size"`
+	InitialBackoff time.Duration `mapstructure:"initial_backoff"`
+	MaxBackoff     time.Duration `mapstructure:"max_backoff"`
+}
+
+// Validate checks the configuration; messages name the YAML key.
+func (c *Config) Validate() error {
+	var errs []error
+	positive := func(key string, ok bool) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s must be positive", key))
+		}
+	}
+	if c.Storage.Directory == "" {
+		errs = append(errs, errors.New("storage.directory must not be empty"))
+	}
+	if c.Storage.Retention < 24*time.Hour {
+		errs = append(errs, fmt.Errorf("storage.retention must be at least 24h (VictoriaMetrics' minimum), got %s", c.Storage.Retention))
+	}
+	if c.Storage.FlushInterval < time.Second {
+		errs = append(errs, fmt.Errorf("storage.flush_interval must be at least 1s, got %s", c.Storage.FlushInterval))
+	}
+	positive("storage.max_alert_instances", c.Storage.MaxAlertInstances > 0)
+	positive("storage.max_alert_history", c.Storage.MaxAlertHistory > 0)
+	if c.Storage.AlertLogMaxBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("storage.alert_log_max_bytes must be at least 1048576, got %d", c.Storage.AlertLogMaxBytes))
+	}
+	if c.API.NetAddr.Endpoint == "" {
+		errs = append(errs, errors.New("api.endpoint must not be empty (default 127.0.0.1:8480)"))
+	}
+	positive("api.max_streams", c.API.MaxStreams > 0)
+	positive("max_entities", c.MaxEntities > 0)
+	positive("max_edges", c.MaxEdges > 0)
+	positive("max_rules", c.MaxRules > 0)
+	positive("entity_ttl", c.EntityTTL > 0)
+	if am := c.Alertmanager; am.Endpoint != "" {
+		u, err := url.Parse(am.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("alertmanager.endpoint %q must be an http:// or https:// URL such as http://127.0.0.1:9093", am.Endpoint))
+		}
+		positive("alertmanager.resend_interval", am.ResendInterval > 0)
+		positive("alertmanager.timeout", am.Timeout > 0)
+		positive("alertmanager.queue_size", am.QueueSize > 0)
+		positive("alertmanager.initial_backoff", am.InitialBackoff > 0)
+		if am.MaxBackoff < am.InitialBackoff {
+			errs = append(errs, fmt.Errorf("alertmanager.max_backoff (%s) must not be below alertmanager.initial_backoff (%s)", am.MaxBackoff, am.InitialBackoff))
+		}
+	}
+	return errors.Join(errs...)
+}

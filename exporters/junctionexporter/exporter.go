@@ -1,0 +1,265 @@
+package junctionexporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/junction-sre/junction/alert"
+	"github.com/junction-sre/junction/exporters/junctionexporter/internal/alertmanager"
+	"github.com/junction-sre/junction/exporters/junctionexporter/internal/api"
+	"github.com/junction-sre/junction/exporters/junctionexporter/internal/store"
+)
+
+// The metrics and logs exporters of one component ID share one instance:
+// one store, one API server, one notifier.
+var (
+	registryMu sync.Mutex
+	registry   = map[component.ID]*junctionExporter{}
+)
+
+func shared(set exporter.Settings, cfg *Config) (*junctionExporter, error) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	e := registry[set.ID]
+	if e == nil {
+		e = &junctionExporter{cfg: cfg, set: set, now: time.Now}
+		registry[set.ID] = e
+	}
+	e.users++
+	return e, nil
+}
+
+type junctionExporter struct {
+	cfg *Config
+	set exporter.Settings
+	now func() time.Time
+
+	users     int // guarded by registryMu
+	startOnce sync.Once
+	startErr  error
+
+	st       *store.Store
+	hub      *api.Hub
+	srv      *http.Server
+	addr     net.Addr
+	notifier *alertmanager.Notifier
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	reg      metric.Registration
+
+	logsSkipped  atomic.Int64
+	storeErrors  atomic.Int64
+	shutdownDone bool // guarded by registryMu
+}
+
+func (e *junctionExporter) start(ctx context.Context, host component.Host) error {
+	e.startOnce.Do(func() { e.startErr = e.doStart(ctx, host) })
+	return e.startErr
+}
+
+func (e *junctionExporter) doStart(ctx context.Context, host component.Host) error {
+	cfg := e.cfg
+	st, err := store.Open(store.Options{
+		Dir: cfg.Storage.Directory, Retention: cfg.Storage.Retention, FlushInterval: cfg.Storage.FlushInterval,
+		MinFreeBytes: cfg.Storage.MinFreeBytes, MaxEntities: cfg.MaxEntities, MaxEdges: cfg.MaxEdges,
+		MaxRules: cfg.MaxRules, EntityTTL: cfg.EntityTTL, MaxAlertInstances: cfg.Storage.MaxAlertInstances,
+		MaxAlertHistory: cfg.Storage.MaxAlertHistory, AlertLogMaxBytes: cfg.Storage.AlertLogMaxBytes, Now: e.now,
+	})
+	if err != nil {
+		return fmt.Errorf("junction exporter: %w", err)
+	}
+	e.st = st
+	e.hub = api.NewHub(cfg.API.MaxStreams)
+	handler := api.NewHandler(st, e.hub, api.Options{BuildVersion: e.set.BuildInfo.Version, Now: e.now})
+	srv, err := cfg.API.ToServer(ctx, host.GetExtensions(), e.set.TelemetrySettings, handler)
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("junction exporter: api: %w", err)
+	}
+	ln, err := cfg.API.ToListener(ctx)
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("junction exporter: api.endpoint %q: %w", cfg.API.NetAddr.Endpoint, err)
+	}
+	e.srv, e.addr = srv, ln.Addr()
+	runCtx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+
+	e.wg.Add(2)
+	go func() {
+		defer e.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			e.set.Logger.Error("junction API server stopped", zap.Error(err))
+		}
+	}()
+	go func() {
+		defer e.wg.Done()
+		e.flushLoop(runCtx)
+	}()
+
+	if cfg.Alertmanager.Endpoint != "" {
+		am := cfg.Alertmanager
+		e.notifier = alertmanager.New(alertmanager.Options{
+			Endpoint: am.Endpoint, ResendInterval: am.ResendInterval, Timeout: am.Timeout, QueueSize: am.QueueSize,
+			InitialBackoff: am.InitialBackoff, MaxBackoff: am.MaxBackoff, Now: e.now,
+			GeneratorURL: "http://" + e.addr.String() + "/api/v1/alerts",
+		})
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.notifier.Run(runCtx)
+		}()
+	}
+	if err := e.registerTelemetry(); err != nil {
+		e.set.Logger.Warn("junction exporter telemetry not registered", zap.Error(err))
+	}
+	e.set.Logger.Info("junction API listening", zap.String("address", e.addr.String()), zap.String("storage.directory", cfg.Storage.Directory))
+	return nil
+}
+
+// flushLoop makes received data durable every storage.flush_interval.
+func (e *junctionExporter) flushLoop(ctx context.Context) {
+	t := time.NewTicker(e.cfg.Storage.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.st.Flush(); err != nil {
+				e.set.Logger.Error("junction storage flush failed", zap.Error(err))
+			}
+		}
+	}
+}
+
+func (e *junctionExporter) shutdown(ctx context.Context) error {
+	registryMu.Lock()
+	e.users--
+	last := e.users <= 0 && !e.shutdownDone
+	if last {
+		e.shutdownDone = true
+		if registry[e.set.ID] == e {
+			delete(registry, e.set.ID)
+		}
+	}
+	registryMu.Unlock()
+	if !last || e.st == nil {
+		return nil
+	}
+	if e.reg != nil {
+		_ = e.reg.Unregister()
+	}
+	// Close ends open streams too; their handlers watch the request context.
+	err := e.srv.Close()
+	e.cancel()
+	e.wg.Wait()
+	if ferr := e.st.Flush(); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	return errors.Join(err, e.st.Close())
+}
+
+func (e *junctionExporter) consumeMetrics(_ context.Context, md pmetric.Metrics) error {
+	e.st.AddMetrics(md)
+	return nil
+}
+
+func (e *junctionExporter) consumeLogs(_ context.Context, ld plog.Logs) error {
+	var alerts []alert.Alert
+	for _, rl := range ld.ResourceLogs().All() {
+		for _, sl := range rl.ScopeLogs().All() {
+			for _, lr := range sl.LogRecords().All() {
+				if !alert.IsAlert(lr) {
+					e.logsSkipped.Add(1)
+					continue
+				}
+				a, err := alert.FromLogRecord(lr)
+				if err != nil {
+					e.logsSkipped.Add(1)
+					e.set.Logger.Debug("alert record not decoded", zap.Error(err))
+					continue
+				}
+				alerts = append(alerts, a)
+			}
+		}
+	}
+	if len(alerts) == 0 {
+		return nil
+	}
+	changed, err := e.st.AddAlerts(alerts)
+	e.hub.Publish(changed)
+	if e.notifier != nil {
+		e.notifier.Notify(changed)
+	}
+	if err != nil {
+		e.storeErrors.Add(1)
+		return fmt.Errorf("junction exporter: store alerts: %w", err)
+	}
+	return nil
+}
+
+func (e *junctionExporter) registerTelemetry() error {
+	m := e.set.MeterProvider.Meter("github.com/junction-sre/junction/exporters/junctionexporter")
+	var errs []error
+	counter := func(name, desc, unit string) metric.Int64ObservableCounter {
+		c, err := m.Int64ObservableCounter(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		errs = append(errs, err)
+		return c
+	}
+	written := counter("otelcol_exporter_junction_samples_written", "Samples written to the embedded series storage.", "{sample}")
+	dropped := counter("otelcol_exporter_junction_samples_dropped", "Data points not stored (histograms, summaries).", "{sample}")
+	stateDropped := counter("otelcol_exporter_junction_state_dropped", "Entities, edges and rule statuses not kept in memory, by kind.", "{item}")
+	stored := counter("otelcol_exporter_junction_alert_records_stored", "Alert records (state changes) appended to the alert log.", "{record}")
+	skipped := counter("otelcol_exporter_junction_log_records_skipped", "Log records that are not Junction alerts or could not be decoded.", "{record}")
+	evicted := counter("otelcol_exporter_junction_alert_instances_evicted", "Alert instances dropped because storage.max_alert_instances was reached.", "{instance}")
+	streamDropped := counter("otelcol_exporter_junction_stream_dropped", "Alert changes not delivered to a slow stream client.", "{alert}")
+	amSent := counter("otelcol_exporter_junction_alertmanager_sent", "Alerts accepted by Alertmanager.", "{alert}")
+	amFailures := counter("otelcol_exporter_junction_alertmanager_failures", "Failed POSTs to Alertmanager.", "{request}")
+	amDropped := counter("otelcol_exporter_junction_alertmanager_dropped", "Alerts dropped because alertmanager.queue_size was reached.", "{alert}")
+	amQueue, err := m.Int64ObservableGauge("otelcol_exporter_junction_alertmanager_queue_size",
+		metric.WithDescription("Alerts waiting to be sent to Alertmanager."), metric.WithUnit("{alert}"))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		st := e.st.Stats()
+		o.ObserveInt64(written, st.SamplesWritten)
+		o.ObserveInt64(dropped, st.SamplesSkipped)
+		o.ObserveInt64(stateDropped, st.EntityDrops, metric.WithAttributes(attribute.String("kind", "entity")))
+		o.ObserveInt64(stateDropped, st.EdgeDrops, metric.WithAttributes(attribute.String("kind", "edge")))
+		o.ObserveInt64(stateDropped, st.RuleDrops, metric.WithAttributes(attribute.String("kind", "rule")))
+		o.ObserveInt64(stored, st.Alerts.Stored)
+		o.ObserveInt64(skipped, e.logsSkipped.Load())
+		o.ObserveInt64(evicted, st.Alerts.Evicted)
+		o.ObserveInt64(streamDropped, e.hub.Dropped())
+		if e.notifier != nil {
+			ns := e.notifier.Stats()
+			o.ObserveInt64(amSent, ns.Sent)
+			o.ObserveInt64(amFailures, ns.Failures)
+			o.ObserveInt64(amDropped, ns.Dropped)
+			o.ObserveInt64(amQueue, int64(ns.Queue))
+		}
+		return nil
+	}, written, dropped, stateDropped, stored, skipped, evicted, streamDropped, amSent, amFailures, amDropped, amQueue)
+	if err != nil {
+		return err
+	}
+	e.reg = reg
+	return nil
+}

@@ -1,0 +1,496 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/junction-sre/junction/alert"
+	"github.com/junction-sre/junction/entity"
+)
+
+// Options configure a Store. Every field is required; the exporter's
+// config supplies validated values.
+type Options struct {
+	Dir           string
+	Retention     time.Duration
+	FlushInterval time.Duration
+	MinFreeBytes  uint64
+	// MaxEntities, MaxEdges and MaxRules bound the in-memory latest state.
+	MaxEntities int
+	MaxEdges    int
+	MaxRules    int
+	// EntityTTL drops entities and edges not updated for this long, and is
+	// how far back the latest state is rebuilt from storage at open.
+	EntityTTL time.Duration
+	// MaxAlertInstances bounds the alert instances kept; MaxAlertHistory
+	// the state transitions kept per instance; AlertLogMaxBytes the alert
+	// log's size before it is compacted.
+	MaxAlertInstances int
+	MaxAlertHistory   int
+	AlertLogMaxBytes  int64
+	// Now is the clock; time.Now in production.
+	Now func() time.Time
+}
+
+// Stats are the store's counters, read by the exporter's own telemetry.
+type Stats struct {
+	SamplesWritten  int64 // samples written to series storage
+	SamplesSkipped  int64 // data points of unsupported types (histograms, summaries)
+	EntityDrops     int64 // entities not kept: max_entities reached
+	EdgeDrops       int64 // edges not kept: max_edges reached
+	RuleDrops       int64 // rule statuses not kept: max_rules reached
+	EntityEvictions int64 // entities and edges dropped after entity_ttl
+	Alerts          AlertLogStats
+	AlertInstances  int
+	Entities        int
+	Edges           int
+}
+
+type sample struct {
+	v float64
+	t int64 // Unix ms
+}
+
+type entityState struct {
+	ref        entity.Ref
+	virtual    bool
+	attributes map[string]string
+	features   map[string]sample
+	updated    int64
+}
+
+type edgeState struct {
+	source, target string
+	typ            entity.EdgeType
+	features       map[string]sample
+	updated        int64
+}
+
+// Store holds series, alerts and the latest state. It is safe for
+// concurrent use.
+type Store struct {
+	opts   Options
+	series *Series
+
+	// stateMu guards entities, edges and rules.
+	stateMu  sync.RWMutex
+	entities map[string]*entityState
+	edges    map[string]*edgeState
+	rules    map[string]alert.RuleStatus
+
+	// alertMu guards alerts.
+	alertMu sync.Mutex
+	alerts  *alertLog
+
+	dirtySeries atomic.Bool
+	closed      atomic.Bool
+
+	samplesWritten, samplesSkipped                  atomic.Int64
+	entityDrops, edgeDrops, ruleDrops, ttlEvictions atomic.Int64
+
+	builderPool sync.Pool
+}
+
+// maxAttributes bounds the attributes kept per entity.
+const maxAttributes = 64
+
+// Open checks the data directory, opens series storage and the alert log
+// and rebuilds the latest state from storage. Errors wrap ErrStorage when
+// the directory is the problem.
+func Open(opts Options) (*Store, error) {
+	if err := CheckDirectory(opts.Dir, opts.MinFreeBytes); err != nil {
+		return nil, err
+	}
+	now := opts.Now()
+	al, err := openAlertLog(opts.Dir, opts.AlertLogMaxBytes, opts.MaxAlertInstances, opts.MaxAlertHistory, opts.Retention, now)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		opts:     opts,
+		series:   OpenSeries(opts.Dir, opts.Retention, opts.FlushInterval, opts.MinFreeBytes),
+		entities: make(map[string]*entityState),
+		edges:    make(map[string]*edgeState),
+		rules:    make(map[string]alert.RuleStatus),
+		alerts:   al,
+	}
+	if err := s.rebuild(now); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close flushes everything and closes the storage. It is idempotent.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.alertMu.Lock()
+	err := s.alerts.Close()
+	s.alertMu.Unlock()
+	s.series.Close()
+	return err
+}
+
+// Flush makes everything received so far durable: series are written to
+// disk and the alert log is fsync'd. The exporter calls it every flush
+// interval; a kill -9 loses at most what arrived since the last Flush.
+func (s *Store) Flush() error {
+	var errs []error
+	if s.dirtySeries.Swap(false) {
+		if err := s.series.Sync(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.alertMu.Lock()
+	errs = append(errs, s.alerts.Flush())
+	s.alertMu.Unlock()
+	s.expire()
+	return errors.Join(errs...)
+}
+
+// Stats returns the counters.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		SamplesWritten: s.samplesWritten.Load(), SamplesSkipped: s.samplesSkipped.Load(),
+		EntityDrops: s.entityDrops.Load(), EdgeDrops: s.edgeDrops.Load(), RuleDrops: s.ruleDrops.Load(),
+		EntityEvictions: s.ttlEvictions.Load(),
+	}
+	s.alertMu.Lock()
+	st.Alerts = s.alerts.stats
+	st.AlertInstances = len(s.alerts.instances)
+	s.alertMu.Unlock()
+	s.stateMu.RLock()
+	st.Entities, st.Edges = len(s.entities), len(s.edges)
+	s.stateMu.RUnlock()
+	return st
+}
+
+// Health describes whether the store can write.
+type Health struct {
+	OK        bool   `json:"ok"`
+	Path      string `json:"path"`
+	FreeBytes uint64 `json:"free_bytes"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Health reports the storage state.
+func (s *Store) Health() Health {
+	h := Health{OK: true, Path: s.opts.Dir}
+	free, err := FreeBytes(s.opts.Dir)
+	h.FreeBytes = free
+	s.alertMu.Lock()
+	lastErr := s.alerts.lastErr
+	s.alertMu.Unlock()
+	switch {
+	case err != nil:
+		h.OK, h.Reason = false, err.Error()
+	case s.series.ReadOnly():
+		h.OK, h.Reason = false, fmt.Sprintf("series storage is read-only: less than storage.min_free_bytes (%d) free", s.opts.MinFreeBytes)
+	case lastErr != nil:
+		h.OK, h.Reason = false, "alert log cannot be written: "+lastErr.Error()
+	}
+	return h
+}
+
+// AddMetrics writes every gauge and sum data point as a series sample and
+// updates the latest entity, edge and rule state. It returns the number of
+// samples written.
+func (s *Store) AddMetrics(md pmetric.Metrics) int {
+	b, _ := s.builderPool.Get().(*RowBuilder)
+	if b == nil {
+		b = &RowBuilder{}
+	}
+	defer func() { b.Reset(); s.builderPool.Put(b) }()
+	nowMs := s.opts.Now().UnixMilli()
+	skipped := 0
+
+	s.stateMu.Lock()
+	for _, rm := range md.ResourceMetrics().All() {
+		res := rm.Resource().Attributes()
+		ref, virtual := entityRef(res)
+		var es *entityState
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
+				var dps pmetric.NumberDataPointSlice
+				switch m.Type() {
+				case pmetric.MetricTypeGauge:
+					dps = m.Gauge().DataPoints()
+				case pmetric.MetricTypeSum:
+					dps = m.Sum().DataPoints()
+				default:
+					skipped += dataPointCount(m)
+					continue
+				}
+				name := m.Name()
+				for _, dp := range dps.All() {
+					ts := dp.Timestamp().AsTime().UnixMilli()
+					if dp.Timestamp() == 0 {
+						ts = nowMs
+					}
+					v := dp.DoubleValue()
+					if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+						v = float64(dp.IntValue())
+					}
+					b.StartSeries(name)
+					if ref.ID != "" {
+						b.Label(entity.AttrEntityID, ref.ID)
+						b.Label(entity.AttrEntityType, string(ref.Type))
+						b.Label(entity.AttrEntityName, ref.Name)
+						if virtual {
+							b.Label(entity.AttrVirtual, "true")
+						}
+					}
+					for k, av := range dp.Attributes().All() {
+						b.Label(k, av.AsString())
+					}
+					b.Append(ts, v)
+
+					switch {
+					case name == alert.RuleStatusMetric:
+						s.putRuleLocked(alert.RuleStatusFromDataPoint(dp), ts)
+					case strings.HasPrefix(name, entity.EdgeMetricPrefix):
+						s.putEdgeFeatureLocked(dp.Attributes(), name[len(entity.EdgeMetricPrefix):], v, ts)
+					case strings.HasPrefix(name, entity.MetricPrefix) && ref.ID != "":
+						if es == nil {
+							es = s.entityLocked(ref, virtual, res, ts)
+						}
+						if es != nil {
+							putFeature(es.features, name[len(entity.MetricPrefix):], v, ts)
+							es.updated = max(es.updated, ts)
+						}
+					}
+				}
+			}
+		}
+	}
+	s.stateMu.Unlock()
+
+	rows := b.Finish()
+	s.series.Add(rows)
+	if len(rows) > 0 {
+		s.dirtySeries.Store(true)
+	}
+	s.samplesWritten.Add(int64(len(rows)))
+	s.samplesSkipped.Add(int64(skipped))
+	return len(rows)
+}
+
+func dataPointCount(m pmetric.Metric) int {
+	switch m.Type() {
+	case pmetric.MetricTypeHistogram:
+		return m.Histogram().DataPoints().Len()
+	case pmetric.MetricTypeExponentialHistogram:
+		return m.ExponentialHistogram().DataPoints().Len()
+	case pmetric.MetricTypeSummary:
+		return m.Summary().DataPoints().Len()
+	}
+	return 0
+}
+
+func entityRef(res pcommon.Map) (entity.Ref, bool) {
+	str := func(k string) string {
+		if v, ok := res.Get(k); ok {
+			return v.AsString()
+		}
+		return ""
+	}
+	ref := entity.Ref{Type: entity.Type(str(entity.AttrEntityType)), ID: str(entity.AttrEntityID), Name: str(entity.AttrEntityName)}
+	if ref.Type == "" {
+		ref.Type = typeFromID(ref.ID)
+	}
+	virtual := false
+	if v, ok := res.Get(entity.AttrVirtual); ok {
+		virtual = v.Type() == pcommon.ValueTypeBool && v.Bool() || v.AsString() == "true"
+	}
+	return ref, virtual
+}
+
+// typeFromID reads the entity type from an id ("database:..." -> database).
+func typeFromID(id string) entity.Type {
+	if i := strings.IndexByte(id, ':'); i > 0 {
+		return entity.Type(id[:i])
+	}
+	return ""
+}
+
+func putFeature(m map[string]sample, name string, v float64, ts int64) {
+	if old, ok := m[name]; ok && old.t > ts {
+		return
+	}
+	m[name] = sample{v: v, t: ts}
+}
+
+// entityLocked returns the entity's state, creating it when there is room.
+func (s *Store) entityLocked(ref entity.Ref, virtual bool, res pcommon.Map, ts int64) *entityState {
+	es := s.entities[ref.ID]
+	if es == nil {
+		if len(s.entities) >= s.opts.MaxEntities {
+			s.entityDrops.Add(1)
+			return nil
+		}
+		es = &entityState{ref: ref, features: make(map[string]sample)}
+		s.entities[ref.ID] = es
+	}
+	if ref.Name != "" {
+		es.ref.Name = ref.Name
+	}
+	if ref.Type != "" {
+		es.ref.Type = ref.Type
+	}
+	es.virtual = virtual
+	if res.Len() > 0 {
+		attrs := make(map[string]string, min(res.Len(), maxAttributes))
+		for k, v := range res.All() {
+			if len(attrs) == maxAttributes {
+				break
+			}
+			attrs[k] = v.AsString()
+		}
+		es.attributes = attrs
+	}
+	return es
+}
+
+func (s *Store) putEdgeFeatureLocked(at pcommon.Map, feature string, v float64, ts int64) {
+	str := func(k string) string {
+		if v, ok := at.Get(k); ok {
+			return v.AsString()
+		}
+		return ""
+	}
+	src, dst, typ := str(entity.AttrEdgeSource), str(entity.AttrEdgeTarget), entity.EdgeType(str(entity.AttrEdgeType))
+	if src == "" || dst == "" {
+		return
+	}
+	key := entity.Edge{Source: src, Target: dst, Type: typ}.Key()
+	e := s.edges[key]
+	if e == nil {
+		if len(s.edges) >= s.opts.MaxEdges {
+			s.edgeDrops.Add(1)
+			return
+		}
+		e = &edgeState{source: src, target: dst, typ: typ, features: make(map[string]sample)}
+		s.edges[key] = e
+	}
+	putFeature(e.features, feature, v, ts)
+	e.updated = max(e.updated, ts)
+}
+
+func (s *Store) putRuleLocked(r alert.RuleStatus, ts int64) {
+	key := r.Group + "/" + r.Rule
+	if _, ok := s.rules[key]; !ok && len(s.rules) >= s.opts.MaxRules {
+		s.ruleDrops.Add(1)
+		return
+	}
+	if r.LastEvaluation.IsZero() {
+		r.LastEvaluation = time.UnixMilli(ts).UTC()
+	}
+	s.rules[key] = r
+}
+
+// expire drops entities and edges not updated within EntityTTL.
+func (s *Store) expire() {
+	cutoff := s.opts.Now().Add(-s.opts.EntityTTL).UnixMilli()
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	for id, e := range s.entities {
+		if e.updated < cutoff {
+			delete(s.entities, id)
+			s.ttlEvictions.Add(1)
+		}
+	}
+	for k, e := range s.edges {
+		if e.updated < cutoff {
+			delete(s.edges, k)
+			s.ttlEvictions.Add(1)
+		}
+	}
+}
+
+// AddAlerts stores alert records. It returns the records that changed an
+// instance's state (new instances included), in order; the exporter streams
+// and notifies those.
+func (s *Store) AddAlerts(alerts []alert.Alert) ([]alert.Alert, error) {
+	s.alertMu.Lock()
+	defer s.alertMu.Unlock()
+	return s.alerts.Append(alerts, s.opts.Now())
+}
+
+// rebuild restores the latest entity, edge and rule state from the series
+// written within EntityTTL: the last sample of every series.
+func (s *Store) rebuild(now time.Time) error {
+	from, to := now.Add(-s.opts.EntityTTL).UnixMilli(), now.UnixMilli()
+	type last struct {
+		labels map[string]string
+		name   string
+		v      float64
+		t      int64
+	}
+	latest := make(map[string]*last)
+	err := s.series.Search([]Filter{{Value: `junction\..*`, Regexp: true}}, from, to, func(b SeriesBlock) {
+		key := string(b.Name.Marshal(nil))
+		l := latest[key]
+		n := len(b.Timestamps) - 1
+		if l == nil {
+			l = &last{labels: make(map[string]string, len(b.Name.Tags)), name: string(b.Name.MetricGroup)}
+			for _, t := range b.Name.Tags {
+				l.labels[string(t.Key)] = string(t.Value)
+			}
+			latest[key] = l
+		} else if l.t > b.Timestamps[n] {
+			return
+		}
+		l.v, l.t = b.Values[n], b.Timestamps[n]
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild latest state: %w", err)
+	}
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	for _, l := range latest {
+		switch {
+		case l.name == alert.RuleStatusMetric:
+			md := pmetric.NewNumberDataPoint()
+			for k, v := range l.labels {
+				md.Attributes().PutStr(k, v)
+			}
+			if v, ok := l.labels[alert.AttrRuleActive]; ok {
+				var n int64
+				fmt.Sscan(v, &n)
+				md.Attributes().PutInt(alert.AttrRuleActive, n)
+			}
+			md.SetDoubleValue(l.v)
+			s.putRuleLocked(alert.RuleStatusFromDataPoint(md), l.t)
+		case strings.HasPrefix(l.name, entity.EdgeMetricPrefix):
+			at := pcommon.NewMap()
+			for k, v := range l.labels {
+				at.PutStr(k, v)
+			}
+			s.putEdgeFeatureLocked(at, l.name[len(entity.EdgeMetricPrefix):], l.v, l.t)
+		default:
+			id := l.labels[entity.AttrEntityID]
+			if id == "" {
+				continue
+			}
+			ref := entity.Ref{ID: id, Type: entity.Type(l.labels[entity.AttrEntityType]), Name: l.labels[entity.AttrEntityName]}
+			if ref.Type == "" {
+				ref.Type = typeFromID(id)
+			}
+			es := s.entityLocked(ref, l.labels[entity.AttrVirtual] == "true", pcommon.NewMap(), l.t)
+			if es != nil {
+				putFeature(es.features, l.name[len(entity.MetricPrefix):], l.v, l.t)
+				es.updated = max(es.updated, l.t)
+			}
+		}
+	}
+	return nil
+}
