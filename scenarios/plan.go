@@ -1,0 +1,292 @@
+package scenarios
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Phase is the part of a scenario a virtual instant falls in.
+type Phase string
+
+// Phases of every scenario, in order.
+const (
+	PhaseHealthy Phase = "healthy"
+	PhaseFault   Phase = "fault"
+	PhaseRecover Phase = "recover"
+)
+
+// Defaults of a plan.
+const (
+	DefaultSeed    = 7
+	DefaultStep    = 10 * time.Second
+	DefaultHealthy = 5 * time.Minute
+	DefaultFault   = 5 * time.Minute
+	DefaultRecover = 5 * time.Minute
+	// DefaultEdgeRate is the healthy request rate at the edge proxy.
+	DefaultEdgeRate = 10.0
+)
+
+// DefaultStart is the virtual start of plans that set none: a fixed instant
+// so that runs are reproducible.
+var DefaultStart = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+
+// Plan is what a run generates: the scenarios in order, each a healthy phase,
+// a fault phase and a recovery phase, on a virtual clock that starts at
+// Start and advances by Step.
+type Plan struct {
+	// Seed makes the run reproducible: the same plan yields the same batches.
+	Seed uint64
+	// Start is the virtual time of the first batch.
+	Start time.Time
+	// Step is the virtual time between two batches (one scrape interval).
+	Step time.Duration
+	// Healthy, Fault and Recover are the lengths of each scenario's phases.
+	Healthy, Fault, Recover time.Duration
+	// EdgeRate is the healthy request rate at the edge proxy, per second.
+	EdgeRate float64
+	// Scenarios are run one after the other.
+	Scenarios []*Scenario
+}
+
+// NewPlan returns a plan with the default timing for the named scenarios;
+// "all" (or no name) selects every scenario in Names order.
+func NewPlan(names ...string) (*Plan, error) {
+	sc, err := Select(names...)
+	if err != nil {
+		return nil, err
+	}
+	return &Plan{
+		Seed:      DefaultSeed,
+		Start:     DefaultStart,
+		Step:      DefaultStep,
+		Healthy:   DefaultHealthy,
+		Fault:     DefaultFault,
+		Recover:   DefaultRecover,
+		EdgeRate:  DefaultEdgeRate,
+		Scenarios: sc,
+	}, nil
+}
+
+// Validate reports every problem of the plan.
+func (p *Plan) Validate() error {
+	var errs []error
+	if p.Step < time.Second {
+		errs = append(errs, fmt.Errorf("step %v: must be at least 1s", p.Step))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"healthy", p.Healthy}, {"fault", p.Fault}, {"recover", p.Recover}} {
+		switch {
+		case d.v <= 0:
+			errs = append(errs, fmt.Errorf("%s %v: must be positive", d.name, d.v))
+		case p.Step > 0 && d.v%p.Step != 0:
+			errs = append(errs, fmt.Errorf("%s %v: must be a multiple of the step %v", d.name, d.v, p.Step))
+		}
+	}
+	if p.EdgeRate <= 0 || p.EdgeRate > 1000 {
+		errs = append(errs, fmt.Errorf("edge rate %v: must be in (0, 1000] requests per second", p.EdgeRate))
+	}
+	if len(p.Scenarios) == 0 {
+		errs = append(errs, errors.New("no scenarios"))
+	}
+	if p.Start.IsZero() {
+		errs = append(errs, errors.New("start: no virtual start time"))
+	}
+	for _, gt := range p.Truth() {
+		if err := gt.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ScenarioLength is the length of one scenario: healthy + fault + recover.
+func (p *Plan) ScenarioLength() time.Duration { return p.Healthy + p.Fault + p.Recover }
+
+// Duration is the virtual length of the whole plan.
+func (p *Plan) Duration() time.Duration {
+	return time.Duration(len(p.Scenarios)) * p.ScenarioLength()
+}
+
+// End is the virtual end of the plan.
+func (p *Plan) End() time.Time { return p.Start.Add(p.Duration()) }
+
+// At returns the scenario running at virtual offset off from Start, its
+// phase and how long that phase has been running. ok is false outside the
+// plan.
+func (p *Plan) At(off time.Duration) (sc *Scenario, ph Phase, into time.Duration, ok bool) {
+	l := p.ScenarioLength()
+	if off < 0 || l <= 0 || off >= p.Duration() {
+		return nil, "", 0, false
+	}
+	i := int(off / l)
+	rel := off - time.Duration(i)*l
+	switch {
+	case rel < p.Healthy:
+		return p.Scenarios[i], PhaseHealthy, rel, true
+	case rel < p.Healthy+p.Fault:
+		return p.Scenarios[i], PhaseFault, rel - p.Healthy, true
+	default:
+		return p.Scenarios[i], PhaseRecover, rel - p.Healthy - p.Fault, true
+	}
+}
+
+// Truth returns the ground truth of every scenario of the plan, in order.
+func (p *Plan) Truth() []GroundTruth {
+	out := make([]GroundTruth, 0, len(p.Scenarios))
+	for i, sc := range p.Scenarios {
+		off := time.Duration(i) * p.ScenarioLength()
+		gt := GroundTruth{
+			Scenario:   sc.Name,
+			Summary:    sc.Summary,
+			Start:      p.Start.Add(off),
+			Offset:     off,
+			Healthy:    Window{0, p.Healthy},
+			Fault:      Window{p.Healthy, p.Healthy + p.Fault},
+			Length:     p.ScenarioLength(),
+			Tolerated:  sc.Tolerated,
+			Expect:     sc.expect(p.Healthy, p.Fault),
+			FaultStart: p.Start.Add(off + p.Healthy),
+			FaultEnd:   p.Start.Add(off + p.Healthy + p.Fault),
+		}
+		out = append(out, gt)
+	}
+	return out
+}
+
+// Window is a span of virtual time relative to a scenario's start.
+type Window struct {
+	Start time.Duration `json:"start"`
+	End   time.Duration `json:"end"`
+}
+
+// Contains reports whether rel lies in [Start, End).
+func (w Window) Contains(rel time.Duration) bool { return rel >= w.Start && rel < w.End }
+
+// Expectation is one alert a scenario must raise: one of Rules, blaming the
+// entity Blame, firing during Window.
+type Expectation struct {
+	// Rules are the alert names that detect the fault; any one of them
+	// counts.
+	Rules []string
+	// Blame is the entity the alert must point at (entity.ID format).
+	Blame string
+	// Window is when the fault behind this expectation is injected,
+	// relative to the scenario's start.
+	Window Window
+}
+
+// GroundTruth is what a scenario injects and what a detector must find.
+type GroundTruth struct {
+	Scenario string
+	Summary  string
+	// Start is the scenario's virtual start; Offset the same relative to
+	// the plan's start.
+	Start  time.Time
+	Offset time.Duration
+	// Healthy and Fault are the phases relative to Start; the rest up to
+	// Length is recovery.
+	Healthy Window
+	Fault   Window
+	Length  time.Duration
+	// FaultStart and FaultEnd are Fault in absolute virtual time.
+	FaultStart, FaultEnd time.Time
+	Expect               []Expectation
+	// Tolerated are rules that may legitimately fire during the fault and
+	// recovery (consequences of the fault); they count neither for nor
+	// against a detector.
+	Tolerated []string
+}
+
+// End is the scenario's absolute virtual end.
+func (gt *GroundTruth) End() time.Time { return gt.Start.Add(gt.Length) }
+
+// Validate checks that every expectation's window lies inside the fault
+// phase and that every expectation names rules and a blamed entity.
+func (gt *GroundTruth) Validate() error {
+	var errs []error
+	if len(gt.Expect) == 0 {
+		errs = append(errs, fmt.Errorf("scenario %s: no expected alerts", gt.Scenario))
+	}
+	if gt.Healthy.Start != 0 || gt.Healthy.End != gt.Fault.Start || gt.Fault.End > gt.Length || gt.Fault.Start >= gt.Fault.End {
+		errs = append(errs, fmt.Errorf("scenario %s: phases healthy %v fault %v length %v do not follow each other", gt.Scenario, gt.Healthy, gt.Fault, gt.Length))
+	}
+	for i, e := range gt.Expect {
+		if len(e.Rules) == 0 || e.Blame == "" {
+			errs = append(errs, fmt.Errorf("scenario %s: expectation %d: needs rules and a blamed entity", gt.Scenario, i))
+		}
+		if e.Window.Start < gt.Fault.Start || e.Window.End > gt.Fault.End || e.Window.Start >= e.Window.End {
+			errs = append(errs, fmt.Errorf("scenario %s: expectation %d (%s): window %v-%v outside the fault %v-%v",
+				gt.Scenario, i, strings.Join(e.Rules, "|"), e.Window.Start, e.Window.End, gt.Fault.Start, gt.Fault.End))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// truthDoc is the printed form of a GroundTruth: durations as Go duration
+// strings, times in RFC 3339.
+type truthDoc struct {
+	Scenario   string           `json:"scenario" yaml:"scenario"`
+	Summary    string           `json:"summary" yaml:"summary"`
+	Start      string           `json:"start" yaml:"start"`
+	Healthy    windowDoc        `json:"healthy" yaml:"healthy"`
+	Fault      windowDoc        `json:"fault" yaml:"fault"`
+	Length     string           `json:"length" yaml:"length"`
+	Expect     []expectationDoc `json:"expect" yaml:"expect"`
+	Tolerated  []string         `json:"tolerated,omitempty" yaml:"tolerated,omitempty"`
+	FaultStart string           `json:"fault_start" yaml:"fault_start"`
+	FaultEnd   string           `json:"fault_end" yaml:"fault_end"`
+}
+
+type windowDoc struct {
+	Start string `json:"start" yaml:"start"`
+	End   string `json:"end" yaml:"end"`
+}
+
+type expectationDoc struct {
+	Rules  []string  `json:"rules" yaml:"rules"`
+	Blame  string    `json:"blame" yaml:"blame"`
+	Window windowDoc `json:"window" yaml:"window"`
+}
+
+func docWindow(w Window) windowDoc { return windowDoc{w.Start.String(), w.End.String()} }
+
+func (gt *GroundTruth) doc() truthDoc {
+	d := truthDoc{
+		Scenario:   gt.Scenario,
+		Summary:    gt.Summary,
+		Start:      gt.Start.Format(time.RFC3339),
+		Healthy:    docWindow(gt.Healthy),
+		Fault:      docWindow(gt.Fault),
+		Length:     gt.Length.String(),
+		Tolerated:  gt.Tolerated,
+		FaultStart: gt.FaultStart.Format(time.RFC3339),
+		FaultEnd:   gt.FaultEnd.Format(time.RFC3339),
+	}
+	for _, e := range gt.Expect {
+		d.Expect = append(d.Expect, expectationDoc{Rules: e.Rules, Blame: e.Blame, Window: docWindow(e.Window)})
+	}
+	return d
+}
+
+// MarshalTruth prints ground truths as "json" or "yaml".
+func MarshalTruth(truths []GroundTruth, format string) ([]byte, error) {
+	docs := make([]truthDoc, len(truths))
+	for i := range truths {
+		docs[i] = truths[i].doc()
+	}
+	switch format {
+	case "json":
+		return json.MarshalIndent(docs, "", "  ")
+	case "yaml":
+		return yaml.Marshal(docs)
+	default:
+		return nil, fmt.Errorf("ground truth format %q: want json or yaml", format)
+	}
+}
