@@ -60,17 +60,17 @@ type generator struct {
 	pods [][]pod
 
 	// step state
-	t0, t1 time.Time
+	t0, t1   time.Time
 	eff      effects
 	loads    []load
 	edgeRate float64 // demand at the edge this step
 	// per proxy pod: overflowed requests and responses by codeIndex
 	overflow      []int
 	upstreamCodes [][len(codeNames)]int
-	b      *batch
-	spanRS map[int]ptrace.SpanSlice
-	logRS  map[int]plog.LogRecordSlice
-	logCap map[string]int
+	b             *batch
+	spanRS        map[int]ptrace.SpanSlice
+	logRS         map[int]plog.LogRecordSlice
+	logCap        map[string]int
 
 	// cumulative state
 	cum      map[string]float64

@@ -10,7 +10,7 @@ import (
 
 // Names of the simulated system. docs/scenarios.md describes it.
 const (
-	ShopNamespace   = "shop"   // service.namespace and k8s.namespace.name of the shop
+	ShopNamespace   = "shop" // service.namespace and k8s.namespace.name of the shop
 	IngressNS       = "ingress"
 	BridgeNamespace = "bridge" // service.namespace and k8s.namespace.name of the relayer
 

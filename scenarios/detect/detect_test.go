@@ -1,0 +1,241 @@
+package detect
+
+import (
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/junction-sre/junction/alert"
+	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/scenarios"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// plan: surge from 0 to 15m (fault 5m-10m), cost from 15m to 30m (fault
+// 20m-25m, idle 20m-22m30s, cut 22m30s-25m).
+func testTruth(t *testing.T) []scenarios.GroundTruth {
+	t.Helper()
+	p, err := scenarios.NewPlan("surge", "cost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return p.Truth()
+}
+
+var t0 = scenarios.DefaultStart
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+// life returns the records of one alert instance: pending at active,
+// firing at fired (and one evaluation later), resolved at resolved unless
+// it is zero.
+func life(rule, ent, blame string, active, fired, resolved time.Duration) []alert.Alert {
+	base := alert.Alert{
+		ID: alert.Fingerprint("g", rule, ent), Group: "g", Rule: rule,
+		Entity: entity.Ref{ID: ent}, Blame: entity.Ref{ID: blame}, ActiveAt: at(active),
+	}
+	p := base
+	p.State, p.EvaluatedAt = alert.StatePending, at(active)
+	f := base
+	f.State, f.FiredAt, f.EvaluatedAt = alert.StateFiring, at(fired), at(fired)
+	f2 := f
+	f2.EvaluatedAt = at(fired + 15*time.Second)
+	out := []alert.Alert{p, f, f2}
+	if resolved > 0 {
+		r := f
+		r.State, r.ResolvedAt, r.EvaluatedAt = alert.StateResolved, at(resolved), at(resolved)
+		out = append(out, r)
+	}
+	return out
+}
+
+func join(parts ...[]alert.Alert) []alert.Alert {
+	var out []alert.Alert
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+const m = time.Minute
+
+func TestScore(t *testing.T) {
+	truth := testTruth(t)
+	perfect := join(
+		life(scenarios.RuleProxyShedding, scenarios.ProxyID, scenarios.ProxyID, 5*m+15*time.Second, 6*m, 11*m),
+		life(scenarios.RuleProxyCircuitOpen, scenarios.ProxyID, "", 5*m+30*time.Second, 6*m+30*time.Second, 10*m+30*time.Second),
+		life(scenarios.RuleOverProvisioned, scenarios.RecommendID, scenarios.RecommendID, 20*m+30*time.Second, 21*m, 23*m),
+		life(scenarios.RuleErrorBudgetBurn, scenarios.CatalogID, scenarios.CatalogID, 23*m, 23*m+30*time.Second, 27*m),
+	)
+	tests := []struct {
+		name   string
+		alerts []alert.Alert
+		check  func(t *testing.T, r Report)
+	}{
+		{
+			name:   "perfect",
+			alerts: perfect,
+			check: func(t *testing.T, r Report) {
+				s := r.Scenarios[0]
+				if s.Recall != 1 || s.Precision != 1 || !s.Resolved || s.FalsePositives != 0 {
+					t.Errorf("surge = %+v, want full recall and precision, resolved", s)
+				}
+				if s.Latency != 90*time.Second {
+					t.Errorf("surge latency = %v, want 1m30s (the slower of 1m and 1m30s)", s.Latency)
+				}
+				c := r.Scenarios[1]
+				if c.Expect[1].Rule != scenarios.RuleErrorBudgetBurn || c.Expect[1].Latency != time.Minute {
+					t.Errorf("cost cut detected by %q after %v, want ErrorBudgetBurn after 1m (window starts at the split)", c.Expect[1].Rule, c.Expect[1].Latency)
+				}
+				if r.Recall != 1 || r.Precision != 1 {
+					t.Errorf("overall recall %v precision %v", r.Recall, r.Precision)
+				}
+			},
+		},
+		{
+			name: "miss wrong blame and healthy false positive",
+			alerts: join(
+				life(scenarios.RuleProxyShedding, scenarios.ProxyID, scenarios.ProxyID, 5*m+15*time.Second, 6*m, 11*m),
+				life(scenarios.RuleProxyCircuitOpen, scenarios.FrontendID, scenarios.FrontendID, 6*m, 7*m, 11*m),
+				life("HighLatency", scenarios.CheckoutID, scenarios.CheckoutID, 1*m, 2*m, 3*m),
+			),
+			check: func(t *testing.T, r Report) {
+				s := r.Scenarios[0]
+				if s.Recall != 0.5 {
+					t.Errorf("recall = %v, want 0.5", s.Recall)
+				}
+				if s.FalsePositives != 2 || s.HealthyFalsePositives != 1 || s.TruePositives != 1 {
+					t.Errorf("tp/fp/healthy = %d/%d/%d, want 1/2/1", s.TruePositives, s.FalsePositives, s.HealthyFalsePositives)
+				}
+				if math.Abs(s.Precision-1.0/3) > 1e-9 {
+					t.Errorf("precision = %v, want 1/3", s.Precision)
+				}
+				if got := s.Expect[1].WrongBlame; len(got) != 1 || got[0] != scenarios.FrontendID {
+					t.Errorf("wrong blame = %v, want [%s]", got, scenarios.FrontendID)
+				}
+				if r.Scenarios[1].Recall != 0 || !math.IsNaN(r.Scenarios[1].Precision) {
+					t.Errorf("cost: recall %v precision %v, want 0 and NaN (no alerts)", r.Scenarios[1].Recall, r.Scenarios[1].Precision)
+				}
+			},
+		},
+		{
+			name: "never resolved and late",
+			alerts: join(
+				life(scenarios.RuleProxyShedding, scenarios.ProxyID, scenarios.ProxyID, 5*m, 5*m+30*time.Second, 0),
+				// fires 4m after the fault ended: beyond the 2m grace
+				life(scenarios.RuleProxyCircuitOpen, scenarios.ProxyID, scenarios.ProxyID, 13*m, 14*m, 14*m+30*time.Second),
+			),
+			check: func(t *testing.T, r Report) {
+				s := r.Scenarios[0]
+				if s.Resolved || s.Expect[0].Resolved {
+					t.Error("an alert with no resolved record counts as resolved")
+				}
+				if s.Expect[1].Detected || s.FalsePositives != 1 || s.HealthyFalsePositives != 0 {
+					t.Errorf("late firing: detected %v, fp %d healthy %d; want a recovery-phase false positive", s.Expect[1].Detected, s.FalsePositives, s.HealthyFalsePositives)
+				}
+				if s.False[0].Phase != scenarios.PhaseRecover {
+					t.Errorf("phase %s, want recover", s.False[0].Phase)
+				}
+			},
+		},
+		{
+			name: "tolerated pending-only and outside",
+			alerts: join(
+				life(scenarios.RuleOverProvisioned, scenarios.RecommendID, scenarios.RecommendID, 20*m+30*time.Second, 21*m, 23*m),
+				[]alert.Alert{{ID: "p", Rule: "Flappy", Entity: entity.Ref{ID: "service:shop/x"}, State: alert.StatePending, EvaluatedAt: at(21 * m)}},
+				life(scenarios.RuleErrorBudgetBurn, scenarios.CatalogID, scenarios.CatalogID, 40*m, 41*m, 42*m),
+			),
+			check: func(t *testing.T, r Report) {
+				c := r.Scenarios[1]
+				if c.FalsePositives != 0 || c.TruePositives != 1 || c.Recall != 0.5 {
+					t.Errorf("cost = tp %d fp %d recall %v; want 1, 0, 0.5", c.TruePositives, c.FalsePositives, c.Recall)
+				}
+				if r.Outside != 1 {
+					t.Errorf("outside = %d, want 1", r.Outside)
+				}
+			},
+		},
+		{
+			name: "max latency",
+			alerts: join(
+				life(scenarios.RuleProxyShedding, scenarios.ProxyID, scenarios.ProxyID, 5*m, 9*m, 11*m),
+			),
+			check: func(t *testing.T, r Report) {
+				if !r.Scenarios[0].Expect[0].Late {
+					t.Error("a 4m detection with MaxLatency 2m is not marked late")
+				}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := DefaultOptions()
+			opts.MaxLatency = 2 * time.Minute
+			tc.check(t, Score(truth, tc.alerts, opts))
+		})
+	}
+}
+
+func TestToleratedRulesDoNotCount(t *testing.T) {
+	truth := testTruth(t)
+	truth[0].Tolerated = []string{"ErrorBudgetBurn"}
+	r := Score(truth, join(
+		life(scenarios.RuleErrorBudgetBurn, scenarios.FrontendID, scenarios.FrontendID, 6*m, 7*m, 9*m),
+		// tolerated rules still count in the healthy phase
+		life(scenarios.RuleErrorBudgetBurn, scenarios.CheckoutID, scenarios.CheckoutID, 1*m, 2*m, 3*m),
+	), DefaultOptions())
+	s := r.Scenarios[0]
+	if s.Tolerated != 1 || s.FalsePositives != 1 || s.HealthyFalsePositives != 1 {
+		t.Errorf("tolerated %d fp %d healthy %d, want 1 1 1", s.Tolerated, s.FalsePositives, s.HealthyFalsePositives)
+	}
+}
+
+func TestEpisodes(t *testing.T) {
+	recs := join(
+		life("A", "e1", "", 1*m, 2*m, 3*m),
+		life("A", "e1", "", 5*m, 6*m, 0), // fires again
+		[]alert.Alert{{ID: "B@e2", Rule: "B", Entity: entity.Ref{ID: "e2"}, State: alert.StatePending, EvaluatedAt: at(m)}},
+	)
+	eps := Episodes(recs)
+	if len(eps) != 2 {
+		t.Fatalf("episodes = %+v, want two firings of A", eps)
+	}
+	if !eps[0].Resolved.Equal(at(3*m)) || !eps[1].Resolved.IsZero() || eps[0].Blame != "e1" {
+		t.Errorf("episodes = %+v", eps)
+	}
+}
+
+func TestMarkdownGolden(t *testing.T) {
+	truth := testTruth(t)
+	r := Score(truth, join(
+		life(scenarios.RuleProxyShedding, scenarios.ProxyID, scenarios.ProxyID, 5*m+15*time.Second, 6*m, 11*m),
+		life(scenarios.RuleProxyCircuitOpen, scenarios.FrontendID, scenarios.FrontendID, 6*m, 7*m, 11*m),
+		life("HighLatency", scenarios.CheckoutID, scenarios.CheckoutID, 1*m, 2*m, 3*m),
+		life(scenarios.RuleOverProvisioned, scenarios.RecommendID, scenarios.RecommendID, 20*m+30*time.Second, 21*m, 23*m),
+		life(scenarios.RuleCostCutBurnedBudget, scenarios.CatalogID, scenarios.CatalogID, 23*m, 23*m+45*time.Second, 0),
+	), DefaultOptions())
+	got := r.Markdown()
+	path := filepath.Join("testdata", "report.md")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("markdown differs from %s (rerun with -update if intended):\n%s", path, got)
+	}
+}
