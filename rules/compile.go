@@ -363,3 +363,14 @@ func compileSource(path string, data []byte, costLimit uint64) ([]*group, ErrorL
 	})
 	return groups, f.errs
 }
+
+// Check loads and compiles rule files (files, directories or globs) as the
+// manager would and returns how many groups and rules they hold and every
+// error in them.
+func Check(paths []string, costLimit uint64) (groups, rules int, errs ErrorList) {
+	gs, errs := compileFiles(paths, costLimit)
+	for _, g := range gs {
+		rules += len(g.rules)
+	}
+	return len(gs), rules, errs
+}

@@ -29,18 +29,26 @@ const maxHops = 16
 //	entity several hops down that owns the latency; the entity itself when
 //	no edge qualifies.
 //	Example: dominant_hop(service, 0.5).name
+//
+// as_entity(<entity>) -> junction.Entity
+//
+//	The same entity seen as the generic entity type, so that a typed
+//	entity and an edge's client or server can meet in one expression.
+//	Example: size(bad) > 0 ? bad[0].server : as_entity(proxy)
 type graphLib struct{}
 
 func (graphLib) LibraryName() string { return "junction.graph" }
 
 func (graphLib) CompileOptions() []cel.EnvOption {
-	var pathOverloads, hopOverloads []cel.FunctionOpt
+	var pathOverloads, hopOverloads, asOverloads []cel.FunctionOpt
 	edges := cel.ListType(schema.edge.typ)
 	add := func(idSuffix string, t *types.Type) {
 		pathOverloads = append(pathOverloads, cel.Overload("critical_path_"+idSuffix+"_double",
 			[]*cel.Type{t, cel.DoubleType}, edges, cel.BinaryBinding(criticalPathBinding)))
 		hopOverloads = append(hopOverloads, cel.Overload("dominant_hop_"+idSuffix+"_double",
 			[]*cel.Type{t, cel.DoubleType}, schema.generic.typ, cel.BinaryBinding(dominantHopBinding)))
+		asOverloads = append(asOverloads, cel.Overload("as_entity_"+idSuffix,
+			[]*cel.Type{t}, schema.generic.typ, cel.UnaryBinding(func(v ref.Val) ref.Val { return v })))
 	}
 	for _, t := range entity.Types {
 		add(string(t), schema.entity[t].typ)
@@ -49,6 +57,7 @@ func (graphLib) CompileOptions() []cel.EnvOption {
 	return []cel.EnvOption{
 		cel.Function("critical_path", pathOverloads...),
 		cel.Function("dominant_hop", hopOverloads...),
+		cel.Function("as_entity", asOverloads...),
 	}
 }
 
