@@ -90,6 +90,7 @@ func (e *junctionExporter) doStart(ctx context.Context, host component.Host) err
 		st.Close()
 		return fmt.Errorf("junction exporter: api: %w", err)
 	}
+	srv.Handler = api.JSONErrors(srv.Handler)
 	ln, err := cfg.API.ToListener(ctx)
 	if err != nil {
 		st.Close()
