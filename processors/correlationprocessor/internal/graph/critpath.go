@@ -2,6 +2,7 @@ package graph
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -61,11 +62,31 @@ func (g *Graph) sampleSpan(now time.Time, tid pcommon.TraceID, sp ptrace.Span, s
 	tr.spans = append(tr.spans, s)
 }
 
-// completeTraces analyses sampled traces idle for TraceIdle (all of them
-// when all is true) and forgets them.
-func (g *Graph) completeTraces(now time.Time, all bool) {
+// lateTarget sets the target of a sampled client span once it is known
+// (paired or expired into a virtual entity).
+func (g *Graph) lateTarget(tid pcommon.TraceID, sid pcommon.SpanID, target string) {
+	tr := g.traces.m[tid]
+	if tr == nil {
+		return
+	}
+	for i := range tr.spans {
+		if tr.spans[i].id == sid {
+			tr.spans[i].target = target
+			return
+		}
+	}
+}
+
+// completeTraces analyses the sampled traces idle for TraceIdle, and at
+// least as long as unpaired client spans wait for their server (so that
+// virtual targets are known), and forgets them.
+func (g *Graph) completeTraces(now time.Time) {
+	idle := g.s.Limits.TraceIdle
+	if ttl := g.s.Limits.PendingSpanTTL; ttl > idle {
+		idle = ttl
+	}
 	for tid, tr := range g.traces.m {
-		if !all && now.Sub(tr.lastSeen) < g.s.Limits.TraceIdle {
+		if now.Sub(tr.lastSeen) <= idle {
 			continue
 		}
 		delete(g.traces.m, tid)
@@ -108,6 +129,12 @@ func (g *Graph) criticalPath(now time.Time, spans []sampledSpan) {
 	var walk func(i int, until int64, depth int)
 	walk = func(i int, until int64, depth int) {
 		s := &spans[i]
+		owner := s.svc
+		if len(children[i]) == 0 && strings.HasPrefix(s.target, string(entity.Service)+":") {
+			// A call to an uninstrumented service: its time is the
+			// (virtual) service's own.
+			owner = s.target
+		}
 		t := until
 		if t > s.end {
 			t = s.end
@@ -123,7 +150,7 @@ func (g *Graph) criticalPath(now time.Time, spans []sampledSpan) {
 			if cEnd > t {
 				cEnd = t
 			}
-			self[s.svc] += t - cEnd
+			self[owner] += t - cEnd
 			walk(c, cEnd, depth+1)
 			t = cs.start
 			if t < s.start {
@@ -131,7 +158,7 @@ func (g *Graph) criticalPath(now time.Time, spans []sampledSpan) {
 			}
 		}
 		if t > s.start {
-			self[s.svc] += t - s.start
+			self[owner] += t - s.start
 		}
 	}
 	walk(root, spans[root].end, 0)
@@ -151,9 +178,11 @@ func (g *Graph) criticalPath(now time.Time, spans []sampledSpan) {
 		}
 		dst := s.target
 		for _, c := range children[i] {
+			if dst != "" {
+				break
+			}
 			if spans[c].svc != "" && spans[c].svc != s.svc {
 				dst = spans[c].svc
-				break
 			}
 		}
 		if dst == "" {

@@ -212,7 +212,7 @@ func (g *Graph) Tick(now time.Time) *entity.Snapshot {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.expirePending(now)
-	g.completeTraces(now, false)
+	g.completeTraces(now)
 	g.evict(now)
 	snap := g.snapshot(now)
 	g.updateBaselines(now, snap)

@@ -22,24 +22,31 @@ func (g *Graph) ConsumeLogs(ld plog.Logs, now time.Time) {
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
 		res := rl.Resource().Attributes()
-		svc := g.serviceFromResource(now, res, true)
-		pod := g.podEntity(now, res)
-		g.link(svc, pod)
+		// The service is resolved on its first record that is not an access
+		// log, so a proxy's access logs do not make it a service.
+		var svc *entityState
+		resolved := false
 		sls := rl.ScopeLogs()
 		for j := 0; j < sls.Len(); j++ {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
-				g.logRecord(now, svc, res, lrs.At(k))
+				lr := lrs.At(k)
+				if g.accessLog(now, res, lr.Body()) {
+					continue
+				}
+				if !resolved {
+					resolved = true
+					svc = g.serviceFromResource(now, res, true)
+					g.link(svc, g.podEntity(now, res))
+				}
+				g.logRecord(now, svc, lr)
 			}
 		}
 	}
 }
 
-func (g *Graph) logRecord(now time.Time, svc *entityState, res pcommon.Map, lr plog.LogRecord) {
+func (g *Graph) logRecord(now time.Time, svc *entityState, lr plog.LogRecord) {
 	body := lr.Body()
-	if g.accessLog(now, svc, res, body) {
-		return
-	}
 	if svc == nil {
 		return
 	}
@@ -68,7 +75,7 @@ func (g *Graph) logRecord(now time.Time, svc *entityState, res pcommon.Map, lr p
 // accessLog reports whether body is a JSON access-log record (a map, or a
 // string holding a JSON object, with a status field) and if so counts it on
 // the proxy entity of the resource's service and the record's route.
-func (g *Graph) accessLog(now time.Time, svc *entityState, res pcommon.Map, body pcommon.Value) bool {
+func (g *Graph) accessLog(now time.Time, res pcommon.Map, body pcommon.Value) bool {
 	al := &g.s.AccessLog
 	var fields pcommon.Map
 	switch body.Type() {
@@ -95,11 +102,7 @@ func (g *Graph) accessLog(now time.Time, svc *entityState, res pcommon.Map, body
 	if err != nil || code < 100 || code > 999 {
 		return false
 	}
-	svcName := lookup(g.s.Identity.ServiceName, res)
-	if svc != nil {
-		svcName = svc.ref.Name
-	}
-	px := g.proxyEntity(now, svcName, lookup(al.Route, fields))
+	px := g.proxyEntity(now, lookup(g.s.Identity.ServiceName, res), lookup(al.Route, fields))
 	if px == nil {
 		return true
 	}

@@ -42,6 +42,7 @@ type pendingSpan struct {
 	traceID pcommon.TraceID
 	spanID  pcommon.SpanID
 	produce bool // a PRODUCER span: the target stream counts a message
+	sampled bool // its trace is sampled for the critical path
 }
 
 type pendQueued struct {
@@ -136,27 +137,33 @@ func (g *Graph) expirePending(now time.Time) {
 		if s.side != sideClient {
 			continue
 		}
+		// Counted at the client span's arrival, so rates are not skewed by
+		// the pairing delay.
+		at := s.at
 		var dst *entityState
 		switch s.vType {
 		case entity.Service:
 			if s.vParts[0] != "" {
-				dst = g.serviceEntity(now, "", s.vParts[0], true)
+				dst = g.serviceEntity(at, "", s.vParts[0], true)
 			}
 		case entity.Stream:
-			dst = g.streamEntity(now, true, s.vParts[0], "")
+			dst = g.streamEntity(at, true, s.vParts[0], "")
 		case entity.Relayer:
-			dst = g.relayerEntity(now, true, s.vParts[0], s.vParts[1], s.vParts[2])
+			dst = g.relayerEntity(at, true, s.vParts[0], s.vParts[1], s.vParts[2])
 		}
 		if dst == nil {
 			continue
 		}
 		if s.vType == entity.Service {
-			dst.win.Observe(now, s.ms, s.failed)
+			dst.win.Observe(at, s.ms, s.failed)
 		}
 		if s.produce {
-			dst.win.Add(now, window.Produced, 1)
+			dst.win.Add(at, window.Produced, 1)
 		}
-		g.observeEdge(now, s.src, dst.ref.ID, s.typ, s.ms, s.failed, s.traceID, s.spanID)
+		g.observeEdge(at, s.src, dst.ref.ID, s.typ, s.ms, s.failed, s.traceID, s.spanID)
+		if s.sampled {
+			g.lateTarget(s.traceID, s.spanID, dst.ref.ID)
+		}
 	}
 }
 
@@ -282,6 +289,9 @@ func (g *Graph) span(now time.Time, svc *entityState, svcName string, res pcommo
 		k := pendKey{tid, parent}
 		if c, ok := g.pending.take(k, sideClient); ok {
 			g.paired(now, c, dst, tid)
+			if c.sampled {
+				g.lateTarget(tid, c.spanID, dst.ref.ID)
+			}
 		} else {
 			g.putPending(k, pendingSpan{at: now, side: sideServer, dst: dst.ref.ID})
 		}
@@ -333,6 +343,7 @@ func (g *Graph) span(now time.Time, svc *entityState, svcName string, res pcommo
 			}
 			c.vParts[0] = clone(peer)
 		}
+		c.sampled = g.sampleN != 0 && sampleHash(tid) < g.sampleN
 		g.putPending(k, c)
 	}
 	if g.sampleN != 0 && sampleHash(tid) < g.sampleN {

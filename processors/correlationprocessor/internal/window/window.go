@@ -88,6 +88,9 @@ func (w *Window) detailAt(now int64) *detail {
 	}
 	id := now / int64(w.cfg.Width)
 	d := &w.detail[id%int64(len(w.detail))]
+	if d.id > id {
+		return nil // older than the ring reaches back
+	}
 	if d.id != id {
 		d.id = id
 		d.acc = [NumAcc]float64{}
@@ -112,6 +115,9 @@ func (w *Window) pairs(now int64, a Acc, v float64) {
 	}{{w.fine, int64(w.cfg.Width)}, {w.coarse, int64(w.cfg.CoarseWidth)}} {
 		id := now / r.width
 		p := &r.ring[id%int64(len(r.ring))]
+		if p.id > id {
+			continue
+		}
 		if p.id != id {
 			*p = pair{id: id}
 		}
@@ -129,11 +135,14 @@ func (w *Window) touch(now int64) {
 	}
 }
 
-// Add adds v to accumulator a at now.
+// Add adds v to accumulator a at now. Times older than a ring reaches
+// back are ignored by that ring.
 func (w *Window) Add(now time.Time, a Acc, v float64) {
 	n := now.UnixNano()
 	w.touch(n)
-	w.detailAt(n).acc[a] += v
+	if d := w.detailAt(n); d != nil {
+		d.acc[a] += v
+	}
 	w.pairs(n, a, v)
 }
 
@@ -143,6 +152,9 @@ func (w *Window) Observe(now time.Time, ms float64, failed bool) {
 	w.touch(n)
 	w.observed = true
 	d := w.detailAt(n)
+	if d == nil {
+		return
+	}
 	d.acc[Requests]++
 	w.pairs(n, Requests, 1)
 	if failed {
