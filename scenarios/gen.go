@@ -67,6 +67,8 @@ type generator struct {
 	// per proxy pod: overflowed requests and responses by codeIndex
 	overflow      []int
 	upstreamCodes [][len(codeNames)]int
+	// published are the PRODUCER spans of the request being built.
+	published []*node
 	b             *batch
 	spanRS        map[int]ptrace.SpanSlice
 	logRS         map[int]plog.LogRecordSlice

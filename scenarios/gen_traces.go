@@ -23,6 +23,9 @@ type node struct {
 	err       bool
 	msg       string
 	dur       time.Duration
+	start     time.Time // set by lay
+	// part is the Kafka partition of a PRODUCER span's record.
+	part int
 }
 
 type kv struct {
@@ -63,6 +66,7 @@ func (g *generator) lay(n *node, tid pcommon.TraceID, parent pcommon.SpanID, sta
 	sp.SetKind(n.kind)
 	sp.SetStartTimestamp(ts(start))
 	sp.SetEndTimestamp(ts(start.Add(n.dur)))
+	n.start = start
 	m := sp.Attributes()
 	for _, a := range n.attrs {
 		if a.n {
@@ -213,6 +217,10 @@ func (g *generator) request(t time.Time, route int) {
 	}
 	measure(root)
 	g.lay(root, tid, pcommon.SpanID{}, t)
+	for _, pub := range g.published {
+		g.produce(tid, pub.id, pub.start.Add(pub.dur), pub.part)
+	}
+	g.published = g.published[:0]
 	g.upstreamCodes[pp][codeIndex(code)]++
 	g.accessLog(pp, t, tid, root, method, path, code, upstreamTime)
 }
@@ -383,7 +391,8 @@ func (g *generator) orders(ctx *reqCtx) served {
 		num("messaging.destination.partition.id", int64(part)), str("server.address", "kafka-0.kafka.shop.svc"), num("server.port", 9092),
 	}
 	n.children = []*node{ins, pub}
-	g.produce(ctx.tid, pub.id, ctx.t, part)
+	pub.part = part
+	g.published = append(g.published, pub)
 	return served{n, 0}
 }
 
