@@ -1,6 +1,7 @@
 package xchain
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"time"
@@ -25,12 +26,13 @@ const (
 	MetricWorkers                = "workers"
 )
 
-// Hermes metric labels read by ScopeFromMetric.
-const (
-	labelChain        = "chain"
-	labelCounterparty = "counterparty"
-	labelSrcChain     = "src_chain"
-	labelDstChain     = "dst_chain"
+// Labels read by ScopeFromMetric for the chains, first found wins: the
+// xchain.* attributes, then Hermes' labels (chain/counterparty on path
+// metrics, src_chain/dst_chain on client metrics), then common exporter
+// spellings.
+var (
+	sourceChainLabels      = []string{AttrSourceChain, "chain", "src_chain", "chain_id"}
+	destinationChainLabels = []string{AttrDestinationChain, "counterparty", "dst_chain", "counterparty_chain", "counterparty_chain_id"}
 )
 
 // Scope is the label set a relayer metric belongs to:
@@ -57,9 +59,9 @@ func (s Scope) isRoute() bool {
 }
 
 // ScopeFromMetric reads the scope of a metric data point: the relayer from
-// xchain.relayer or the resource's service.name, the chains from Hermes'
-// labels (chain + counterparty, or src_chain + dst_chain; chain alone is a
-// chain scope).
+// xchain.relayer or the resource's service.name, the chains from the data
+// point's labels (chain + counterparty, src_chain + dst_chain, ...; a
+// source chain alone is a chain scope, a destination alone is ignored).
 func ScopeFromMetric(resource, attrs pcommon.Map) Scope {
 	str := func(m pcommon.Map, key string) string {
 		if v, ok := m.Get(key); ok {
@@ -74,10 +76,17 @@ func ScopeFromMetric(resource, attrs pcommon.Map) Scope {
 	if s.Relayer == "" {
 		s.Relayer = str(resource, attrServiceName)
 	}
-	if c := str(attrs, labelChain); c != "" {
-		s.SourceChain, s.DestinationChain = c, str(attrs, labelCounterparty)
-	} else if c := str(attrs, labelSrcChain); c != "" {
-		s.SourceChain, s.DestinationChain = c, str(attrs, labelDstChain)
+	first := func(keys []string) string {
+		for _, k := range keys {
+			if v := str(attrs, k); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	s.SourceChain = first(sourceChainLabels)
+	if s.SourceChain != "" {
+		s.DestinationChain = first(destinationChainLabels)
 	}
 	return s
 }
@@ -237,12 +246,38 @@ func (t *Tracker) knownMetric(name string) (string, bool) {
 	return "", false
 }
 
-// ObserveMetric records one relayer metric value: a Hermes metric or a
-// chain head height (Config.Metrics). For histograms (tx_latency_*) pass
-// the mean of the new observations in milliseconds. It reports false when
-// the name is not one it reads, the value is not finite, or the scope table
-// is full (counted).
-func (t *Tracker) ObserveMetric(s Scope, name string, value float64, ts time.Time) bool {
+// ParseScopeID reads back a Scope from its ID. Names containing "/" are
+// ambiguous in an id and are refused.
+func ParseScopeID(id string) (Scope, error) {
+	prefix := string(entity.Relayer) + ":"
+	if !strings.HasPrefix(id, prefix) {
+		return Scope{}, fmt.Errorf("%q is not a relayer entity or scope id (want %s<relayer>/<source chain>/<destination chain>)", id, prefix)
+	}
+	parts := strings.Split(id[len(prefix):], "/")
+	if len(parts) != 3 {
+		return Scope{}, fmt.Errorf("%q has %d parts, want <relayer>/<source chain>/<destination chain> without \"/\" in the names", id, len(parts))
+	}
+	return Scope{Relayer: parts[0], SourceChain: parts[1], DestinationChain: parts[2]}, nil
+}
+
+// ObserveMetric records one relayer metric value for a relayer entity or
+// scope id (Scope.ID, e.g. ScopeFromMetric(resource, attrs).ID()): a
+// Hermes metric or a chain head height (Config.Metrics). For histograms
+// (tx_latency_*) pass the mean of the new observations in milliseconds. It
+// reports false when the name is not one it reads, the value is not
+// finite, the id is not a relayer id, or the scope table is full
+// (counted).
+func (t *Tracker) ObserveMetric(relayerID string, name string, value float64, ts time.Time) bool {
+	s, err := ParseScopeID(relayerID)
+	if err != nil {
+		return false
+	}
+	return t.ObserveScopeMetric(s, name, value, ts)
+}
+
+// ObserveScopeMetric is ObserveMetric for a Scope, for names that contain
+// "/".
+func (t *Tracker) ObserveScopeMetric(s Scope, name string, value float64, ts time.Time) bool {
 	if math.IsNaN(value) || math.IsInf(value, 0) {
 		return false
 	}

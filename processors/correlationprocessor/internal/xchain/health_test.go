@@ -19,7 +19,7 @@ func TestHermesHealth(t *testing.T) {
 	relayerWide := Scope{Relayer: "hermes"}
 	observe := func(s Scope, name string, v float64, when time.Duration) {
 		t.Helper()
-		require.True(t, tr.ObserveMetric(s, name, v, at(when)), name)
+		require.True(t, tr.ObserveMetric(s.ID(), name, v, at(when)), name)
 	}
 
 	// Wallet on the destination chain: 10 spent every 6 minutes for an
@@ -49,7 +49,8 @@ func TestHermesHealth(t *testing.T) {
 	for i, c := range []float64{0, 3, 6, 2, 5} {
 		observe(relayerWide, MetricBroadcastErrors+"_total", c, time.Hour-time.Minute+time.Duration(i)*15*time.Second)
 	}
-	assert.False(t, tr.ObserveMetric(route, "unrelated_metric", 1, at(time.Hour)))
+	assert.False(t, tr.ObserveMetric(route.ID(), "unrelated_metric", 1, at(time.Hour)))
+	assert.False(t, tr.ObserveMetric("service:shop/checkout", MetricBacklogSize, 1, at(time.Hour)))
 
 	clock.Set(at(time.Hour))
 	views := tr.Features(clock.Now())
@@ -88,8 +89,8 @@ func TestStuckEvidenceCarriesRelayerMetrics(t *testing.T) {
 
 	clock.Set(at(time.Hour))
 	route := Scope{Relayer: "hermes", SourceChain: "osmosis-1", DestinationChain: "cosmoshub-4"}
-	tr.ObserveMetric(route, MetricBacklogSize, 40, at(time.Hour))
-	tr.ObserveMetric(Scope{Relayer: "hermes", SourceChain: "cosmoshub-4"}, MetricWalletBalance, 0, at(time.Hour))
+	tr.ObserveScopeMetric(route, MetricBacklogSize, 40, at(time.Hour))
+	tr.ObserveScopeMetric(Scope{Relayer: "hermes", SourceChain: "cosmoshub-4"}, MetricWalletBalance, 0, at(time.Hour))
 
 	v := tr.Features(clock.Now())[routeID]
 	require.Len(t, v.Stuck, 1)
@@ -160,6 +161,8 @@ func TestScopeFromMetric(t *testing.T) {
 			Scope{"hermes", "osmosis-1", "cosmoshub-4"}, routeID, true},
 		{"client labels", map[string]any{"service.name": "hermes"}, map[string]any{"src_chain": "a", "dst_chain": "b"},
 			Scope{"hermes", "a", "b"}, "relayer:hermes/a/b", true},
+		{"exporter spelling", map[string]any{"service.name": "relayer-x"}, map[string]any{"chain_id": "a", "counterparty_chain_id": "b"},
+			Scope{"relayer-x", "a", "b"}, "relayer:relayer-x/a/b", true},
 		{"chain only", map[string]any{"service.name": "hermes"}, map[string]any{"chain": "a", "denom": "uatom"},
 			Scope{Relayer: "hermes", SourceChain: "a"}, "relayer:hermes/a/", false},
 		{"relayer override", map[string]any{"service.name": "prometheus"}, map[string]any{"xchain.relayer": "hermes-2"},
@@ -176,4 +179,18 @@ func TestScopeFromMetric(t *testing.T) {
 			assert.Equal(t, tt.wantIsRoute, got.isRoute())
 		})
 	}
+}
+
+func TestParseScopeID(t *testing.T) {
+	for _, s := range []Scope{
+		{"hermes", "osmosis-1", "cosmoshub-4"}, {Relayer: "hermes"}, {SourceChain: "osmosis-1"}, {Relayer: "hermes", SourceChain: "a"},
+	} {
+		got, err := ParseScopeID(s.ID())
+		require.NoError(t, err)
+		assert.Equal(t, s, got)
+	}
+	_, err := ParseScopeID("service:shop/checkout")
+	assert.ErrorContains(t, err, "is not a relayer entity or scope id")
+	_, err = ParseScopeID("relayer:hermes/a/b/c")
+	assert.ErrorContains(t, err, "has 4 parts")
 }

@@ -33,13 +33,13 @@ func TestFeatureNamesAreTheSchema(t *testing.T) {
 		done.GasPrice, done.FeeAmount = 0.025, 3000
 		require.NoError(t, tr.Observe(ctxb(), done))
 		require.NoError(t, tr.Observe(ctxb(), ev("stuck"+id, StageSent, at(when))))
-		tr.ObserveMetric(route, MetricBacklogSize, float64(i), at(when))
-		tr.ObserveMetric(route, MetricBacklogOldestTimestamp, float64(t0.Unix()), at(when))
-		tr.ObserveMetric(route, MetricTxLatencyConfirmed, 1200, at(when))
-		tr.ObserveMetric(Scope{Relayer: "hermes"}, MetricBroadcastErrors, float64(i), at(when))
-		tr.ObserveMetric(Scope{Relayer: "hermes", SourceChain: "cosmoshub-4"}, MetricWalletBalance, float64(1000-i), at(when))
-		tr.ObserveMetric(Scope{SourceChain: "osmosis-1"}, DefaultLatestHeightMetric, float64(100+i*3), at(when))
-		tr.ObserveMetric(Scope{SourceChain: "osmosis-1"}, DefaultFinalizedHeightMetric, float64(90+i*3), at(when))
+		tr.ObserveScopeMetric(route, MetricBacklogSize, float64(i), at(when))
+		tr.ObserveScopeMetric(route, MetricBacklogOldestTimestamp, float64(t0.Unix()), at(when))
+		tr.ObserveScopeMetric(route, MetricTxLatencyConfirmed, 1200, at(when))
+		tr.ObserveScopeMetric(Scope{Relayer: "hermes"}, MetricBroadcastErrors, float64(i), at(when))
+		tr.ObserveScopeMetric(Scope{Relayer: "hermes", SourceChain: "cosmoshub-4"}, MetricWalletBalance, float64(1000-i), at(when))
+		tr.ObserveScopeMetric(Scope{SourceChain: "osmosis-1"}, DefaultLatestHeightMetric, float64(100+i*3), at(when))
+		tr.ObserveScopeMetric(Scope{SourceChain: "osmosis-1"}, DefaultFinalizedHeightMetric, float64(90+i*3), at(when))
 	}
 	var want, wantBaseline []string
 	for _, f := range entity.Schema[entity.Relayer] {
@@ -107,7 +107,7 @@ func TestConcurrentUse(t *testing.T) {
 			for i := range 500 {
 				id := strconv.Itoa(g) + "/" + strconv.Itoa(i)
 				_ = tr.Observe(ctxb(), Event{MessageID: id, Stage: StageSent, Relayer: "hermes", SourceChain: "a", DestinationChain: "b"})
-				tr.ObserveMetric(Scope{Relayer: "hermes", SourceChain: "a", DestinationChain: "b"}, MetricBacklogSize, float64(i), time.Now())
+				tr.ObserveMetric("relayer:hermes/a/b", MetricBacklogSize, float64(i), time.Now())
 				if i%50 == 0 {
 					_ = tr.Features(time.Now())
 				}

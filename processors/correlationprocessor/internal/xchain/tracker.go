@@ -35,6 +35,7 @@ type Tracker struct {
 	relayers map[string]*relayerState
 	scopes   map[string]*scopeState
 	counts   Counts
+	started  bool
 	shutdown bool
 
 	// Storage writes of the current call: dirty messages and deleted keys,
@@ -97,6 +98,13 @@ func New(cfg Config, set Settings) (*Tracker, error) {
 // closed ones keep late stages from reopening them. Unreadable records are
 // counted, logged and deleted. Without storage Start does nothing.
 func (t *Tracker) Start(ctx context.Context) error {
+	t.mu.Lock()
+	started := t.started
+	t.started = true
+	t.mu.Unlock()
+	if started {
+		return errors.New("xchain tracker already started")
+	}
 	if t.store == nil {
 		return nil
 	}
