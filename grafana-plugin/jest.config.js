@@ -1,8 +1,15 @@
 // force timezone to UTC to allow tests to work regardless of local timezone
-// generally used by snapshots, but can affect specific tests
 process.env.TZ = 'UTC';
 
+const base = require('./.config/jest.config');
+const swc = base.transform['^.+\\.(t|j)sx?$'];
+
 module.exports = {
-  // Jest configuration provided by Grafana scaffolding
-  ...require('./.config/jest.config'),
+  ...base,
+  // d3-color and friends ship .mjs only: transform those with swc too.
+  transform: {
+    ...base.transform,
+    '^.+\\.mjs$': swc,
+  },
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/tests/'],
 };

@@ -468,3 +468,25 @@ func TestRunStreamReconnects(t *testing.T) {
 		t.Errorf("backoff(0)=%v backoff(10)=%v", backoff(0), backoff(10))
 	}
 }
+
+// TestStreamPathMatchesFrontend pins the Live path encoding; src/datasource.test.ts
+// asserts the same string for the same filter.
+func TestStreamPathMatchesFrontend(t *testing.T) {
+	f := AlertFilter{Severity: "warning", Entity: "service:shop/frontend"}
+	const want = "alerts/eyJzZXZlcml0eSI6Indhcm5pbmciLCJlbnRpdHkiOiJzZXJ2aWNlOnNob3AvZnJvbnRlbmQifQ"
+	if got := StreamPath(f); got != want {
+		t.Errorf("StreamPath = %s, want %s", got, want)
+	}
+	back, err := ParseStreamPath(want)
+	if err != nil || back != f {
+		t.Errorf("ParseStreamPath = %+v, %v", back, err)
+	}
+	if StreamPath(AlertFilter{}) != StreamPathAlerts {
+		t.Error("empty filter path")
+	}
+	for _, bad := range []string{"other", "alerts/!!!", "alerts/bm90IGpzb24"} {
+		if _, err := ParseStreamPath(bad); err == nil {
+			t.Errorf("ParseStreamPath(%q) accepted", bad)
+		}
+	}
+}
