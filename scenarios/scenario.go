@@ -102,6 +102,8 @@ var all = []*Scenario{
 	{
 		Name:    Surge,
 		Summary: "weather-event surge at the edge proxy: traffic x6, 429/503 shedding, pending overflow, open circuit breaker",
+		// Shed requests are failed requests at the edge.
+		Tolerated: []string{RuleErrorBudgetBurn},
 		expect: func(h, f time.Duration) []Expectation {
 			w := Window{h, h + f}
 			return []Expectation{
@@ -126,6 +128,8 @@ var all = []*Scenario{
 	{
 		Name:    DBPool,
 		Summary: "peak hour (traffic x1.8) meets a slow reporting query holding row locks: lock waits, the orders and catalog pools exhaust, requests wait and time out",
+		// Pool timeouts fail checkouts; the wait is spent in orders.
+		Tolerated: []string{RuleErrorBudgetBurn, RuleHopOwnsLatency},
 		expect:  whole([]string{RuleConnectionPoolSaturated}, DatabaseID),
 		apply: func(e *effects, into, _ time.Duration) {
 			e.edgeRate = 1 + 0.8*ramp(into)
@@ -151,6 +155,8 @@ var all = []*Scenario{
 	{
 		Name:    CostCut,
 		Summary: "recommendations is scaled to 8 idle pods of 2 CPUs (over-provisioned); then a cost cut takes catalog from 3 pods to 1 with a CPU limit of 0.15 cores, burning its error budget",
+		// The cut leaves catalog throttled and owning the products route's latency.
+		Tolerated: []string{RuleCPUThrottlingBehindLatency, RuleHopOwnsLatency},
 		expect: func(h, f time.Duration) []Expectation {
 			split := h + costSplit(f)
 			return []Expectation{
