@@ -14,8 +14,8 @@ import (
 // Defaults (docs/crosschain.md "Bounds and defaults").
 const (
 	// DefaultMaxMessages bounds the pending messages kept; beyond it the
-	// oldest pending message is evicted (and counted). A pending record
-	// takes about 0.5 KiB of memory and of storage.
+	// oldest pending message is evicted (and counted). A pending message
+	// takes about 0.4 KiB of memory and 0.3 KiB of storage.
 	DefaultMaxMessages = 100_000
 	// DefaultMaxAge is how long a message may stay pending before it is
 	// expired: counted as timed out and reported in the evidence. IBC
