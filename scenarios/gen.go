@@ -69,10 +69,10 @@ type generator struct {
 	upstreamCodes [][len(codeNames)]int
 	// published are the PRODUCER spans of the request being built.
 	published []*node
-	b             *batch
-	spanRS        map[int]ptrace.SpanSlice
-	logRS         map[int]plog.LogRecordSlice
-	logCap        map[string]int
+	b         *batch
+	spanRS    map[int]ptrace.SpanSlice
+	logRS     map[int]plog.LogRecordSlice
+	logCap    map[string]int
 
 	// cumulative state
 	cum      map[string]float64

@@ -130,7 +130,7 @@ var all = []*Scenario{
 		Summary: "peak hour (traffic x1.8) meets a slow reporting query holding row locks: lock waits, the orders and catalog pools exhaust, requests wait and time out",
 		// Pool timeouts fail checkouts; the wait is spent in orders.
 		Tolerated: []string{RuleErrorBudgetBurn, RuleHopOwnsLatency},
-		expect:  whole([]string{RuleConnectionPoolSaturated}, DatabaseID),
+		expect:    whole([]string{RuleConnectionPoolSaturated}, DatabaseID),
 		apply: func(e *effects, into, _ time.Duration) {
 			e.edgeRate = 1 + 0.8*ramp(into)
 			e.dbSlowQuery = ramp(into)
