@@ -74,3 +74,5 @@ func testConfig() *Config {
 	cfg.CriticalPath.SampleRatio = 1
 	return cfg
 }
+
+type processorSettings = processor.Settings

@@ -217,7 +217,9 @@ func (p *correlationProcessor) emitAlerts(ctx context.Context, alerts []alert.Al
 	}
 	if next := p.metricsConsumers(); len(next) > 0 {
 		md := pmetric.NewMetrics()
-		alert.AppendMetrics(md, alerts, now)
+		if len(alerts) > 0 {
+			alert.AppendMetrics(md, alerts, now)
+		}
 		alert.AppendRuleStatus(md, status, now)
 		if md.ResourceMetrics().Len() > 0 {
 			for _, n := range next {
