@@ -60,6 +60,12 @@ func testConfig(t *testing.T) *Config {
 // and starts them on host; the clock is fixed at t0 + 1h.
 func startExporter(t *testing.T, cfg *Config, host component.Host) *running {
 	t.Helper()
+	return startExporterAt(t, cfg, host, func() time.Time { return t0.Add(time.Hour) })
+}
+
+// startExporterAt is startExporter with the given clock.
+func startExporterAt(t *testing.T, cfg *Config, host component.Host, now func() time.Time) *running {
+	t.Helper()
 	ctx := context.Background()
 	f := NewFactory()
 	set := exportertest.NewNopSettings(Type)
@@ -74,7 +80,7 @@ func startExporter(t *testing.T, cfg *Config, host component.Host) *running {
 	registryMu.Lock()
 	e := registry[set.ID]
 	registryMu.Unlock()
-	e.now = func() time.Time { return t0.Add(time.Hour) }
+	e.now = now
 	if err := me.Start(ctx, host); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -57,8 +58,8 @@ type Alert struct {
 // Stats counts what the notifier did.
 type Stats struct {
 	Sent     int64 // alerts accepted by Alertmanager
-	Failures int64 // failed POSTs (each retried)
-	Dropped  int64 // alerts dropped because the queue was full
+	Failures int64 // failed POSTs (retried unless Alertmanager rejected them with a 4xx)
+	Dropped  int64 // alerts dropped: the queue was full, or Alertmanager rejected them
 	Queue    int   // alerts waiting
 }
 
@@ -221,16 +222,32 @@ func (n *Notifier) SendOnce(ctx context.Context) error {
 	if k == 0 {
 		return errEmpty
 	}
-	if err := n.post(ctx, batch); err != nil {
+	err := n.post(ctx, batch)
+	var rej *rejectedError
+	if err != nil {
 		n.failures.Add(1)
-		return err
+		if !errors.As(err, &rej) {
+			return err
+		}
 	}
 	n.mu.Lock()
 	n.queue = append(n.queue[:0], n.queue[min(k, len(n.queue)):]...)
 	n.mu.Unlock()
+	if rej != nil {
+		// Alertmanager refused the batch itself: sending it again cannot
+		// help, and keeping it would block everything behind it.
+		n.dropped.Add(int64(len(batch)))
+		return nil
+	}
 	n.sent.Add(int64(len(batch)))
 	return nil
 }
+
+// rejectedError is a 4xx answer other than 429: the request is wrong, not
+// the server's state.
+type rejectedError struct{ msg string }
+
+func (e *rejectedError) Error() string { return e.msg }
 
 func (n *Notifier) post(ctx context.Context, batch []Alert) error {
 	body, err := json.Marshal(batch)
@@ -252,7 +269,11 @@ func (n *Notifier) post(ctx context.Context, batch []Alert) error {
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("post alerts to %s: %s: %s", url, resp.Status, bytes.TrimSpace(msg))
+		err := fmt.Errorf("post alerts to %s: %s: %s", url, resp.Status, bytes.TrimSpace(msg))
+		if resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusTooManyRequests {
+			return &rejectedError{err.Error()}
+		}
+		return err
 	}
 	return nil
 }
@@ -288,8 +309,21 @@ func (n *Notifier) convert(a alert.Alert) Alert {
 		if out.EndsAt.IsZero() {
 			out.EndsAt = a.EvaluatedAt
 		}
+		// Alertmanager treats an end time still in the future as an
+		// update of a firing alert and keeps the later end it knows:
+		// a resolution must not be later than now.
+		if now := n.opts.Now(); out.EndsAt.After(now) {
+			out.EndsAt = now
+		}
+		if out.StartsAt.After(out.EndsAt) {
+			out.StartsAt = out.EndsAt
+		}
 	} else {
-		out.EndsAt = n.opts.Now().Add(4 * n.opts.ResendInterval)
+		base := n.opts.Now()
+		if out.StartsAt.After(base) {
+			base = out.StartsAt
+		}
+		out.EndsAt = base.Add(4 * n.opts.ResendInterval)
 	}
 	return out
 }
