@@ -40,12 +40,15 @@ func repoFile(t *testing.T, rel string) string {
 	return filepath.Join(root, rel)
 }
 
-// The components every Junction build must carry (builder-config.yaml).
+// The components every Junction build must carry (builder-config.yaml), by
+// the type names v0.165 lists; configs may still use the older names
+// (filelog, kubeletstats, k8sattributes, otlp, otlphttp,
+// prometheusremotewrite, spanmetrics), which the components keep as aliases.
 var wantComponents = map[string][]string{
-	"receivers":  {"otlp", "prometheus", "filelog", "kubeletstats", "kafka"},
-	"processors": {"memory_limiter", "batch", "k8sattributes", "resource", "transform", "filter"},
-	"exporters":  {"otlp", "otlphttp", "debug", "prometheusremotewrite", "kafka"},
-	"connectors": {"spanmetrics", "forward"},
+	"receivers":  {"otlp", "prometheus", "file_log", "kubelet_stats", "kafka"},
+	"processors": {"memory_limiter", "batch", "k8s_attributes", "resource", "transform", "filter"},
+	"exporters":  {"otlp_grpc", "otlp_http", "debug", "prometheus_remote_write", "kafka"},
+	"connectors": {"span_metrics", "forward"},
 	"extensions": {"health_check", "pprof", "file_storage", "bearertokenauth"},
 }
 
