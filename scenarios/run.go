@@ -72,11 +72,15 @@ func (f ClockFunc) Wait(ctx context.Context, t time.Time) error { return f(ctx, 
 var Unpaced Clock = ClockFunc(func(ctx context.Context, _ time.Time) error { return ctx.Err() })
 
 // Paced plays virtual time at Speed virtual seconds per real second from
-// the real instant of the first Wait. Speed 0 means unpaced. Only pacing
-// reads the real clock; the generated data depends on the virtual clock
-// alone.
+// the real instant of the first Wait, which stands for the virtual time
+// Start (or, when Start is zero, the time of that first Wait). With Start
+// set to the plan's start a step is delivered once it has fully elapsed,
+// so data is never ahead of the real clock at speed 1. Speed 0 means
+// unpaced. Only pacing reads the real clock; the generated data depends on
+// the virtual clock alone.
 type Paced struct {
 	Speed float64
+	Start time.Time
 	// Now and Sleep default to the real clock; tests inject their own.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -97,8 +101,10 @@ func (p *Paced) Wait(ctx context.Context, t time.Time) error {
 		sleep = sleepCtx
 	}
 	if p.realStart.IsZero() {
-		p.realStart, p.virtStart = now(), t
-		return ctx.Err()
+		p.realStart, p.virtStart = now(), p.Start
+		if p.virtStart.IsZero() {
+			p.virtStart = t
+		}
 	}
 	due := p.realStart.Add(time.Duration(float64(t.Sub(p.virtStart)) / p.Speed))
 	if d := due.Sub(now()); d > 0 {

@@ -236,6 +236,16 @@ func TestPacedClock(t *testing.T) {
 	if len(slept) != 3 || slept[0] != time.Second || slept[2] != time.Second {
 		t.Errorf("slept %v, want three sleeps of 1s", slept)
 	}
+	// Anchored at the plan's start, the first step waits for itself to
+	// elapse: its data is never ahead of the real clock.
+	slept = nil
+	c = &Paced{Speed: 1, Start: v, Now: c.Now, Sleep: c.Sleep}
+	if err := c.Wait(context.Background(), v.Add(10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if len(slept) != 1 || slept[0] != 10*time.Second {
+		t.Errorf("slept %v before the first step, want 10s", slept)
+	}
 }
 
 // TestTracesWellFormed checks ids, timing, parents and the CLIENT/SERVER

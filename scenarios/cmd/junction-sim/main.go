@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	}}
 	clock := scenarios.Clock(scenarios.Unpaced)
 	if c.speed > 0 {
-		clock = &scenarios.Paced{Speed: c.speed}
+		clock = &scenarios.Paced{Speed: c.speed, Start: plan.Start}
 	}
 	st, err := scenarios.RunWithOptions(ctx, plan, sink, clock, opts)
 	fmt.Fprintf(stdout, "junction-sim: %d steps, %d spans, %d data points, %d log records sent", st.Steps, st.Spans, st.Points, st.Records)
