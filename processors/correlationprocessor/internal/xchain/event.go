@@ -105,9 +105,13 @@ type Event struct {
 	Stage            Stage
 	SourceChain      string
 	DestinationChain string
-	// Relayer is the relayer service name (xchain.relayer, else the
-	// resource's service.name).
-	Relayer           string
+	// Relayer names the relayer explicitly (xchain.relayer); usually
+	// empty.
+	Relayer string
+	// Service is the emitting resource's service.name. It names the
+	// relayer on the relayed stage; on other stages it is only a fallback
+	// (see Tracker.Observe).
+	Service           string
 	Time              time.Time
 	SourceTxHash      string
 	DestinationTxHash string
@@ -158,10 +162,8 @@ func EventFromAttributes(resource, attrs pcommon.Map, ts time.Time) (ev Event, o
 	ev.DestinationTxHash = str(AttrDestinationTxHash)
 	ev.FeeDenom = str(AttrFeeDenom)
 	ev.Relayer = str(AttrRelayer)
-	if ev.Relayer == "" {
-		if v, found := resource.Get(attrServiceName); found {
-			ev.Relayer = v.AsString()
-		}
+	if v, found := resource.Get(attrServiceName); found {
+		ev.Service = v.AsString()
 	}
 	ev.Time = ts
 	for _, f := range []struct {

@@ -31,7 +31,7 @@ func TestEventFromAttributes(t *testing.T) {
 			},
 			want: Event{
 				MessageID: "transfer/channel-0/42", Stage: StageRelayed, SourceChain: "osmosis-1", DestinationChain: "cosmoshub-4",
-				Relayer: "hermes", Time: ts, SourceTxHash: "AB12", DestinationTxHash: "CD34",
+				Service: "hermes", Time: ts, SourceTxHash: "AB12", DestinationTxHash: "CD34",
 				GasUsed: 120000, GasPrice: 0.025, FeeAmount: 3000, FeeDenom: "uatom",
 			},
 			wantOK: true,
@@ -40,7 +40,7 @@ func TestEventFromAttributes(t *testing.T) {
 			name:     "resource fallback and relayer override",
 			resource: map[string]any{"service.name": "bridge-ui", "xchain.source.chain": "ethereum", "xchain.destination.chain": "arbitrum"},
 			attrs:    map[string]any{"xchain.message.id": "0xmsg", "xchain.stage": "sent", "xchain.relayer": "axelar-relayer"},
-			want:     Event{MessageID: "0xmsg", Stage: StageSent, SourceChain: "ethereum", DestinationChain: "arbitrum", Relayer: "axelar-relayer", Time: ts},
+			want:     Event{MessageID: "0xmsg", Stage: StageSent, SourceChain: "ethereum", DestinationChain: "arbitrum", Relayer: "axelar-relayer", Service: "bridge-ui", Time: ts},
 			wantOK:   true,
 		},
 		{name: "not a cross-chain record", resource: map[string]any{"service.name": "shop"}, attrs: map[string]any{"http.route": "/"}},

@@ -31,11 +31,13 @@ func (s status) String() string {
 	return "unknown"
 }
 
-// Latency pairs recorded once each, as soon as both ends are known.
+// Flags of a message: the latency pairs recorded once each, as soon as
+// both ends are known, and whether its relayer was named with authority.
 const (
 	recSentToRelayed uint8 = 1 << iota
 	recRelayedToExecuted
 	recEndToEnd
+	relayerNamed
 )
 
 // StageRecord is one known stage of a message.

@@ -33,10 +33,13 @@ type Tracker struct {
 	pending  msgHeap
 	closed   closedRing
 	relayers map[string]*relayerState
-	scopes   map[string]*scopeState
-	counts   Counts
-	started  bool
-	shutdown bool
+	// routeRelayer is the relayer that last relayed a message of each
+	// route (source + "\x00" + destination); bounded by max_relayers.
+	routeRelayer map[string]string
+	scopes       map[string]*scopeState
+	counts       Counts
+	started      bool
+	shutdown     bool
 
 	// Storage writes of the current call: dirty messages and deleted keys,
 	// written as one storage batch.
@@ -72,17 +75,18 @@ func New(cfg Config, set Settings) (*Tracker, error) {
 		return nil, fmt.Errorf("creating xchain telemetry: %w", err)
 	}
 	t := &Tracker{
-		cfg:      cfg,
-		store:    set.Storage,
-		now:      set.Now,
-		logger:   set.Logger,
-		tel:      tel,
-		ctx:      context.Background(),
-		alpha:    1 - math.Exp(-math.Ln2*bucketWidth.Seconds()/cfg.BaselineHalfLife.Seconds()),
-		msgs:     make(map[string]*message),
-		pending:  msgHeap{global: true},
-		relayers: make(map[string]*relayerState),
-		scopes:   make(map[string]*scopeState),
+		cfg:          cfg,
+		store:        set.Storage,
+		now:          set.Now,
+		logger:       set.Logger,
+		tel:          tel,
+		ctx:          context.Background(),
+		alpha:        1 - math.Exp(-math.Ln2*bucketWidth.Seconds()/cfg.BaselineHalfLife.Seconds()),
+		msgs:         make(map[string]*message),
+		pending:      msgHeap{global: true},
+		relayers:     make(map[string]*relayerState),
+		routeRelayer: make(map[string]string),
+		scopes:       make(map[string]*scopeState),
 	}
 	if t.now == nil {
 		t.now = time.Now
@@ -160,6 +164,9 @@ func (t *Tracker) Start(ctx context.Context) error {
 		}
 		m.ent = ent
 		t.msgs[m.id] = m
+		if m.recorded&relayerNamed != 0 {
+			t.learnRouteRelayer(m)
+		}
 		if m.status != statusPending {
 			t.pushClosed(m)
 			continue
@@ -239,8 +246,13 @@ func (t *Tracker) observe(ev Event, now int64) error {
 		gasUsed: ev.GasUsed, gasPrice: ev.GasPrice, fee: ev.FeeAmount, feeDenom: ev.FeeDenom,
 	}
 	m := t.msgs[ev.MessageID]
+	named, authoritative := namedRelayer(ev)
 	if m == nil {
-		ent := t.relayerFor(ev.Relayer, ev.SourceChain, ev.DestinationChain, now)
+		relayer := named
+		if !authoritative {
+			relayer = t.provisionalRelayer(ev)
+		}
+		ent := t.relayerFor(relayer, ev.SourceChain, ev.DestinationChain, now)
 		if ent == nil {
 			t.counts.EventsDropped++
 			t.tel.eventsDropped.Add(t.ctx, 1)
@@ -250,8 +262,11 @@ func (t *Tracker) observe(ev Event, now int64) error {
 			t.evictOldest(now)
 		}
 		m = &message{
-			id: ev.MessageID, relayer: ev.Relayer, src: ev.SourceChain, dst: ev.DestinationChain,
+			id: ev.MessageID, relayer: relayer, src: ev.SourceChain, dst: ev.DestinationChain,
 			ent: ent, globalIdx: -1, entIdx: -1,
+		}
+		if authoritative {
+			m.recorded |= relayerNamed
 		}
 		m.add(r)
 		m.begin = ts
@@ -264,7 +279,7 @@ func (t *Tracker) observe(ev Event, now int64) error {
 		t.tel.duplicates.Add(t.ctx, 1)
 		return nil
 	} else {
-		t.updateIdentity(m, ev, now)
+		t.updateIdentity(m, ev, named, authoritative, now)
 		if b := m.start(); b != m.begin {
 			m.begin = b
 			if m.status == statusPending {
@@ -272,6 +287,9 @@ func (t *Tracker) observe(ev Event, now int64) error {
 				m.ent.pending.fix(m.entIdx)
 			}
 		}
+	}
+	if m.recorded&relayerNamed != 0 {
+		t.learnRouteRelayer(m)
 	}
 	ent := m.ent
 	ent.lastActive = now
@@ -304,21 +322,60 @@ func (t *Tracker) observe(ev Event, now int64) error {
 	return nil
 }
 
+// namedRelayer is the relayer an event names with authority: xchain.relayer
+// on any stage, or the emitting service on the relayed stage (the relayer
+// is who relays).
+func namedRelayer(ev Event) (string, bool) {
+	if ev.Relayer != "" {
+		return ev.Relayer, true
+	}
+	if ev.Stage == StageRelayed && ev.Service != "" {
+		return ev.Service, true
+	}
+	return "", false
+}
+
+// provisionalRelayer attributes an event that names no relayer (a dapp's
+// sent, an indexer's executed): the relayer that last relayed a message of
+// the route, else the emitting service until a relayer is named.
+func (t *Tracker) provisionalRelayer(ev Event) string {
+	if r := t.routeRelayer[ev.SourceChain+"\x00"+ev.DestinationChain]; r != "" && ev.SourceChain != "" && ev.DestinationChain != "" {
+		return r
+	}
+	return ev.Service
+}
+
+func (t *Tracker) learnRouteRelayer(m *message) {
+	if m.src == "" || m.dst == "" || m.relayer == "" {
+		return
+	}
+	k := m.src + "\x00" + m.dst
+	if _, ok := t.routeRelayer[k]; !ok && len(t.routeRelayer) >= t.cfg.MaxRelayers {
+		return
+	}
+	t.routeRelayer[k] = m.relayer
+}
+
 // updateIdentity applies what a later event says about the message's
-// relayer and route: chains fill in when unknown; the relayer of the
-// relayed stage and after is the one that carried the message and wins over
-// the service that emitted earlier stages. A pending message moves to its
-// new relayer entity (unless the relayer table is full).
-func (t *Tracker) updateIdentity(m *message, ev Event, now int64) {
+// relayer and route: chains fill in when unknown; a relayer named with
+// authority (namedRelayer) replaces a provisional one or an earlier named
+// one. A pending message moves to its new relayer entity (unless the
+// relayer table is full).
+func (t *Tracker) updateIdentity(m *message, ev Event, named string, authoritative bool, now int64) {
 	relayer, src, dst := m.relayer, m.src, m.dst
-	if ev.Relayer != "" && (relayer == "" || ev.Stage >= StageRelayed) {
-		relayer = ev.Relayer
+	if authoritative {
+		relayer = named
+	} else if relayer == "" && m.recorded&relayerNamed == 0 {
+		relayer = t.provisionalRelayer(ev)
 	}
 	if src == "" {
 		src = ev.SourceChain
 	}
 	if dst == "" {
 		dst = ev.DestinationChain
+	}
+	if authoritative {
+		m.recorded |= relayerNamed
 	}
 	if relayer == m.relayer && src == m.src && dst == m.dst {
 		return

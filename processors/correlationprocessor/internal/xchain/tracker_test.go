@@ -91,17 +91,26 @@ func TestDuplicatedStages(t *testing.T) {
 	assert.Equal(t, 0.0, v.Features["messages.timeout_ratio"])
 }
 
-func TestRelayerAndRouteFromLaterStages(t *testing.T) {
+func TestRelayerAttribution(t *testing.T) {
 	clock := newClock()
 	tr := mustNew(t, DefaultConfig(), Settings{Now: clock.Now})
-	// The dapp emits sent without knowing the route's relayer.
-	require.NoError(t, tr.Observe(ctxb(), Event{MessageID: "m1", Stage: StageSent, Time: at(0), Relayer: "bridge-ui", SourceChain: "osmosis-1"}))
+	// The dapp emits sent; no relayer has relayed on the route yet, so the
+	// message sits with the emitting service until one is named.
+	require.NoError(t, tr.Observe(ctxb(), Event{MessageID: "m1", Stage: StageSent, Time: at(0), Service: "bridge-ui", SourceChain: "osmosis-1"}))
 	clock.Set(at(time.Hour))
-	require.NoError(t, tr.Observe(ctxb(), ev("m1", StageRelayed, at(time.Hour))))
+	relayed := Event{MessageID: "m1", Stage: StageRelayed, Time: at(time.Hour), Service: "hermes", SourceChain: "osmosis-1", DestinationChain: "cosmoshub-4"}
+	require.NoError(t, tr.Observe(ctxb(), relayed))
+	// An indexer's executed names no relayer and does not move it.
+	require.NoError(t, tr.Observe(ctxb(), Event{MessageID: "m1", Stage: StageExecuted, Time: at(time.Hour), Service: "indexer", SourceChain: "osmosis-1", DestinationChain: "cosmoshub-4"}))
+	// The next message from the dapp goes to the route's relayer at once.
+	require.NoError(t, tr.Observe(ctxb(), Event{MessageID: "m2", Stage: StageSent, Time: at(time.Hour), Service: "bridge-ui", SourceChain: "osmosis-1", DestinationChain: "cosmoshub-4"}))
+
 	views := tr.Features(clock.Now())
 	require.Contains(t, views, routeID)
-	assert.Equal(t, 1.0, views[routeID].Features["messages.pending"], "the message moved to the relayer that carried it")
+	assert.Equal(t, 1.0, views[routeID].Features["messages.pending"], "m2 is pending on the route's relayer")
+	within1pc(t, secondsOf(time.Hour), views[routeID].Features["latency.end_to_end_p99_s"], "m1 moved to hermes with its stages")
 	assert.Equal(t, 0.0, views["relayer:bridge-ui/osmosis-1/"].Features["messages.pending"])
+	assert.NotContains(t, views, "relayer:indexer/osmosis-1/cosmoshub-4")
 }
 
 func TestRestartWithFileStorage(t *testing.T) {
