@@ -97,6 +97,7 @@ type Identity struct {
 	RPCSystem        []string `mapstructure:"rpc_system"`
 	MessagingSystem  []string `mapstructure:"messaging_system"`
 	ProxyRoute       []string `mapstructure:"proxy_route"`
+	RelayerService   []string `mapstructure:"relayer_service"`
 	SourceChain      []string `mapstructure:"source_chain"`
 	DestinationChain []string `mapstructure:"destination_chain"`
 	XChainMessage    []string `mapstructure:"xchain_message"`

@@ -142,7 +142,7 @@ func (g *Graph) resolve(now time.Time, mp *MetricMapping, attrs, res pcommon.Map
 	case entity.Proxy:
 		return g.proxyEntity(now, lookupDefault(id.ServiceName, mp.Attributes, res, attrs), lookupDefault(id.ProxyRoute, mp.Attributes, attrs, res))
 	case entity.Relayer:
-		return g.relayerEntity(now, false, lookupDefault(id.ServiceName, mp.Attributes, res, attrs),
+		return g.relayerEntity(now, false, lookupDefault(id.RelayerService, mp.Attributes, attrs, res),
 			lookupDefault(id.SourceChain, mp.Attributes, attrs, res), lookupDefault(id.DestinationChain, mp.Attributes, attrs, res))
 	case entity.Stream:
 		return g.streamEntity(now, false, lookupDefault(id.StreamTopic, mp.Attributes, attrs, res), lookupDefault(id.StreamGroup, mp.Attributes, attrs, res))

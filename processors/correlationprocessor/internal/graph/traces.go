@@ -310,6 +310,14 @@ func (g *Graph) span(now time.Time, svc *entityState, svcName string, res pcommo
 			db.win.Observe(now, ms, failed)
 			if ms >= float64(g.s.SlowQuery)/float64(time.Millisecond) {
 				db.win.Add(now, window.Slow, 1)
+				// Evidence: the slow query's template and latest text.
+				if q := lookup(id.DBQuery, attrs); q != "" {
+					var ts string
+					if !tid.IsEmpty() {
+						ts = hex.EncodeToString(tid[:])
+					}
+					g.addLog(db, now, "SLOW", q, ts)
+				}
 			}
 			g.exemplar(&db.exemplars, now, ms, failed, tid, sid)
 			g.observeEdge(now, svc.ref.ID, db.ref.ID, typ, ms, failed, tid, sid)
