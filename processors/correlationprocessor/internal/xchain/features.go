@@ -8,24 +8,24 @@ import (
 
 // RelayerView is one relayer entity's features at an instant.
 type RelayerView struct {
-	Relayer          string
-	SourceChain      string
-	DestinationChain string
+	Relayer          string `json:"relayer"`
+	SourceChain      string `json:"source_chain"`
+	DestinationChain string `json:"destination_chain"`
 	// Features are the entity.Schema[entity.Relayer] features over the
 	// short window (1 minute); Features5m over the long window (5
 	// minutes). Instantaneous features (pending, backlog, wallet,
 	// finality) are the same in both. A feature without data is absent.
-	Features   map[string]float64
-	Features5m map[string]float64
+	Features   map[string]float64 `json:"features"`
+	Features5m map[string]float64 `json:"features_5m"`
 	// Baseline holds the EWMA baselines of gas.price and
 	// messages.throughput.
-	Baseline map[string]float64
+	Baseline map[string]float64 `json:"baseline,omitempty"`
 	// Metrics are the raw relayer metric values joined onto the entity.
-	Metrics map[string]float64
+	Metrics map[string]float64 `json:"metrics,omitempty"`
 	// Stuck lists, oldest first, the pending messages older than
 	// stuck_after, then the latest expired and evicted ones; at most
 	// max_evidence of each.
-	Stuck []StuckMessage
+	Stuck []StuckMessage `json:"stuck,omitempty"`
 }
 
 // StuckMessage is the evidence for one message that did not complete.
@@ -53,12 +53,12 @@ type StuckMessage struct {
 // RouteView aggregates the message features of every relayer serving a
 // route (source chain → destination chain).
 type RouteView struct {
-	SourceChain      string
-	DestinationChain string
+	SourceChain      string `json:"source_chain"`
+	DestinationChain string `json:"destination_chain"`
 	// Relayers are the relayer entity ids on the route, sorted.
-	Relayers   []string
-	Features   map[string]float64
-	Features5m map[string]float64
+	Relayers   []string           `json:"relayers"`
+	Features   map[string]float64 `json:"features"`
+	Features5m map[string]float64 `json:"features_5m"`
 }
 
 // Features returns the relayer entities' views at now, keyed by entity id

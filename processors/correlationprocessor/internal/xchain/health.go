@@ -41,8 +41,8 @@ var (
 //   - a chain of a relayer: DestinationChain empty (wallet_balance,
 //     ws_reconnect: Hermes' chain label alone);
 //   - a whole relayer: both chains empty (workers, broadcast_errors);
-//   - a chain for every relayer: Relayer and DestinationChain empty
-//     (chain head heights from a node exporter).
+//   - a chain for every relayer: Relayer and DestinationChain empty.
+//     Chain head heights always go to this scope, whoever exports them.
 type Scope struct {
 	Relayer          string
 	SourceChain      string
@@ -292,6 +292,11 @@ func (t *Tracker) ObserveScopeMetric(s Scope, name string, value float64, ts tim
 	if ts.IsZero() {
 		tsn = now
 	}
+	if name == t.cfg.Metrics.LatestHeight || name == t.cfg.Metrics.FinalizedHeight {
+		// Chain heads are facts about a chain, whoever exports them (a
+		// node exporter, a relayer): one scope per chain.
+		s = Scope{SourceChain: s.SourceChain}
+	}
 	id := s.ID()
 	sc := t.scopes[id]
 	if sc == nil {
@@ -351,13 +356,13 @@ func scopesOf(r *relayerState) healthScopes {
 // order returns where a metric is looked up for an entity: backlog and tx
 // latency are per route; the wallet that pays for relaying src→dst is on
 // the destination chain; the finality that gates relaying is the source
-// chain's; relayer-wide values come last.
+// chain's (whoever reports it); relayer-wide values come last.
 func (t *Tracker) order(h healthScopes, name string) []string {
 	switch name {
 	case MetricWalletBalance:
 		return []string{h.dst, h.relayer}
 	case t.cfg.Metrics.LatestHeight, t.cfg.Metrics.FinalizedHeight:
-		return []string{h.src, h.anySrc}
+		return []string{h.anySrc}
 	case MetricBroadcastErrors, MetricWSReconnect, MetricWorkers, MetricClientMisbehaviours:
 		return []string{h.route, h.dst, h.src, h.relayer}
 	}

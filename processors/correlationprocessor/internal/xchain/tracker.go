@@ -294,7 +294,9 @@ func (t *Tracker) observe(ev Event, now int64) error {
 	ent := m.ent
 	ent.lastActive = now
 	bk := ent.advance(now, t.alpha)
-	if ev.GasPrice > 0 {
+	// gas.price is the destination chain's: one chain's gas unit per
+	// entity, and the chain where relaying spends the relayer's wallet.
+	if ev.GasPrice > 0 && (ev.Stage == StageRelayed || ev.Stage == StageExecuted) {
 		bk.gasPriceSum += ev.GasPrice
 		bk.gasPriceN++
 	}
