@@ -108,6 +108,12 @@ func (g *generator) streamMetrics() {
 		km.int(cur, 1_200_000+g.produced[p], "topic", Topic, "partition", part)
 		sum += lagByPart[p]
 	}
+	var offSum int64
+	for p := 0; p < Partitions; p++ {
+		offSum += 1_200_000 + g.consumed[p]
+	}
+	km.int(km.gauge("kafka.consumer_group.offset_sum", "", "Sum of consumer group offset across partitions of topic"),
+		offSum, "group", ConsumerGroup, "topic", Topic)
 	km.int(km.gauge("kafka.consumer_group.lag_sum", "{message}", "Current approximate sum of consumer group lag across all partitions of topic"),
 		sum, "group", ConsumerGroup, "topic", Topic)
 }

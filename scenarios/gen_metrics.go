@@ -127,10 +127,16 @@ func (g *generator) proxyMetrics() {
 		em.dbl(em.gauge("envoy_cluster_circuit_breakers_default_rq_pending_open", "", "Whether the pending requests circuit breaker is under its concurrency limit (0) or is at capacity and no longer admitting (1)"), open, cl...)
 		rq := em.sum("envoy_cluster_upstream_rq", "", "Total requests by response code", true)
 		var total float64
+		var byClass [6]float64
 		for ci, name := range codeNames {
 			v := g.add("envoy.rq."+name+"/"+p.name, float64(g.upstreamCodes[pi][ci]))
 			total += v
-			em.cumDbl(rq, v, "envoy_cluster_name", ProxyCluster, "envoy_response_code", name, "envoy_response_code_class", name[:1])
+			byClass[name[0]-'0'] += v
+			em.cumDbl(rq, v, "envoy_cluster_name", ProxyCluster, "envoy_response_code", name)
+		}
+		xx := em.sum("envoy_cluster_upstream_rq_xx", "", "Total requests by response code class", true)
+		for _, class := range []int{2, 4, 5} {
+			em.cumDbl(xx, byClass[class], "envoy_cluster_name", ProxyCluster, "envoy_response_code_class", strconv.Itoa(class))
 		}
 		em.cumDbl(em.sum("envoy_cluster_upstream_rq_total", "", "Total requests", true), total, cl...)
 		em.dbl(em.gauge("envoy_http_downstream_cx_active", "", "Total active connections"),

@@ -394,6 +394,13 @@ func TestFaultsAreVisible(t *testing.T) {
 				if h, f := meanIn(p, pts, healthy(p)), meanIn(p, pts, fault(p)); h != 0 || f < 0.9 {
 					t.Errorf("circuit open healthy %.2f fault %.2f", h, f)
 				}
+				xx := func(class string, w win) float64 {
+					return increase(p, r.points("envoy_cluster_upstream_rq_xx", "envoy_response_code_class", class), w)
+				}
+				shed := func(w win) float64 { return ratio(xx("4", w)+xx("5", w), xx("2", w)+xx("4", w)+xx("5", w)) }
+				if h, f := shed(healthy(p)), shed(fault(p)); h != 0 || f < 0.3 {
+					t.Errorf("envoy shed ratio healthy %.2f fault %.2f", h, f)
+				}
 				ovf := r.points("envoy_cluster_upstream_rq_pending_overflow")
 				if h, f := increase(p, ovf, healthy(p)), increase(p, ovf, fault(p)); h != 0 || f < 100 {
 					t.Errorf("pending overflow increase healthy %v fault %v", h, f)
