@@ -40,6 +40,11 @@ type Tracker struct {
 	counts       Counts
 	started      bool
 	shutdown     bool
+	// closedStore is set once Shutdown closed the storage client.
+	closedStore bool
+	// lastGC is when gcRelayers last ran: it walks the closed messages, so
+	// a full table does not run it for every event.
+	lastGC int64
 
 	// Storage writes of the current call: dirty messages and deleted keys,
 	// written as one storage batch.
@@ -195,6 +200,7 @@ func (t *Tracker) Shutdown(ctx context.Context) error {
 	err := t.flush(ctx)
 	if t.store != nil {
 		err = errors.Join(err, t.store.Close(ctx))
+		t.closedStore = true
 	}
 	return err
 }
@@ -539,12 +545,17 @@ func (t *Tracker) markDirty(m *message) {
 
 // flush writes the dirty messages and deletions in one storage batch.
 func (t *Tracker) flush(ctx context.Context) error {
-	if t.store == nil || (len(t.dirty) == 0 && len(t.deletes) == 0) {
+	if t.store == nil || t.closedStore || (len(t.dirty) == 0 && len(t.deletes) == 0) {
 		t.dirty, t.deletes = t.dirty[:0], t.deletes[:0]
 		return nil
 	}
 	t.buf = t.buf[:0]
 	t.opArr = t.opArr[:0]
+	// Deletes first: a message forgotten and seen again in the same call
+	// must end up stored.
+	for _, k := range t.deletes {
+		t.opArr = append(t.opArr, storage.Operation{Type: storage.Delete, Key: k})
+	}
 	for _, m := range t.dirty {
 		m.dirty = false
 		if m.ent == nil { // forgotten in the same call: only the delete stands
@@ -553,9 +564,6 @@ func (t *Tracker) flush(ctx context.Context) error {
 		start := len(t.buf)
 		t.buf = appendRecord(t.buf, m)
 		t.opArr = append(t.opArr, storage.Operation{Type: storage.Set, Key: storageKey(m.id), Value: t.buf[start:len(t.buf):len(t.buf)]})
-	}
-	for _, k := range t.deletes {
-		t.opArr = append(t.opArr, storage.Operation{Type: storage.Delete, Key: k})
 	}
 	t.ops = t.ops[:0]
 	for i := range t.opArr {
@@ -591,6 +599,10 @@ func (t *Tracker) relayerFor(relayer, src, dst string, now int64) *relayerState 
 // gcRelayers removes relayer entities with nothing pending, no closed
 // message still referring to them and no activity in the long window.
 func (t *Tracker) gcRelayers(now int64) {
+	if t.lastGC != 0 && now-t.lastGC < int64(bucketWidth) {
+		return
+	}
+	t.lastGC = now
 	inUse := make(map[*relayerState]bool)
 	for i := 0; i < t.closed.len(); i++ {
 		inUse[t.closed.at(i).ent] = true

@@ -219,3 +219,46 @@ func TestRecordRoundTrip(t *testing.T) {
 		assert.Error(t, err, "truncated at %d", i)
 	}
 }
+
+// TestForgottenAndSeenAgainInOneBatch: a closed message pushed out of
+// max_closed and seen again in the same batch must be stored, not deleted.
+func TestForgottenAndSeenAgainInOneBatch(t *testing.T) {
+	dir := t.TempDir()
+	clock := newClock()
+	cfg := DefaultConfig()
+	cfg.MaxClosed = 1
+	fs := openFileStorage(t, dir)
+	tr := mustNew(t, cfg, Settings{Now: clock.Now, Storage: fs.client})
+	require.NoError(t, tr.Observe(ctxb(), ev("m1", StageExecuted, at(0))))
+	require.NoError(t, tr.ObserveBatch(ctxb(), []Event{
+		ev("m2", StageExecuted, at(0)), // closes m2, pushing m1 out
+		ev("m1", StageSent, at(0)),     // m1 again: a new pending record
+	}))
+	require.NoError(t, tr.Shutdown(ctxb()))
+	require.NoError(t, fs.ext.Shutdown(ctxb()))
+
+	fs = openFileStorage(t, dir)
+	tr = mustNew(t, cfg, Settings{Now: clock.Now, Storage: fs.client})
+	assert.Equal(t, 1, tr.Counts().Restored)
+	require.NoError(t, tr.Shutdown(ctxb()))
+	require.NoError(t, fs.ext.Shutdown(ctxb()))
+}
+
+// TestRouteRelayerSurvivesRestart: after a restart, a dapp's sent still goes
+// to the relayer that relayed the route's messages before it.
+func TestRouteRelayerSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	clock := newClock()
+	fs := openFileStorage(t, dir)
+	tr := mustNew(t, DefaultConfig(), Settings{Now: clock.Now, Storage: fs.client})
+	require.NoError(t, tr.Observe(ctxb(), ev("m1", StageRelayed, at(0))))
+	require.NoError(t, tr.Shutdown(ctxb()))
+	require.NoError(t, fs.ext.Shutdown(ctxb()))
+
+	fs = openFileStorage(t, dir)
+	tr = mustNew(t, DefaultConfig(), Settings{Now: clock.Now, Storage: fs.client})
+	require.NoError(t, tr.Observe(ctxb(), Event{MessageID: "m2", Stage: StageSent, Time: at(0), Service: "bridge-ui", SourceChain: "osmosis-1", DestinationChain: "cosmoshub-4"}))
+	assert.Equal(t, 2.0, tr.Features(clock.Now())[routeID].Features["messages.pending"])
+	require.NoError(t, tr.Shutdown(ctxb()))
+	require.NoError(t, fs.ext.Shutdown(ctxb()))
+}
