@@ -1,7 +1,7 @@
 import { DataQueryRequest, DataSourceInstanceSettings, dateTime, LiveChannelScope } from '@grafana/data';
 import { of } from 'rxjs';
 
-import { DataSource, parseVariableQuery, streamPath } from './datasource';
+import { DataSource, JunctionVariableSupport, parseVariableQuery, streamPath } from './datasource';
 import { JunctionOptions, JunctionQuery } from './types';
 
 const getDataStream = jest.fn();
@@ -111,5 +111,16 @@ describe('DataSource', () => {
     expect(values).toEqual([{ text: 'orders', value: 'database:postgresql/pg:5432/orders' }]);
     await ds.metricFindQuery('features($entity)');
     expect(getResource).toHaveBeenLastCalledWith('features', { entity: 'service:shop/checkout' });
+  });
+
+  it('serves query variables through its custom variable support', (done) => {
+    const ds = new DataSource(settings);
+    jest.spyOn(ds, 'getResource').mockResolvedValue([{ text: 'service', value: 'service' }]);
+    const req = { ...request([]), targets: [{ refId: 'V', kind: 'entityTypes' }] } as never;
+    (ds.variables as JunctionVariableSupport).query(req).subscribe((res) => {
+      expect(res.data).toEqual([{ text: 'service', value: 'service' }]);
+      expect(ds.getResource).toHaveBeenCalledWith('entity-types');
+      done();
+    });
   });
 });

@@ -1,5 +1,6 @@
 import {
   CoreApp,
+  CustomVariableSupport,
   DataQueryRequest,
   DataQueryResponse,
   DataSourceInstanceSettings,
@@ -8,9 +9,11 @@ import {
   ScopedVars,
 } from '@grafana/data';
 import { DataSourceWithBackend, getGrafanaLiveSrv, getTemplateSrv } from '@grafana/runtime';
-import { merge, Observable } from 'rxjs';
+import { from, map, merge, Observable } from 'rxjs';
 
-import { DEFAULT_QUERY, JunctionOptions, JunctionQuery, VariableQuery } from './types';
+import { VariableQueryEditor } from './components/VariableQueryEditor';
+
+import { DEFAULT_QUERY, JunctionOptions, JunctionQuery, VariableDataQuery, VariableQuery } from './types';
 
 /** The alert filter the backend's stream path carries (pkg/plugin AlertFilter). */
 export interface AlertFilter {
@@ -66,6 +69,7 @@ export function parseVariableQuery(q: VariableQuery | string): VariableQuery {
 export class DataSource extends DataSourceWithBackend<JunctionQuery, JunctionOptions> {
   constructor(instanceSettings: DataSourceInstanceSettings<JunctionOptions>) {
     super(instanceSettings);
+    this.variables = new JunctionVariableSupport(this);
   }
 
   getDefaultQuery(_: CoreApp): Partial<JunctionQuery> {
@@ -150,5 +154,20 @@ export class DataSource extends DataSourceWithBackend<JunctionQuery, JunctionOpt
         break;
     }
     return opts.map((o) => ({ text: o.text, value: o.value }));
+  }
+}
+
+/** Query variables of this data source: entity types, entities, features. */
+export class JunctionVariableSupport extends CustomVariableSupport<DataSource, VariableDataQuery> {
+  editor = VariableQueryEditor;
+
+  constructor(private readonly datasource: DataSource) {
+    super();
+  }
+
+  query(request: DataQueryRequest<VariableDataQuery>): Observable<DataQueryResponse> {
+    return from(this.datasource.metricFindQuery(request.targets[0], { scopedVars: request.scopedVars })).pipe(
+      map((values) => ({ data: values }))
+    );
   }
 }

@@ -64,3 +64,6 @@ export interface VariableQuery {
   entity?: string;
   search?: string;
 }
+
+/** VariableQuery as Grafana stores it in a query variable. */
+export type VariableDataQuery = VariableQuery & DataQuery;

@@ -19,7 +19,6 @@ function settings(patch: Partial<Settings> = {}): Settings {
     access: 'proxy',
     url: 'http://127.0.0.1:8480',
     user: '',
-    database: '',
     basicAuth: false,
     basicAuthUser: '',
     isDefault: false,

@@ -45,6 +45,13 @@ describe('QueryEditor', () => {
     expect(screen.queryByLabelText('Live')).not.toBeInTheDocument();
   });
 
+  it('filters the graph by entity type', () => {
+    const { onChange, onRunQuery } = renderEditor({ refId: 'A', queryType: 'graph' });
+    fireEvent.click(screen.getByText('database'));
+    expect(onChange).toHaveBeenCalledWith({ refId: 'A', queryType: 'graph', entityType: 'database' });
+    expect(onRunQuery).toHaveBeenCalled();
+  });
+
   it('asks for the alert id of evidence', () => {
     const { onChange } = renderEditor({ refId: 'A', queryType: 'evidence' });
     fireEvent.change(screen.getByLabelText('Alert id'), { target: { value: 'a@b' } });
@@ -55,10 +62,10 @@ describe('QueryEditor', () => {
 describe('VariableQueryEditor', () => {
   it('builds an entities query with its definition', () => {
     const onChange = jest.fn();
-    render(<VariableQueryEditor query={{ kind: 'entities' }} onChange={onChange} />);
+    render(<VariableQueryEditor query={{ refId: 'V', kind: 'entities' }} onChange={onChange} />);
     fireEvent.change(screen.getByLabelText('Entity type'), { target: { value: 'database' } });
-    expect(onChange).toHaveBeenCalledWith({ kind: 'entities', entityType: 'database' }, 'entities(database)');
+    expect(onChange).toHaveBeenCalledWith({ refId: 'V', kind: 'entities', entityType: 'database' }, 'entities(database)');
     fireEvent.click(screen.getByText('Features'));
-    expect(onChange).toHaveBeenLastCalledWith({ kind: 'features' }, 'features()');
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'V', kind: 'features' }, 'features()');
   });
 });

@@ -1,5 +1,5 @@
 import React, { ChangeEvent } from 'react';
-import { InlineField, InlineSwitch, Input, RadioButtonGroup, Select, Stack } from '@grafana/ui';
+import { InlineField, InlineSwitch, Input, RadioButtonGroup, Stack } from '@grafana/ui';
 import { QueryEditorProps, SelectableValue } from '@grafana/data';
 
 import { DataSource } from '../datasource';
@@ -81,12 +81,10 @@ export function QueryEditor({ query, onChange, onRunQuery }: Props) {
 
       {queryType === 'graph' && (
         <InlineField label="Entity type" tooltip="Show only entities of this type">
-          <Select
-            aria-label="Entity type"
-            width={24}
+          <RadioButtonGroup<string>
             options={ENTITY_TYPE_OPTIONS}
             value={query.entityType ?? ''}
-            onChange={(v) => set({ entityType: v.value || undefined }, true)}
+            onChange={(v) => set({ entityType: v || undefined }, true)}
           />
         </InlineField>
       )}

@@ -1,11 +1,11 @@
 import React, { ChangeEvent } from 'react';
 import { InlineField, Input, RadioButtonGroup, Stack } from '@grafana/ui';
 
-import { VariableQuery } from '../types';
+import { VariableDataQuery, VariableQuery } from '../types';
 
 interface Props {
-  query: VariableQuery | string;
-  onChange: (query: VariableQuery, definition: string) => void;
+  query: VariableDataQuery | string;
+  onChange: (query: VariableDataQuery, definition: string) => void;
 }
 
 const KINDS: Array<{ label: string; value: VariableQuery['kind'] }> = [
@@ -27,7 +27,8 @@ export function definition(q: VariableQuery): string {
 
 /** VariableQueryEditor defines a template variable: entity types, entities of a type, or an entity's features. */
 export function VariableQueryEditor({ query, onChange }: Props) {
-  const q: VariableQuery = typeof query === 'string' || !query?.kind ? { kind: 'entities' } : query;
+  const q: VariableDataQuery =
+    typeof query === 'string' || !query?.kind ? { refId: 'JunctionVariable', kind: 'entities' } : query;
   const set = (patch: Partial<VariableQuery>) => {
     const next = { ...q, ...patch };
     onChange(next, definition(next));
