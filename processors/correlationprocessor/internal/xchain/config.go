@@ -47,10 +47,6 @@ const (
 	// DefaultMetricStaleness is the age after which a relayer metric value
 	// no longer counts.
 	DefaultMetricStaleness = 5 * time.Minute
-	// DefaultLatestHeightMetric and DefaultFinalizedHeightMetric are the
-	// chain head metrics read for finality lag.
-	DefaultLatestHeightMetric    = "chain_latest_height"
-	DefaultFinalizedHeightMetric = "chain_finalized_height"
 	// FeeUnitNative reports fees in the unit they were paid in.
 	FeeUnitNative = "native"
 )
@@ -84,11 +80,19 @@ type FeeConfig struct {
 	Prices map[string]float64 `mapstructure:"prices"`
 }
 
-// MetricNames are the chain head metric names read for finality lag.
+// MetricNames are the chain head metric names read for finality lag; the
+// values are kept under MetricChainLatestHeight and
+// MetricChainFinalizedHeight whatever their exported name.
 type MetricNames struct {
-	LatestHeight    string `mapstructure:"latest_height"`
-	FinalizedHeight string `mapstructure:"finalized_height"`
+	LatestHeight    []string `mapstructure:"latest_height"`
+	FinalizedHeight []string `mapstructure:"finalized_height"`
 }
+
+// Default chain head metric names.
+var (
+	DefaultLatestHeightMetrics    = []string{MetricChainLatestHeight, "chain_head_height"}
+	DefaultFinalizedHeightMetrics = []string{MetricChainFinalizedHeight}
+)
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
@@ -106,8 +110,8 @@ func DefaultConfig() Config {
 		MetricStaleness:  DefaultMetricStaleness,
 		Fee:              FeeConfig{Unit: FeeUnitNative},
 		Metrics: MetricNames{
-			LatestHeight:    DefaultLatestHeightMetric,
-			FinalizedHeight: DefaultFinalizedHeightMetric,
+			LatestHeight:    append([]string(nil), DefaultLatestHeightMetrics...),
+			FinalizedHeight: append([]string(nil), DefaultFinalizedHeightMetrics...),
 		},
 	}
 }
@@ -155,14 +159,24 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("fee::prices::%s must be a non-negative number, got %v", denom, p))
 		}
 	}
-	if c.Metrics.LatestHeight == "" {
-		errs = append(errs, errors.New("metrics::latest_height must name the chain head height metric"))
-	}
-	if c.Metrics.FinalizedHeight == "" {
-		errs = append(errs, errors.New("metrics::finalized_height must name the finalized height metric"))
-	}
-	if c.Metrics.LatestHeight != "" && c.Metrics.LatestHeight == c.Metrics.FinalizedHeight {
-		errs = append(errs, fmt.Errorf("metrics::latest_height and metrics::finalized_height are both %q", c.Metrics.LatestHeight))
+	names := map[string]string{}
+	for _, l := range []struct {
+		key   string
+		names []string
+	}{{"metrics::latest_height", c.Metrics.LatestHeight}, {"metrics::finalized_height", c.Metrics.FinalizedHeight}} {
+		if len(l.names) == 0 {
+			errs = append(errs, fmt.Errorf("%s must name at least one metric", l.key))
+		}
+		for i, n := range l.names {
+			switch prev, dup := names[n]; {
+			case n == "":
+				errs = append(errs, fmt.Errorf("%s[%d] is empty", l.key, i))
+			case dup:
+				errs = append(errs, fmt.Errorf("%s[%d]: %q is already in %s", l.key, i, n, prev))
+			default:
+				names[n] = l.key
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

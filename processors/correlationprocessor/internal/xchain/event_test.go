@@ -94,7 +94,9 @@ func TestConfigValidate(t *testing.T) {
 		{"prices without unit", func(c *Config) { c.Fee.Prices = map[string]float64{"uatom": 1} }, []string{`fee::prices is set but fee::unit is "native"`}},
 		{"unit without prices", func(c *Config) { c.Fee.Unit = "USD" }, []string{`fee::unit is "USD" but fee::prices is empty`}},
 		{"bad price", func(c *Config) { c.Fee = FeeConfig{Unit: "USD", Prices: map[string]float64{"wei": -2}} }, []string{"fee::prices::wei must be a non-negative number"}},
-		{"height names", func(c *Config) { c.Metrics.FinalizedHeight = c.Metrics.LatestHeight }, []string{`metrics::latest_height and metrics::finalized_height are both "chain_latest_height"`}},
+		{"height names", func(c *Config) { c.Metrics.FinalizedHeight = []string{"chain_head_height", ""} },
+			[]string{`metrics::finalized_height[0]: "chain_head_height" is already in metrics::latest_height`, "metrics::finalized_height[1] is empty"}},
+		{"no height names", func(c *Config) { c.Metrics.LatestHeight = nil }, []string{"metrics::latest_height must name at least one metric"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -63,7 +63,8 @@ type RouteView struct {
 
 // Features returns the relayer entities' views at now, keyed by entity id
 // (entity.ID(entity.Relayer, relayer, source chain, destination chain)).
-// Entities known only from route-scoped relayer metrics are included. It
+// Relayer entities known only from a fresh backlog_size of their route are
+// included. It
 // first expires messages past max_age (writing them to storage; a failed
 // write is counted and logged).
 func (t *Tracker) Features(now time.Time) map[string]RelayerView {
@@ -81,7 +82,11 @@ func (t *Tracker) Features(now time.Time) map[string]RelayerView {
 		out[id] = t.view(r, n)
 	}
 	for id, sc := range t.scopes {
-		if _, ok := out[id]; ok || !sc.scope.isRoute() || n-sc.seen > int64(t.cfg.MetricStaleness) {
+		// A route's backlog (labelled chain = source, as the entity) makes
+		// it an entity; tx latencies are labelled the other way round and
+		// do not.
+		b, ok := sc.last[MetricBacklogSize]
+		if _, known := out[id]; known || !ok || !sc.scope.isRoute() || n-b.t > int64(t.cfg.MetricStaleness) {
 			continue
 		}
 		r := newRelayerState(id, sc.scope.Relayer, sc.scope.SourceChain, sc.scope.DestinationChain, n)

@@ -3,6 +3,7 @@ package xchain
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ const (
 	MetricBroadcastErrors        = "broadcast_errors"
 	MetricClientMisbehaviours    = "client_misbehaviours_submitted"
 	MetricWorkers                = "workers"
+	// Chain heads, under whichever names Config.Metrics lists.
+	MetricChainLatestHeight    = "chain_latest_height"
+	MetricChainFinalizedHeight = "chain_finalized_height"
 )
 
 // Labels read by ScopeFromMetric for the chains, first found wins: the
@@ -228,19 +232,26 @@ func (t *Tracker) seriesSpacing(name string) (int64, bool) {
 	switch name {
 	case MetricWalletBalance:
 		return int64(t.cfg.BurnRateWindow) / (seriesCap - 4), true
-	case MetricBacklogSize, MetricBroadcastErrors, MetricWSReconnect, t.cfg.Metrics.LatestHeight:
+	case MetricBacklogSize, MetricBroadcastErrors, MetricWSReconnect, MetricChainLatestHeight:
 		return int64(longWindow) / (seriesCap - 4), true
 	}
 	return 0, false
 }
 
+// knownMetric returns the name a metric is kept under, and whether it is
+// read at all.
 func (t *Tracker) knownMetric(name string) (string, bool) {
+	if slices.Contains(t.cfg.Metrics.LatestHeight, name) {
+		return MetricChainLatestHeight, true
+	}
+	if slices.Contains(t.cfg.Metrics.FinalizedHeight, name) {
+		return MetricChainFinalizedHeight, true
+	}
 	name = strings.TrimSuffix(name, "_total")
 	switch name {
 	case MetricBacklogSize, MetricBacklogOldestSequence, MetricBacklogOldestTimestamp,
 		MetricWalletBalance, MetricTxLatencySubmitted, MetricTxLatencyConfirmed,
-		MetricWSReconnect, MetricBroadcastErrors, MetricClientMisbehaviours, MetricWorkers,
-		t.cfg.Metrics.LatestHeight, t.cfg.Metrics.FinalizedHeight:
+		MetricWSReconnect, MetricBroadcastErrors, MetricClientMisbehaviours, MetricWorkers:
 		return name, true
 	}
 	return "", false
@@ -292,7 +303,7 @@ func (t *Tracker) ObserveScopeMetric(s Scope, name string, value float64, ts tim
 	if ts.IsZero() {
 		tsn = now
 	}
-	if name == t.cfg.Metrics.LatestHeight || name == t.cfg.Metrics.FinalizedHeight {
+	if name == MetricChainLatestHeight || name == MetricChainFinalizedHeight {
 		// Chain heads are facts about a chain, whoever exports them (a
 		// node exporter, a relayer): one scope per chain.
 		s = Scope{SourceChain: s.SourceChain}
@@ -340,12 +351,13 @@ func (t *Tracker) gcScopes(now int64) {
 // healthScopes are the scope ids a relayer entity reads its metrics from,
 // in order of preference, per kind of metric.
 type healthScopes struct {
-	route, relayer, src, dst, anySrc string
+	route, reverse, relayer, src, dst, anySrc string
 }
 
 func scopesOf(r *relayerState) healthScopes {
 	return healthScopes{
 		route:   Scope{r.relayer, r.src, r.dst}.ID(),
+		reverse: Scope{r.relayer, r.dst, r.src}.ID(),
 		relayer: Scope{Relayer: r.relayer}.ID(),
 		src:     Scope{Relayer: r.relayer, SourceChain: r.src}.ID(),
 		dst:     Scope{Relayer: r.relayer, SourceChain: r.dst}.ID(),
@@ -353,16 +365,20 @@ func scopesOf(r *relayerState) healthScopes {
 	}
 }
 
-// order returns where a metric is looked up for an entity: backlog and tx
-// latency are per route; the wallet that pays for relaying src→dst is on
+// order returns where a metric is looked up for an entity: backlog is per
+// route, labelled with the source chain as Hermes' chain; tx latency is
+// labelled with the chain the transaction went to, the destination for
+// relaying src→dst, so the reverse label pair comes first; the wallet that pays for relaying src→dst is on
 // the destination chain; the finality that gates relaying is the source
 // chain's (whoever reports it); relayer-wide values come last.
 func (t *Tracker) order(h healthScopes, name string) []string {
 	switch name {
 	case MetricWalletBalance:
 		return []string{h.dst, h.relayer}
-	case t.cfg.Metrics.LatestHeight, t.cfg.Metrics.FinalizedHeight:
+	case MetricChainLatestHeight, MetricChainFinalizedHeight:
 		return []string{h.anySrc}
+	case MetricTxLatencySubmitted, MetricTxLatencyConfirmed:
+		return []string{h.reverse, h.route, h.dst, h.relayer}
 	case MetricBroadcastErrors, MetricWSReconnect, MetricWorkers, MetricClientMisbehaviours:
 		return []string{h.route, h.dst, h.src, h.relayer}
 	}
@@ -390,7 +406,7 @@ func (t *Tracker) healthFeatures(h healthScopes, now int64, w time.Duration, f m
 	names := []string{MetricBacklogSize, MetricBacklogOldestSequence, MetricBacklogOldestTimestamp,
 		MetricWalletBalance, MetricTxLatencySubmitted, MetricTxLatencyConfirmed, MetricWSReconnect,
 		MetricBroadcastErrors, MetricClientMisbehaviours, MetricWorkers,
-		t.cfg.Metrics.LatestHeight, t.cfg.Metrics.FinalizedHeight}
+		MetricChainLatestHeight, MetricChainFinalizedHeight}
 	for _, name := range names {
 		if v, _, ok := t.lookup(h, name, now); ok {
 			if raw == nil {
@@ -431,15 +447,15 @@ func (t *Tracker) healthFeatures(h healthScopes, now int64, w time.Duration, f m
 			}
 		}
 	}
-	latest, okL := raw[t.cfg.Metrics.LatestHeight]
-	final, okF := raw[t.cfg.Metrics.FinalizedHeight]
+	latest, okL := raw[MetricChainLatestHeight]
+	final, okF := raw[MetricChainFinalizedHeight]
 	if okL && okF {
 		lag := max(0, latest-final)
 		f["finality.lag_blocks"] = lag
-		if _, sc, _ := t.lookup(h, t.cfg.Metrics.LatestHeight, now); sc != nil {
+		if _, sc, _ := t.lookup(h, MetricChainLatestHeight, now); sc != nil {
 			// The block time is measured over the long window whatever w is:
 			// a minute holds too few blocks on slow chains.
-			if spb, ok := sc.series[t.cfg.Metrics.LatestHeight].secondsPerBlock(now, longWindow); ok {
+			if spb, ok := sc.series[MetricChainLatestHeight].secondsPerBlock(now, longWindow); ok {
 				f["finality.lag_s"] = lag * spb
 			}
 		}

@@ -35,8 +35,8 @@ func TestHermesHealth(t *testing.T) {
 	for s := 0; s <= 300; s += 30 {
 		when := time.Hour - 300*time.Second + time.Duration(s)*time.Second
 		h := 10_000 + float64(s)/6
-		observe(srcChain, DefaultLatestHeightMetric, h, when)
-		observe(srcChain, DefaultFinalizedHeightMetric, h-12, when)
+		observe(srcChain, "chain_head_height", h, when) // an alias in the defaults
+		observe(srcChain, MetricChainFinalizedHeight, h-12, when)
 	}
 	// Backlog of the route growing by 2 every 15 s over the last minute;
 	// its oldest packet was sent at t0+50m.
@@ -44,7 +44,10 @@ func TestHermesHealth(t *testing.T) {
 		observe(route, MetricBacklogSize, b, time.Hour-time.Minute+time.Duration(i)*15*time.Second)
 	}
 	observe(route, MetricBacklogOldestTimestamp, float64(at(50*time.Minute).Unix()), time.Hour)
+	// Confirmation latency of the acks (to the source chain) and of the
+	// receives (to the destination chain): relaying src→dst is the latter.
 	observe(route, MetricTxLatencyConfirmed, 2500, time.Hour)
+	observe(Scope{Relayer: "hermes", SourceChain: "cosmoshub-4", DestinationChain: "osmosis-1"}, MetricTxLatencyConfirmed, 3100, time.Hour)
 	// Broadcast errors: a counter that resets (relayer restart).
 	for i, c := range []float64{0, 3, 6, 2, 5} {
 		observe(relayerWide, MetricBroadcastErrors+"_total", c, time.Hour-time.Minute+time.Duration(i)*15*time.Second)
@@ -64,7 +67,7 @@ func TestHermesHealth(t *testing.T) {
 	assert.Equal(t, 18.0, f["backlog.size"])
 	assert.InDelta(t, 8.0/60, f["backlog.growth_rate"], 1e-9)
 	assert.Equal(t, 600.0, f["backlog.oldest_age_s"])
-	assert.Equal(t, 2500.0, f["tx.latency_confirmed_ms"])
+	assert.Equal(t, 3100.0, f["tx.latency_confirmed_ms"])
 	assert.InDelta(t, 11.0/60, f["broadcast.errors_rate"], 1e-9)
 	assert.Equal(t, 1410.0, views[routeID].Metrics[MetricWalletBalance])
 

@@ -38,8 +38,8 @@ func TestFeatureNamesAreTheSchema(t *testing.T) {
 		tr.ObserveScopeMetric(route, MetricTxLatencyConfirmed, 1200, at(when))
 		tr.ObserveScopeMetric(Scope{Relayer: "hermes"}, MetricBroadcastErrors, float64(i), at(when))
 		tr.ObserveScopeMetric(Scope{Relayer: "hermes", SourceChain: "cosmoshub-4"}, MetricWalletBalance, float64(1000-i), at(when))
-		tr.ObserveScopeMetric(Scope{SourceChain: "osmosis-1"}, DefaultLatestHeightMetric, float64(100+i*3), at(when))
-		tr.ObserveScopeMetric(Scope{SourceChain: "osmosis-1"}, DefaultFinalizedHeightMetric, float64(90+i*3), at(when))
+		tr.ObserveScopeMetric(Scope{SourceChain: "osmosis-1"}, MetricChainLatestHeight, float64(100+i*3), at(when))
+		tr.ObserveScopeMetric(Scope{SourceChain: "osmosis-1"}, MetricChainFinalizedHeight, float64(90+i*3), at(when))
 	}
 	var want, wantBaseline []string
 	for _, f := range entity.Schema[entity.Relayer] {
