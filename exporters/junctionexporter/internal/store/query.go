@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/junction-sre/junction/alert"
@@ -395,7 +396,6 @@ type meanAcc struct{ sum, n float64 }
 func (s *Store) Graph(from, to time.Time, typ entity.Type) (Graph, error) {
 	fromMs, toMs := from.UnixMilli(), to.UnixMilli()
 	nodes := make(map[string]*Node)
-	nodeAcc := make(map[string]map[string]*meanAcc)
 	addNode := func(id string, t entity.Type, name string, virtual bool) *Node {
 		n := nodes[id]
 		if n == nil {
@@ -410,73 +410,102 @@ func (s *Store) Graph(from, to time.Time, typ entity.Type) (Graph, error) {
 		}
 		return n
 	}
-	err := s.series.Search([]Filter{{Value: nodeStatsExpr, Regexp: true}}, fromMs, toMs, func(b SeriesBlock) {
-		id := string(b.Name.GetTagValue(entity.AttrEntityID))
-		if id == "" {
-			return
-		}
-		n := nodes[id]
-		if n == nil {
-			n = addNode(id, entity.Type(b.Name.GetTagValue(entity.AttrEntityType)), string(b.Name.GetTagValue(entity.AttrEntityName)),
-				string(b.Name.GetTagValue(entity.AttrVirtual)) == "true")
-		}
-		feature := string(b.Name.MetricGroup[len(entity.MetricPrefix):])
-		accs := nodeAcc[id]
-		if accs == nil {
-			accs = make(map[string]*meanAcc, len(nodeStats))
-			nodeAcc[id] = accs
-		}
-		acc := accs[feature]
-		if acc == nil {
-			acc = &meanAcc{}
-			accs[feature] = acc
-		}
-		for _, v := range b.Values {
-			acc.sum += v
-		}
-		acc.n += float64(len(b.Values))
-	})
-	if err != nil {
-		return Graph{}, err
-	}
-	for id, accs := range nodeAcc {
-		for f, a := range accs {
-			nodes[id].Stats[f] = a.sum / a.n
-		}
-	}
 
+	// Node and edge series are read concurrently; each search builds its
+	// own maps.
+	type nodeSeries struct {
+		id, name, feature string
+		typ               entity.Type
+		virtual           bool
+		acc               *meanAcc
+	}
 	type edgeAcc struct {
 		e   GraphEdge
 		acc map[string]*meanAcc
 	}
-	edges := make(map[string]*edgeAcc)
-	var key []byte
-	err = s.series.Search([]Filter{{Value: edgeStatsExpr, Regexp: true}}, fromMs, toMs, func(b SeriesBlock) {
-		src, dst := b.Name.GetTagValue(entity.AttrEdgeSource), b.Name.GetTagValue(entity.AttrEdgeTarget)
-		if len(src) == 0 || len(dst) == 0 {
+	var (
+		nodeAccs []*nodeSeries
+		edges    = make(map[string]*edgeAcc)
+		nodeErr  error
+		wg       sync.WaitGroup
+	)
+	wg.Go(func() {
+		var cur *nodeSeries
+		nodeErr = s.series.Search([]Filter{{Value: nodeStatsExpr, Regexp: true}}, fromMs, toMs, func(b SeriesBlock) {
+			if b.NewSeries {
+				cur = nil
+				id := string(b.Name.GetTagValue(entity.AttrEntityID))
+				if id == "" {
+					return
+				}
+				cur = &nodeSeries{id: id, name: string(b.Name.GetTagValue(entity.AttrEntityName)),
+					typ:     entity.Type(b.Name.GetTagValue(entity.AttrEntityType)),
+					virtual: string(b.Name.GetTagValue(entity.AttrVirtual)) == "true",
+					feature: string(b.Name.MetricGroup[len(entity.MetricPrefix):]), acc: &meanAcc{}}
+				nodeAccs = append(nodeAccs, cur)
+			}
+			if cur == nil {
+				return
+			}
+			for _, v := range b.Values {
+				cur.acc.sum += v
+			}
+			cur.acc.n += float64(len(b.Values))
+		})
+	})
+	var (
+		key []byte
+		cur *meanAcc
+	)
+	err := s.series.Search([]Filter{{Value: edgeStatsExpr, Regexp: true}}, fromMs, toMs, func(b SeriesBlock) {
+		if b.NewSeries {
+			cur = nil
+			src, dst := b.Name.GetTagValue(entity.AttrEdgeSource), b.Name.GetTagValue(entity.AttrEdgeTarget)
+			if len(src) == 0 || len(dst) == 0 {
+				return
+			}
+			et := b.Name.GetTagValue(entity.AttrEdgeType)
+			key = append(append(append(append(append(key[:0], src...), "->"...), dst...), '#'), et...)
+			ea := edges[string(key)]
+			if ea == nil {
+				ea = &edgeAcc{e: GraphEdge{ID: string(key), Source: string(src), Target: string(dst), Type: entity.EdgeType(et), Stats: map[string]float64{}},
+					acc: make(map[string]*meanAcc, len(edgeStats))}
+				edges[ea.e.ID] = ea
+			}
+			feature := string(b.Name.MetricGroup[len(entity.EdgeMetricPrefix):])
+			cur = ea.acc[feature]
+			if cur == nil {
+				cur = &meanAcc{}
+				ea.acc[feature] = cur
+			}
+		}
+		if cur == nil {
 			return
 		}
-		et := b.Name.GetTagValue(entity.AttrEdgeType)
-		key = append(append(append(append(append(key[:0], src...), "->"...), dst...), '#'), et...)
-		ea := edges[string(key)]
-		if ea == nil {
-			ea = &edgeAcc{e: GraphEdge{ID: string(key), Source: string(src), Target: string(dst), Type: entity.EdgeType(et), Stats: map[string]float64{}},
-				acc: make(map[string]*meanAcc, len(edgeStats))}
-			edges[ea.e.ID] = ea
-		}
-		feature := string(b.Name.MetricGroup[len(entity.EdgeMetricPrefix):])
-		acc := ea.acc[feature]
-		if acc == nil {
-			acc = &meanAcc{}
-			ea.acc[feature] = acc
-		}
 		for _, v := range b.Values {
-			acc.sum += v
+			cur.sum += v
 		}
-		acc.n += float64(len(b.Values))
+		cur.n += float64(len(b.Values))
 	})
-	if err != nil {
+	wg.Wait()
+	if err = errors.Join(nodeErr, err); err != nil {
 		return Graph{}, err
+	}
+	// Series of one feature may be split (e.g. an entity renamed): merge
+	// their sums before taking the mean.
+	merged := make(map[[2]string]*meanAcc, len(nodeAccs))
+	for _, ns := range nodeAccs {
+		addNode(ns.id, ns.typ, ns.name, ns.virtual)
+		k := [2]string{ns.id, ns.feature}
+		if m := merged[k]; m != nil {
+			m.sum += ns.acc.sum
+			m.n += ns.acc.n
+		} else {
+			merged[k] = ns.acc
+		}
+	}
+	for k, a := range merged {
+		nodes[k[0]].Stats[k[1]] = a.sum / a.n
 	}
 
 	// Entities known from the latest state in the range (they may have no

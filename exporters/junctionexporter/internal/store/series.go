@@ -136,7 +136,10 @@ type Filter struct {
 
 // SeriesBlock is one block of samples of one series, in time order.
 type SeriesBlock struct {
-	Name       *storage.MetricName
+	Name *storage.MetricName
+	// NewSeries is false when the block continues the series of the
+	// previous block: callers may reuse what they derived from Name.
+	NewSeries  bool
 	Timestamps []int64
 	Values     []float64
 }
@@ -169,7 +172,8 @@ func (s *Series) Search(filters []Filter, from, to int64, fn func(SeriesBlock)) 
 	)
 	for sr.NextMetricBlock() {
 		ref := sr.MetricBlockRef
-		if string(ref.MetricName) != string(prev) {
+		newSeries := string(ref.MetricName) != string(prev)
+		if newSeries {
 			if err := mn.Unmarshal(ref.MetricName); err != nil {
 				return fmt.Errorf("series name: %w", err)
 			}
@@ -181,7 +185,8 @@ func (s *Series) Search(filters []Filter, from, to int64, fn func(SeriesBlock)) 
 		}
 		ts, vs = blk.AppendRowsWithTimeRangeFilter(ts[:0], vs[:0], tr)
 		if len(ts) > 0 {
-			fn(SeriesBlock{Name: &mn, Timestamps: ts, Values: vs})
+			fn(SeriesBlock{Name: &mn, NewSeries: newSeries, Timestamps: ts, Values: vs})
+			newSeries = false
 		}
 	}
 	if err := sr.Error(); err != nil {

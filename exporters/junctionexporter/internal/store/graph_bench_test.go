@@ -1,0 +1,222 @@
+package store
+
+import (
+	"fmt"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/junction-sre/junction/alert"
+	"github.com/junction-sre/junction/entity"
+)
+
+// graphShape is a synthetic entity graph: nodes services with RED features,
+// each with edges to the next edgesPerNode services, all emitted every
+// interval over span, as the correlation processor emits them.
+type graphShape struct {
+	nodes, edgesPerNode int
+	interval, span      time.Duration
+}
+
+func nodeID(i int) string { return entity.ID(entity.Service, "bench", fmt.Sprintf("svc-%04d", i)) }
+
+// batch returns the derived metrics of one emit at ts.
+func (g graphShape) batch(ts time.Time) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	pts := pcommon.NewTimestampFromTime(ts)
+	for i := 0; i < g.nodes; i++ {
+		rm := md.ResourceMetrics().AppendEmpty()
+		at := rm.Resource().Attributes()
+		at.PutStr(entity.AttrEntityID, nodeID(i))
+		at.PutStr(entity.AttrEntityType, string(entity.Service))
+		at.PutStr(entity.AttrEntityName, fmt.Sprintf("svc-%04d", i))
+		ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+		for j, f := range nodeStats {
+			m := ms.AppendEmpty()
+			m.SetName(entity.MetricPrefix + f)
+			dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+			dp.SetTimestamp(pts)
+			dp.SetDoubleValue(float64(i%97 + j + 1))
+		}
+		for _, f := range edgeStats {
+			m := ms.AppendEmpty()
+			m.SetName(entity.EdgeMetricPrefix + f)
+			dps := m.SetEmptyGauge().DataPoints()
+			for k := 1; k <= g.edgesPerNode; k++ {
+				dp := dps.AppendEmpty()
+				dp.SetTimestamp(pts)
+				dp.SetDoubleValue(float64(k))
+				dp.Attributes().PutStr(entity.AttrEdgeSource, nodeID(i))
+				dp.Attributes().PutStr(entity.AttrEdgeTarget, nodeID((i+k)%g.nodes))
+				dp.Attributes().PutStr(entity.AttrEdgeType, string(entity.EdgeHTTP))
+			}
+		}
+	}
+	return md
+}
+
+// fill writes the whole span ending at end and returns the samples written.
+func (g graphShape) fill(tb testing.TB, s *Store, end time.Time) int {
+	n := 0
+	for ts := end.Add(-g.span); !ts.After(end); ts = ts.Add(g.interval) {
+		n += s.AddMetrics(g.batch(ts))
+	}
+	if err := s.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+// alertsOn raises a firing critical alert on every 10th node, blaming the
+// next node, for the second half of the hour.
+func alertsOn(tb testing.TB, s *Store, g graphShape, end time.Time) {
+	var as []alert.Alert
+	for i := 0; i < g.nodes; i += 10 {
+		a := alert.Alert{ID: fmt.Sprintf("g/r@%d", i), Rule: "r", Severity: "critical", State: alert.StateFiring,
+			Entity: entity.Ref{Type: entity.Service, ID: nodeID(i)}, Blame: entity.Ref{Type: entity.Service, ID: nodeID(i + 1)},
+			ActiveAt: end.Add(-30 * time.Minute), FiredAt: end.Add(-30 * time.Minute), EvaluatedAt: end.Add(-30 * time.Minute)}
+		as = append(as, a)
+	}
+	if _, err := s.AddAlerts(as); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func largeStore(tb testing.TB, g graphShape, end time.Time) *Store {
+	opts := testOptions(tb.TempDir(), func() time.Time { return end })
+	opts.MaxEntities, opts.MaxEdges = 10000, 100000
+	s, err := Open(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	g.fill(tb, s, end)
+	alertsOn(tb, s, g, end)
+	return s
+}
+
+func TestLargeGraph(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 1.4M samples")
+	}
+	g := graphShape{nodes: 1000, edgesPerNode: 5, interval: time.Minute, span: time.Hour}
+	end := t0.Add(2 * time.Hour)
+	s := largeStore(t, g, end)
+	gr, err := s.Graph(end.Add(-time.Hour), end, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gr.Nodes) != 1000 || len(gr.Edges) != 5000 {
+		t.Fatalf("graph has %d nodes, %d edges; want 1000 and 5000", len(gr.Nodes), len(gr.Edges))
+	}
+	blamed, critical := 0, 0
+	for i, n := range gr.Nodes {
+		if n.Blamed {
+			blamed++
+		}
+		if n.Health.Critical > 0.49 && n.Health.Critical < 0.51 {
+			critical++
+		}
+		if n.Stats["request.rate"] != float64(i%97+1) {
+			t.Fatalf("node %s has no request.rate: %+v", n.ID, n.Stats)
+		}
+	}
+	if blamed != 100 || critical != 100 {
+		t.Errorf("%d blamed and %d half-critical nodes, want 100 each", blamed, critical)
+	}
+	if !sort.SliceIsSorted(gr.Edges, func(i, j int) bool { return gr.Edges[i].ID < gr.Edges[j].ID }) {
+		t.Error("edges not sorted by id")
+	}
+	if e := gr.Edges[0]; e.Stats["latency.share"] == 0 {
+		t.Errorf("edge stats = %+v", e.Stats)
+	}
+}
+
+// BenchmarkGraph queries the graph of 1k nodes / 5k edges over 1 h of
+// samples every 15 s (the processor's default emit interval) and reports
+// the p99 latency of the queries it ran.
+func BenchmarkGraph(b *testing.B) {
+	g := graphShape{nodes: 1000, edgesPerNode: 5, interval: 15 * time.Second, span: time.Hour}
+	end := t0.Add(2 * time.Hour)
+	s := largeStore(b, g, end)
+	b.ReportAllocs()
+	b.ResetTimer()
+	lat := make([]time.Duration, 0, b.N)
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		gr, err := s.Graph(end.Add(-time.Hour), end, "")
+		lat = append(lat, time.Since(start))
+		if err != nil || len(gr.Edges) != 5000 {
+			b.Fatalf("graph: %d edges, %v", len(gr.Edges), err)
+		}
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+}
+
+// BenchmarkIngest writes derived samples (one emit of 1k nodes and 5k
+// edges per op) and reports samples per wall-clock second and per CPU
+// second of the whole process (VictoriaMetrics' background merges
+// included): the per-core rate, which holds on a shared machine too.
+func BenchmarkIngest(b *testing.B) {
+	g := graphShape{nodes: 1000, edgesPerNode: 5}
+	opts := testOptions(b.TempDir(), func() time.Time { return t0 })
+	opts.MaxEntities, opts.MaxEdges = 10000, 100000
+	s, err := Open(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	batches := make([]pmetric.Metrics, 16)
+	for i := range batches {
+		batches[i] = g.batch(t0.Add(time.Duration(i) * 15 * time.Second))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	samples := 0
+	for i := 0; i < b.N; i++ {
+		md := batches[i%len(batches)]
+		// Later ops write later samples of the same series.
+		if i >= len(batches) {
+			shiftTimestamps(md, 16*15*time.Second)
+		}
+		samples += s.AddMetrics(md)
+	}
+	// Make the samples durable as the flush loop would, inside the
+	// measurement.
+	if err := s.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	b.StopTimer()
+	b.ReportMetric(float64(samples)/elapsed.Seconds(), "samples/s")
+	b.ReportMetric(float64(samples)/cpu.Seconds(), "samples/cpu-s")
+}
+
+// cpuTime is the user and system CPU time of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func shiftTimestamps(md pmetric.Metrics, d time.Duration) {
+	for _, rm := range md.ResourceMetrics().All() {
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
+				for _, dp := range m.Gauge().DataPoints().All() {
+					dp.SetTimestamp(pcommon.NewTimestampFromTime(dp.Timestamp().AsTime().Add(d)))
+				}
+			}
+		}
+	}
+}
