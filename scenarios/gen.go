@@ -22,7 +22,7 @@ const (
 	maxQueuedEvents   = 50000 // Kafka events produced and not yet consumed
 	maxPendingXChain  = 5000  // cross-chain messages not yet terminal
 	maxLogsPerTmpl    = 20    // log records per service and template per step
-	maxRelaysPerStep  = 50    // messages the relayer relays per step when healthy
+	maxRelaysPerStep  = 200   // messages the relayer relays per step (batched)
 	xchainTimeout     = 20 * time.Minute
 	consumeCapPerSec  = 10.0 // healthy consumer capacity, events per second
 	messagesPerSecond = 0.3  // cross-chain messages sent per second
@@ -94,7 +94,7 @@ func newGenerator(p *Plan) *generator {
 		rng:    rand.New(rand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15)),
 		cum:    map[string]float64{},
 		hists:  map[string]*histState{},
-		wallet: [2]float64{250e6, 120e6},
+		wallet: [2]float64{250e6, 2500e6},
 		// Heads at the plan's start, derived from the virtual time so
 		// that they look like real chains.
 		heights: [2]int64{p.Start.Unix()/5 - 330_000_000, p.Start.Unix()/2 - 860_000_000},
@@ -112,7 +112,7 @@ func (g *generator) step(off time.Duration) *batch {
 	g.t1 = g.t0.Add(g.p.Step)
 	g.eff = healthyEffects()
 	if sc, ph, into, ok := g.p.At(off); ok && ph == PhaseFault {
-		sc.apply(&g.eff, into, g.p.Fault)
+		sc.apply(&g.eff, into, g.p.FaultOf(sc))
 	}
 	g.b = &batch{traces: ptrace.NewTraces(), metrics: pmetric.NewMetrics(), logs: plog.NewLogs()}
 	g.spanRS = map[int]ptrace.SpanSlice{}

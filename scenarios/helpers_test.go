@@ -69,7 +69,9 @@ func (r *recorder) ConsumeLogs(_ context.Context, ld plog.Logs) error {
 
 func (r *recorder) sum() string { return fmt.Sprintf("%x", r.h.Sum(nil)) }
 
-// shortPlan is one scenario: 2m healthy, 3m fault, 1m recovery.
+// shortPlan plays the scenarios with 2m healthy, 3m fault and 1m
+// recovery, ignoring their minimum fault lengths: the symptoms are there,
+// if not yet as old as the rules wait for.
 func shortPlan(t testing.TB, names ...string) *Plan {
 	t.Helper()
 	p, err := NewPlan(names...)
@@ -77,7 +79,16 @@ func shortPlan(t testing.TB, names ...string) *Plan {
 		t.Fatal(err)
 	}
 	p.Healthy, p.Fault, p.Recover = 2*time.Minute, 3*time.Minute, time.Minute
+	noMinFault(p)
 	return p
+}
+
+func noMinFault(p *Plan) {
+	for i, sc := range p.Scenarios {
+		c := *sc
+		c.MinFault = 0
+		p.Scenarios[i] = &c
+	}
 }
 
 func record(t testing.TB, p *Plan) *recorder {

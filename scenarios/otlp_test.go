@@ -74,6 +74,7 @@ func TestOTLPGRPCEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Healthy, p.Fault, p.Recover = time.Minute, time.Minute, 30*time.Second
+	noMinFault(p)
 	st, err := Run(ctx, p, sink, Unpaced)
 	if err != nil {
 		t.Fatal(err)

@@ -45,7 +45,9 @@ type Plan struct {
 	Start time.Time
 	// Step is the virtual time between two batches (one scrape interval).
 	Step time.Duration
-	// Healthy, Fault and Recover are the lengths of each scenario's phases.
+	// Healthy, Fault and Recover are the lengths of each scenario's phases;
+	// a scenario whose symptoms take longer to build up has a longer fault
+	// (FaultOf).
 	Healthy, Fault, Recover time.Duration
 	// EdgeRate is the healthy request rate at the edge proxy, per second.
 	EdgeRate float64
@@ -98,6 +100,11 @@ func (p *Plan) Validate() error {
 	if p.Start.IsZero() {
 		errs = append(errs, errors.New("start: no virtual start time"))
 	}
+	for _, sc := range p.Scenarios {
+		if f := p.FaultOf(sc); p.Step > 0 && f != p.Fault && f%p.Step != 0 {
+			errs = append(errs, fmt.Errorf("scenario %s: its fault of %v must be a multiple of the step %v", sc.Name, f, p.Step))
+		}
+	}
 	for _, gt := range p.Truth() {
 		if err := gt.Validate(); err != nil {
 			errs = append(errs, err)
@@ -106,12 +113,21 @@ func (p *Plan) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ScenarioLength is the length of one scenario: healthy + fault + recover.
-func (p *Plan) ScenarioLength() time.Duration { return p.Healthy + p.Fault + p.Recover }
+// FaultOf is the length of sc's fault phase: the plan's Fault, or longer
+// when the scenario needs more time for its symptoms to build up
+// (Scenario.MinFault).
+func (p *Plan) FaultOf(sc *Scenario) time.Duration { return max(p.Fault, sc.MinFault) }
+
+// lengthOf is the length of sc: healthy + fault + recover.
+func (p *Plan) lengthOf(sc *Scenario) time.Duration { return p.Healthy + p.FaultOf(sc) + p.Recover }
 
 // Duration is the virtual length of the whole plan.
 func (p *Plan) Duration() time.Duration {
-	return time.Duration(len(p.Scenarios)) * p.ScenarioLength()
+	var d time.Duration
+	for _, sc := range p.Scenarios {
+		d += p.lengthOf(sc)
+	}
+	return d
 }
 
 // End is the virtual end of the plan.
@@ -121,41 +137,49 @@ func (p *Plan) End() time.Time { return p.Start.Add(p.Duration()) }
 // phase and how long that phase has been running. ok is false outside the
 // plan.
 func (p *Plan) At(off time.Duration) (sc *Scenario, ph Phase, into time.Duration, ok bool) {
-	l := p.ScenarioLength()
-	if off < 0 || l <= 0 || off >= p.Duration() {
+	if off < 0 {
 		return nil, "", 0, false
 	}
-	i := int(off / l)
-	rel := off - time.Duration(i)*l
-	switch {
-	case rel < p.Healthy:
-		return p.Scenarios[i], PhaseHealthy, rel, true
-	case rel < p.Healthy+p.Fault:
-		return p.Scenarios[i], PhaseFault, rel - p.Healthy, true
-	default:
-		return p.Scenarios[i], PhaseRecover, rel - p.Healthy - p.Fault, true
+	for _, s := range p.Scenarios {
+		l := p.lengthOf(s)
+		if off >= l {
+			off -= l
+			continue
+		}
+		f := p.FaultOf(s)
+		switch {
+		case off < p.Healthy:
+			return s, PhaseHealthy, off, true
+		case off < p.Healthy+f:
+			return s, PhaseFault, off - p.Healthy, true
+		default:
+			return s, PhaseRecover, off - p.Healthy - f, true
+		}
 	}
+	return nil, "", 0, false
 }
 
 // Truth returns the ground truth of every scenario of the plan, in order.
 func (p *Plan) Truth() []GroundTruth {
 	out := make([]GroundTruth, 0, len(p.Scenarios))
-	for i, sc := range p.Scenarios {
-		off := time.Duration(i) * p.ScenarioLength()
+	var off time.Duration
+	for _, sc := range p.Scenarios {
+		f := p.FaultOf(sc)
 		gt := GroundTruth{
 			Scenario:   sc.Name,
 			Summary:    sc.Summary,
 			Start:      p.Start.Add(off),
 			Offset:     off,
 			Healthy:    Window{0, p.Healthy},
-			Fault:      Window{p.Healthy, p.Healthy + p.Fault},
-			Length:     p.ScenarioLength(),
+			Fault:      Window{p.Healthy, p.Healthy + f},
+			Length:     p.lengthOf(sc),
 			Tolerated:  sc.Tolerated,
-			Expect:     sc.expect(p.Healthy, p.Fault),
+			Expect:     sc.expect(p.Healthy, f),
 			FaultStart: p.Start.Add(off + p.Healthy),
-			FaultEnd:   p.Start.Add(off + p.Healthy + p.Fault),
+			FaultEnd:   p.Start.Add(off + p.Healthy + f),
 		}
 		out = append(out, gt)
+		off += gt.Length
 	}
 	return out
 }

@@ -20,16 +20,36 @@ const (
 	RuleErrorBudgetBurn            = "ErrorBudgetBurn"
 )
 
+// Rules of the packs that legitimately fire as consequences of a fault
+// (Scenario.Tolerated).
+const (
+	RuleProxyPendingOverflow      = "ProxyPendingOverflow"
+	RuleProxySurge                = "ProxySurge"
+	RuleUnderProvisionedThrottled = "UnderProvisionedThrottled"
+	RuleConnectionPoolWait        = "ConnectionPoolWait"
+	RuleSlowQueries               = "SlowQueries"
+	RuleLockWaits                 = "LockWaits"
+	RuleDatabaseConnectionLimit   = "DatabaseConnectionLimit"
+	RuleFinalityLag               = "FinalityLag"
+	RuleGasPriceSpike             = "GasPriceSpike"
+	RuleRelayerWalletLow          = "RelayerWalletLow"
+	RuleCrossChainFailureRatio    = "CrossChainFailureRatio"
+	RuleConsumerLagGrowing        = "ConsumerLagGrowing"
+	RuleCostPer1kSpike            = "CostPer1kSpike"
+)
+
 // Scenario names.
 const (
-	Surge       = "surge"
-	Bottleneck  = "bottleneck"
-	DBPool      = "database"
-	CrossChain  = "crosschain"
-	Streaming   = "streaming"
-	CostCut     = "cost"
-	rampUp      = 30 * time.Second
-	costSplitAt = 2 // the cost scenario's fault: first 1/2 idle, then the cut
+	Surge      = "surge"
+	Bottleneck = "bottleneck"
+	DBPool     = "database"
+	CrossChain = "crosschain"
+	Streaming  = "streaming"
+	CostCut    = "cost"
+	rampUp     = 30 * time.Second
+	// costIdleShare is the share of the cost scenario's fault spent idle
+	// and over-provisioned; the cost cut takes the rest.
+	costIdleShare = 0.6
 )
 
 // Scenario is one injected fault with its ground truth.
@@ -38,6 +58,10 @@ type Scenario struct {
 	Summary string
 	// Tolerated rules may fire as consequences of the fault.
 	Tolerated []string
+	// MinFault is the shortest fault that lets the symptoms reach what
+	// the detecting rules wait for (e.g. messages pending for 30 minutes,
+	// 10 minutes of idleness); the plan's fault is stretched to it.
+	MinFault time.Duration
 	// expect returns the expectations for a healthy phase and a fault of
 	// the given lengths.
 	expect func(healthy, fault time.Duration) []Expectation
@@ -95,15 +119,16 @@ func whole(rules []string, blame string) func(healthy, fault time.Duration) []Ex
 // costSplit is where the cost scenario's fault turns from the idle
 // deployment to the cost cut, relative to the fault's start.
 func costSplit(fault time.Duration) time.Duration {
-	return (fault / costSplitAt).Truncate(time.Second)
+	return time.Duration(float64(fault) * costIdleShare).Truncate(10 * time.Second)
 }
 
 var all = []*Scenario{
 	{
 		Name:    Surge,
 		Summary: "weather-event surge at the edge proxy: traffic x6, 429/503 shedding, pending overflow, open circuit breaker",
-		// Shed requests are failed requests at the edge.
-		Tolerated: []string{RuleErrorBudgetBurn},
+		// Shed requests are failed requests at the edge; the pending queue
+		// is the edge's own latency.
+		Tolerated: []string{RuleErrorBudgetBurn, RuleProxyPendingOverflow, RuleProxySurge, RuleHopOwnsLatency},
 		expect: func(h, f time.Duration) []Expectation {
 			w := Window{h, h + f}
 			return []Expectation{
@@ -114,8 +139,9 @@ var all = []*Scenario{
 		apply: func(e *effects, into, _ time.Duration) { e.edgeRate = 1 + 5*ramp(into) },
 	},
 	{
-		Name:    Bottleneck,
-		Summary: "inventory (three hops below the edge) ships a CPU-heavy release: its pods hit their CPU limit and are throttled; latency climbs at checkout, frontend and the edge",
+		Name:      Bottleneck,
+		Summary:   "inventory (three hops below the edge) ships a CPU-heavy release: its pods hit their CPU limit and are throttled; latency climbs at checkout, frontend and the edge",
+		Tolerated: []string{RuleUnderProvisionedThrottled},
 		expect: func(h, f time.Duration) []Expectation {
 			w := Window{h, h + f}
 			return []Expectation{
@@ -128,35 +154,47 @@ var all = []*Scenario{
 	{
 		Name:    DBPool,
 		Summary: "peak hour (traffic x1.8) meets a slow reporting query holding row locks: lock waits, the orders and catalog pools exhaust, requests wait and time out",
-		// Pool timeouts fail checkouts; the wait is spent in orders.
-		Tolerated: []string{RuleErrorBudgetBurn, RuleHopOwnsLatency},
-		expect:    whole([]string{RuleConnectionPoolSaturated}, DatabaseID),
+		// Pool timeouts fail checkouts; the wait is spent in orders; the
+		// database rules see the same fault from the server's side.
+		Tolerated: []string{RuleErrorBudgetBurn, RuleHopOwnsLatency, RuleConnectionPoolWait, RuleSlowQueries,
+			RuleLockWaits, RuleDatabaseConnectionLimit},
+		expect: whole([]string{RuleConnectionPoolSaturated}, DatabaseID),
 		apply: func(e *effects, into, _ time.Duration) {
 			e.edgeRate = 1 + 0.8*ramp(into)
 			e.dbSlowQuery = ramp(into)
 		},
 	},
 	{
-		Name:    CrossChain,
-		Summary: "the relayer stalls: messages stuck at source_finalized, destination gas price x6, failing broadcasts drain the wallet, destination finality lags",
-		expect:  whole([]string{RuleCrossChainMessagesStuck}, RelayerID),
+		Name:      CrossChain,
+		Summary:   "the relayer stalls for at least 40 minutes: messages stuck at source_finalized, destination gas price x6, failing broadcasts drain the wallet, destination finality lags",
+		Tolerated: []string{RuleFinalityLag, RuleGasPriceSpike, RuleRelayerWalletLow, RuleCrossChainFailureRatio},
+		// Messages count as stuck after 30 minutes.
+		MinFault: 40 * time.Minute,
+		expect:   whole([]string{RuleCrossChainMessagesStuck}, RelayerID),
 		apply: func(e *effects, into, _ time.Duration) {
 			e.relayerStall = true
 			e.gasPrice = 1 + 5*ramp(into)
-			e.finalityLag = int64(60 * ramp(into))
+			e.finalityLag = int64(200 * ramp(into))
 		},
 	},
 	{
-		Name:    Streaming,
-		Summary: "the dashboard's Kafka consumer slows to a twentieth of its capacity: lag grows and the dashboard goes stale",
-		expect:  whole([]string{RuleDashboardStale}, StreamID),
-		apply:   func(e *effects, into, _ time.Duration) { e.consumeCapacity = 0.05 },
+		Name:      Streaming,
+		Summary:   "the dashboard's Kafka consumer slows to a twentieth of its capacity: lag grows and the dashboard goes stale",
+		Tolerated: []string{RuleConsumerLagGrowing},
+		expect:    whole([]string{RuleDashboardStale}, StreamID),
+		apply:     func(e *effects, into, _ time.Duration) { e.consumeCapacity = 0.05 },
 	},
 	{
 		Name:    CostCut,
-		Summary: "recommendations is scaled to 8 idle pods of 2 CPUs (over-provisioned); then a cost cut takes catalog from 3 pods to 1 with a CPU limit of 0.15 cores, burning its error budget",
-		// The cut leaves catalog throttled and owning the products route's latency.
-		Tolerated: []string{RuleCPUThrottlingBehindLatency, RuleHopOwnsLatency},
+		Summary: "recommendations is scaled to 8 idle pods of 2 CPUs (over-provisioned) for 60% of the fault; then a cost cut takes catalog from 3 pods to 1 with a CPU limit of 0.15 cores, burning its error budget",
+		// Idle pods make requests expensive; the cut leaves catalog
+		// throttled, owning the products route's latency and failing
+		// requests of its callers.
+		Tolerated: []string{RuleCostPer1kSpike, RuleCPUThrottlingBehindLatency, RuleHopOwnsLatency,
+			RuleUnderProvisionedThrottled, RuleErrorBudgetBurn},
+		// OverProvisioned waits 10 minutes on a 5-minute window; the
+		// budget burn needs minutes of the 1h window.
+		MinFault: 30 * time.Minute,
 		expect: func(h, f time.Duration) []Expectation {
 			split := h + costSplit(f)
 			return []Expectation{

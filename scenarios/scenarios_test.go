@@ -355,7 +355,7 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 // read are healthy before the fault and clearly faulty during it.
 func TestFaultsAreVisible(t *testing.T) {
 	healthy := func(p *Plan) win { return win{20 * time.Second, p.Healthy} }
-	fault := func(p *Plan) win { return win{p.Healthy + time.Minute, p.Healthy + p.Fault} }
+	fault := func(p *Plan) win { return win{p.Healthy + time.Minute, p.Healthy + p.FaultOf(p.Scenarios[0])} }
 	type check func(t *testing.T, p *Plan, r *recorder)
 	ratio := func(a, b float64) float64 {
 		if b == 0 {
@@ -476,7 +476,7 @@ func TestFaultsAreVisible(t *testing.T) {
 				}
 				wb := r.points("wallet_balance", "chain", DestinationChain)
 				hb := -increase(p, wb, healthy(p)) / (p.Healthy - 20*time.Second).Minutes()
-				fb := -increase(p, wb, fault(p)) / (p.Fault - time.Minute).Minutes()
+				fb := -increase(p, wb, fault(p)) / (p.FaultOf(p.Scenarios[0]) - time.Minute).Minutes()
 				if fb < 5*hb {
 					t.Errorf("destination wallet burn per minute healthy %.0f fault %.0f; want x5", hb, fb)
 				}
@@ -487,7 +487,7 @@ func TestFaultsAreVisible(t *testing.T) {
 					t.Errorf("destination finality lag at the fault's end = %v blocks", lag)
 				}
 				// after recovery the backlog drains
-				if end := meanIn(p, bl, win{p.ScenarioLength() - p.Step, p.ScenarioLength()}); end > 10 {
+				if end := meanIn(p, bl, win{p.Duration() - p.Step, p.Duration()}); end > 10 {
 					t.Errorf("backlog after recovery = %v", end)
 				}
 			},
@@ -514,14 +514,14 @@ func TestFaultsAreVisible(t *testing.T) {
 				if h, f := meanIn(p, lag, healthy(p)), meanIn(p, lag, fault(p)); h > 5 || f < 100 {
 					t.Errorf("lag healthy %.1f fault %.1f", h, f)
 				}
-				if end := meanIn(p, lag, win{p.ScenarioLength() - p.Step, p.ScenarioLength()}); end > 5 {
+				if end := meanIn(p, lag, win{p.Duration() - p.Step, p.Duration()}); end > 5 {
 					t.Errorf("lag after recovery = %v", end)
 				}
 			},
 		}},
 		{CostCut, []check{
 			func(t *testing.T, p *Plan, r *recorder) {
-				split := p.Healthy + costSplit(p.Fault)
+				split := p.Healthy + costSplit(p.FaultOf(p.Scenarios[0]))
 				use := r.points("k8s.pod.cpu.usage", "k8s.deployment.name", Recommendations)
 				req := r.points("k8s.container.cpu_request", "k8s.deployment.name", Recommendations)
 				// sums over pods: mean per point times points per step
@@ -542,7 +542,7 @@ func TestFaultsAreVisible(t *testing.T) {
 				}
 			},
 			func(t *testing.T, p *Plan, r *recorder) {
-				split := p.Healthy + costSplit(p.Fault)
+				split := p.Healthy + costSplit(p.FaultOf(p.Scenarios[0]))
 				errs := func(w win) float64 {
 					from, to := w.from, w.to
 					var n, e float64
@@ -557,11 +557,11 @@ func TestFaultsAreVisible(t *testing.T) {
 					})
 					return ratio(e, n)
 				}
-				if h, f := errs(healthy(p)), errs(win{split + 30*time.Second, p.Healthy + p.Fault}); h > 0.01 || f < 0.1 {
+				if h, f := errs(healthy(p)), errs(win{split + 30*time.Second, p.Healthy + p.FaultOf(p.Scenarios[0])}); h > 0.01 || f < 0.1 {
 					t.Errorf("catalog error ratio healthy %.3f after the cut %.3f", h, f)
 				}
 				lim := r.points("k8s.container.cpu_limit", "k8s.deployment.name", Catalog)
-				if h, f := meanIn(p, lim, healthy(p)), meanIn(p, lim, win{split + p.Step, p.Healthy + p.Fault}); f >= h {
+				if h, f := meanIn(p, lim, healthy(p)), meanIn(p, lim, win{split + p.Step, p.Healthy + p.FaultOf(p.Scenarios[0])}); f >= h {
 					t.Errorf("catalog CPU limit healthy %v after the cut %v", h, f)
 				}
 			},
@@ -575,5 +575,44 @@ func TestFaultsAreVisible(t *testing.T) {
 				c(t, p, r)
 			}
 		})
+	}
+}
+
+// TestCrossChainStuckLongEnough plays the crosschain scenario at its real
+// length: at the fault's end the oldest message has waited more than the
+// 30 minutes after which messages count as stuck, and in recovery the
+// backlog drains, timing out what waited past the packet timeout.
+func TestCrossChainStuckLongEnough(t *testing.T) {
+	p, err := NewPlan(CrossChain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Healthy, p.Recover = time.Minute, 2*time.Minute
+	gt := p.Truth()[0]
+	if gt.Fault.End-gt.Fault.Start != 40*time.Minute || p.Duration() != 43*time.Minute {
+		t.Fatalf("fault %v, plan %v; want the scenario's 40m minimum", gt.Fault, p.Duration())
+	}
+	r := record(t, p)
+	end := gt.Fault.End
+	var age float64
+	for _, pt := range r.points("backlog_oldest_timestamp") {
+		if pt.t.Equal(p.Start.Add(end)) {
+			age = float64(pt.t.Unix()) - pt.v
+		}
+	}
+	if age < 1800 {
+		t.Errorf("oldest backlog age at the fault's end = %.0fs, want > 1800s", age)
+	}
+	if b := meanIn(p, r.points("backlog_size"), win{p.Duration() - p.Step, p.Duration()}); b > 10 {
+		t.Errorf("backlog after recovery = %v", b)
+	}
+	timedOut := 0
+	r.eachLog(func(_ time.Time, _ pcommon.Map, lr plog.LogRecord) {
+		if attrStr(lr.Attributes(), "xchain.stage") == StageTimedOut {
+			timedOut++
+		}
+	})
+	if timedOut == 0 {
+		t.Error("no message timed out after a 40-minute stall")
 	}
 }

@@ -15,8 +15,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// plan: surge from 0 to 15m (fault 5m-10m), cost from 15m to 30m (fault
-// 20m-25m, idle 20m-22m30s, cut 22m30s-25m).
+// plan: surge from 0 to 15m (fault 5m-10m), cost from 15m to 55m (fault
+// 20m-50m, idle 20m-38m, cut 38m-50m).
 func testTruth(t *testing.T) []scenarios.GroundTruth {
 	t.Helper()
 	p, err := scenarios.NewPlan("surge", "cost")
@@ -72,7 +72,7 @@ func TestScore(t *testing.T) {
 		life(scenarios.RuleProxyShedding, scenarios.ProxyID, scenarios.ProxyID, 5*m+15*time.Second, 6*m, 11*m),
 		life(scenarios.RuleProxyCircuitOpen, scenarios.ProxyID, "", 5*m+30*time.Second, 6*m+30*time.Second, 10*m+30*time.Second),
 		life(scenarios.RuleOverProvisioned, scenarios.RecommendID, scenarios.RecommendID, 20*m+30*time.Second, 21*m, 23*m),
-		life(scenarios.RuleErrorBudgetBurn, scenarios.CatalogID, scenarios.CatalogID, 23*m, 23*m+30*time.Second, 27*m),
+		life(scenarios.RuleErrorBudgetBurn, scenarios.CatalogID, scenarios.CatalogID, 38*m, 39*m, 52*m),
 	)
 	tests := []struct {
 		name   string
@@ -150,7 +150,7 @@ func TestScore(t *testing.T) {
 			alerts: join(
 				life(scenarios.RuleOverProvisioned, scenarios.RecommendID, scenarios.RecommendID, 20*m+30*time.Second, 21*m, 23*m),
 				[]alert.Alert{{ID: "p", Rule: "Flappy", Entity: entity.Ref{ID: "service:shop/x"}, State: alert.StatePending, EvaluatedAt: at(21 * m)}},
-				life(scenarios.RuleErrorBudgetBurn, scenarios.CatalogID, scenarios.CatalogID, 40*m, 41*m, 42*m),
+				life(scenarios.RuleErrorBudgetBurn, scenarios.CatalogID, scenarios.CatalogID, 70*m, 71*m, 72*m),
 			),
 			check: func(t *testing.T, r Report) {
 				c := r.Scenarios[1]
@@ -219,7 +219,7 @@ func TestMarkdownGolden(t *testing.T) {
 		life(scenarios.RuleProxyCircuitOpen, scenarios.FrontendID, scenarios.FrontendID, 6*m, 7*m, 11*m),
 		life("HighLatency", scenarios.CheckoutID, scenarios.CheckoutID, 1*m, 2*m, 3*m),
 		life(scenarios.RuleOverProvisioned, scenarios.RecommendID, scenarios.RecommendID, 20*m+30*time.Second, 21*m, 23*m),
-		life(scenarios.RuleCostCutBurnedBudget, scenarios.CatalogID, scenarios.CatalogID, 23*m, 23*m+45*time.Second, 0),
+		life(scenarios.RuleCostCutBurnedBudget, scenarios.CatalogID, scenarios.CatalogID, 38*m, 38*m+45*time.Second, 0),
 	), DefaultOptions())
 	got := r.Markdown()
 	path := filepath.Join("testdata", "report.md")
