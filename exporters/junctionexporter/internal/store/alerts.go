@@ -223,10 +223,18 @@ func (l *alertLog) write(e logEntry) error {
 	l.size += int64(n)
 	l.needsSync = true
 	if err != nil {
-		l.lastErr = err
+		l.writeFailed(err)
 		return fmt.Errorf("%w: write alert log: %w", ErrStorage, err)
 	}
 	return nil
+}
+
+// writeFailed records err and resets the writer, whose errors are sticky,
+// so that writing resumes once the disk has room again. What was buffered
+// is lost; a partly written line is skipped at the next open.
+func (l *alertLog) writeFailed(err error) {
+	l.lastErr = err
+	l.w.Reset(l.f)
 }
 
 // Flush writes buffered records and fsyncs the file.
@@ -235,7 +243,7 @@ func (l *alertLog) Flush() error {
 		return l.lastErr
 	}
 	if err := l.w.Flush(); err != nil {
-		l.lastErr = err
+		l.writeFailed(err)
 		return fmt.Errorf("%w: write alert log: %w", ErrStorage, err)
 	}
 	if err := l.f.Sync(); err != nil {
