@@ -34,8 +34,8 @@ type Tracker struct {
 	closed   closedRing
 	relayers map[string]*relayerState
 	// routeRelayer is the relayer that last relayed a message of each
-	// route (source + "\x00" + destination); bounded by max_relayers.
-	routeRelayer map[string]string
+	// route (source, destination); bounded by max_relayers.
+	routeRelayer map[[2]string]string
 	scopes       map[string]*scopeState
 	counts       Counts
 	started      bool
@@ -90,7 +90,7 @@ func New(cfg Config, set Settings) (*Tracker, error) {
 		msgs:         make(map[string]*message),
 		pending:      msgHeap{global: true},
 		relayers:     make(map[string]*relayerState),
-		routeRelayer: make(map[string]string),
+		routeRelayer: make(map[[2]string]string),
 		scopes:       make(map[string]*scopeState),
 	}
 	if t.now == nil {
@@ -347,7 +347,7 @@ func namedRelayer(ev Event) (string, bool) {
 // sent, an indexer's executed): the relayer that last relayed a message of
 // the route, else the emitting service until a relayer is named.
 func (t *Tracker) provisionalRelayer(ev Event) string {
-	if r := t.routeRelayer[ev.SourceChain+"\x00"+ev.DestinationChain]; r != "" && ev.SourceChain != "" && ev.DestinationChain != "" {
+	if r := t.routeRelayer[[2]string{ev.SourceChain, ev.DestinationChain}]; r != "" && ev.SourceChain != "" && ev.DestinationChain != "" {
 		return r
 	}
 	return ev.Service
@@ -357,8 +357,9 @@ func (t *Tracker) learnRouteRelayer(m *message) {
 	if m.src == "" || m.dst == "" || m.relayer == "" {
 		return
 	}
-	k := m.src + "\x00" + m.dst
-	if _, ok := t.routeRelayer[k]; !ok && len(t.routeRelayer) >= t.cfg.MaxRelayers {
+	k := [2]string{m.src, m.dst}
+	r, ok := t.routeRelayer[k]
+	if r == m.relayer || !ok && len(t.routeRelayer) >= t.cfg.MaxRelayers {
 		return
 	}
 	t.routeRelayer[k] = m.relayer
