@@ -10,6 +10,7 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/ext"
@@ -114,12 +115,30 @@ type compiler struct {
 	costLimit uint64
 }
 
-func (c *compiler) progOpts() []cel.ProgramOption {
+// defaultSizes is the cost estimator of the cost limit check: CEL's
+// standard costs, and lists and maps of unknown (unbounded) size.
+type defaultSizes struct{}
+
+func (defaultSizes) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {
+	return nil
+}
+func (defaultSizes) EstimateSize(cost.AstNode) *cost.SizeEstimate { return nil }
+
+// progOpts returns the program options of a. With a cost limit, an
+// expression whose worst-case cost (CEL's static estimate, with every
+// list and map of unbounded size) is within the limit can never exceed it,
+// so it runs without runtime cost tracking; every other expression (in
+// practice: those with comprehensions over edges, metrics or attributes)
+// is tracked and stopped at the limit.
+func (c *compiler) progOpts(env *cel.Env, a *cel.Ast) []cel.ProgramOption {
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	if c.costLimit > 0 {
-		opts = append(opts, cel.CostLimit(c.costLimit))
+	if c.costLimit == 0 {
+		return opts
 	}
-	return opts
+	if est, err := env.EstimateCost(a, defaultSizes{}); err == nil && est.Max <= c.costLimit {
+		return opts
+	}
+	return append(opts, cel.CostLimit(c.costLimit))
 }
 
 // compileExpr compiles one expression; CEL errors are reported at their
@@ -138,7 +157,7 @@ func (c *compiler) compileExpr(env *cel.Env, src sourceText, text string, base i
 }
 
 func (c *compiler) program(env *cel.Env, a *cel.Ast, src sourceText, what string) cel.Program {
-	p, err := env.Program(a, c.progOpts()...)
+	p, err := env.Program(a, c.progOpts(env, a)...)
 	if err != nil {
 		c.f.errorAt(src.node, "%s: %v", what, err)
 		return nil

@@ -94,6 +94,9 @@ type instance struct {
 	// KeepFiringSince is when the expression stopped being true while the
 	// instance kept firing (keep_firing_for).
 	KeepFiringSince time.Time `json:"keep_firing_since,omitzero"`
+	// seen is the evaluation sequence number that last saw the instance
+	// active (or could not decide because of an error).
+	seen uint64
 }
 
 // ruleState is what a rule carries between evaluations.
@@ -102,6 +105,7 @@ type ruleState struct {
 	active  map[string]*instance
 	status  alert.RuleStatus
 	dropped int64
+	seq     uint64
 }
 
 // evalResult is what one rule evaluation produced.
@@ -117,7 +121,8 @@ func evalRule(r *rule, st *ruleState, g *graph, now time.Time) evalResult {
 	start := time.Now()
 	var res evalResult
 	act := &activation{varName: string(r.forEach), r: r, vals: make([]ref.Val, len(r.vars))}
-	seen := make(map[string]bool, len(st.active))
+	st.seq++
+	seq := st.seq
 	var firstErr string
 	aborted := false
 	for _, ev := range g.byType[r.forEach] {
@@ -129,7 +134,9 @@ func evalRule(r *rule, st *ruleState, g *graph, now time.Time) evalResult {
 			if isNoData(err) {
 				continue // no data: not active
 			}
-			seen[id] = true // keep the instance as it is
+			if inst := st.active[id]; inst != nil {
+				inst.seen = seq // keep the instance as it is
+			}
 			if firstErr == "" {
 				firstErr = id + ": " + err.Error()
 			}
@@ -142,7 +149,6 @@ func evalRule(r *rule, st *ruleState, g *graph, now time.Time) evalResult {
 		if b, ok := v.(types.Bool); !ok || !bool(b) {
 			continue
 		}
-		seen[id] = true
 		inst := st.active[id]
 		if inst == nil {
 			if len(st.active) >= MaxActivePerRule {
@@ -155,6 +161,7 @@ func evalRule(r *rule, st *ruleState, g *graph, now time.Time) evalResult {
 			}}
 			st.active[id] = inst
 		}
+		inst.seen = seq
 		inst.KeepFiringSince = time.Time{}
 		a := &inst.Alert
 		a.Kind, a.Severity, a.Entity, a.Value = r.kind, r.severity, ev.ref(), 1
@@ -177,8 +184,8 @@ func evalRule(r *rule, st *ruleState, g *graph, now time.Time) evalResult {
 		}
 	}
 	if !aborted {
-		for id, inst := range st.active {
-			if seen[id] {
+		for _, inst := range st.active {
+			if inst.seen == seq {
 				continue
 			}
 			if inst.State == alert.StateFiring && r.keepFiringFor > 0 {
@@ -198,6 +205,7 @@ func evalRule(r *rule, st *ruleState, g *graph, now time.Time) evalResult {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	res.alerts = make([]alert.Alert, 0, len(ids))
 	active := 0
 	for _, id := range ids {
 		inst := st.active[id]

@@ -179,7 +179,8 @@ func (m *Manager) Eval(ctx context.Context, snap *entity.Snapshot, now time.Time
 
 func (m *Manager) evalLocked(ctx context.Context, snap *entity.Snapshot, now time.Time, due func(*group) bool) []alert.Alert {
 	g := newGraph(snap)
-	var out []alert.Alert
+	var results [][]alert.Alert
+	n := 0
 	for _, grp := range m.groups {
 		if !due(grp) {
 			continue
@@ -188,13 +189,18 @@ func (m *Manager) evalLocked(ctx context.Context, snap *entity.Snapshot, now tim
 		for _, r := range grp.rules {
 			st := m.states[stateKey(grp.name, r.name)]
 			res := evalRule(r, st, g, now)
+			results = append(results, res.alerts)
+			n += len(res.alerts)
 			m.tel.recordEval(ctx, r, st.status.EvaluationDuration, res.failed, res.dropped)
 			if res.failed {
 				m.logger.Debug("Rule evaluation failed", zap.String("group", grp.name), zap.String("rule", r.name),
 					zap.String("error", st.status.LastError))
 			}
-			out = append(out, res.alerts...)
 		}
+	}
+	out := make([]alert.Alert, 0, n)
+	for _, r := range results {
+		out = append(out, r...)
 	}
 	return out
 }
