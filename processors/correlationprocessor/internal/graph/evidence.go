@@ -16,6 +16,9 @@ const exemplarAge = LongWindow
 type exemplars struct {
 	slow   []entity.Exemplar
 	failed []entity.Exemplar
+	// Of slow: the smallest value and the oldest time (unix nanos).
+	minSlow    float64
+	oldestSlow int64
 }
 
 func (x *exemplars) add(max int, ex entity.Exemplar, failed bool) {
@@ -31,6 +34,7 @@ func (x *exemplars) add(max int, ex entity.Exemplar, failed bool) {
 		return
 	}
 	ex.Reason = "slow"
+	defer x.refresh()
 	if len(x.slow) < max {
 		x.slow = append(x.slow, ex)
 		return
@@ -52,10 +56,14 @@ func (x *exemplars) add(max int, ex entity.Exemplar, failed bool) {
 }
 
 // wouldKeepSlow reports whether add would keep a non-failed exemplar of
-// value ms, so callers only format trace ids when needed.
+// value ms, so callers only format trace ids when needed. The common "no"
+// is answered from the cached minimum and oldest time.
 func (x *exemplars) wouldKeepSlow(max int, now time.Time, ms float64) bool {
 	if len(x.slow) < max {
 		return true
+	}
+	if ms <= x.minSlow && now.UnixNano()-x.oldestSlow < int64(exemplarAge) {
+		return false
 	}
 	cut := now.Add(-exemplarAge)
 	for i := range x.slow {
@@ -64,6 +72,18 @@ func (x *exemplars) wouldKeepSlow(max int, now time.Time, ms float64) bool {
 		}
 	}
 	return false
+}
+
+func (x *exemplars) refresh() {
+	x.minSlow, x.oldestSlow = 0, 0
+	for i, e := range x.slow {
+		if i == 0 || e.Value < x.minSlow {
+			x.minSlow = e.Value
+		}
+		if t := e.Time.UnixNano(); i == 0 || t < x.oldestSlow {
+			x.oldestSlow = t
+		}
+	}
 }
 
 // list returns the exemplars of the long window ending at at: failed first

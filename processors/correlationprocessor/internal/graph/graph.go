@@ -69,9 +69,26 @@ type entityState struct {
 	// service: its pods; pod: its service.
 	pods    map[string]struct{}
 	service string
+	evicted bool
+	// Hot-path caches of a caller: its last database, its recent virtual
+	// peer names, its edges by target.
+	lastDB    *entityState
+	lastDBKey dbKey
+	peers     []string
+	out       map[outKey]*edgeState
 }
 
+type outKey struct {
+	dst *entityState
+	typ entity.EdgeType
+}
+
+// live reports whether e is still in the graph (pending spans may outlive
+// their entity).
+func (e *entityState) live() bool { return e != nil && !e.evicted }
+
 type edgeState struct {
+	evicted   bool
 	src, dst  string
 	typ       entity.EdgeType
 	win       *window.Window
@@ -99,6 +116,14 @@ type Graph struct {
 	scratch  *ddsketch.DDSketch
 	lastTick time.Time
 	sampleN  uint64 // trace ids whose hash is below sampleN are sampled
+
+	// Hot-path helpers of ConsumeTraces.
+	roleKeys [128][]roleKey // by key length; longer keys are ignored
+	roleLast [256]bool
+	attrs    attrSet
+	buf      []byte
+	interned map[string]string
+	dbs      map[dbKey]dbCached // cleared on eviction
 }
 
 // New returns an empty graph. s must be valid and must not change.
@@ -112,6 +137,8 @@ func New(s *Settings, c Counters) *Graph {
 		entities: map[string]*entityState{},
 		perType:  map[entity.Type]int{},
 		edges:    map[edgeKey]*edgeState{},
+		interned: map[string]string{},
+		dbs:      map[dbKey]dbCached{},
 	}
 	g.wcfg = window.Config{
 		Width:          s.Window.Bucket,
@@ -121,6 +148,12 @@ func New(s *Settings, c Counters) *Graph {
 		CoarseBuckets:  int((6*time.Hour + s.Window.CoarseBucket - 1) / s.Window.CoarseBucket),
 		SketchAccuracy: s.Window.SketchAccuracy,
 		SketchBins:     s.Window.SketchMaxBins,
+	}
+	for k, refs := range spanRoles(&s.Identity) {
+		if len(k) > 0 && len(k) < len(g.roleKeys) {
+			g.roleKeys[len(k)] = append(g.roleKeys[len(k)], roleKey{k, refs})
+			g.roleLast[k[len(k)-1]] = true
+		}
 	}
 	g.scratch = g.wcfg.NewScratch()
 	g.pending.init(s.Limits.MaxPendingSpans)
@@ -162,6 +195,31 @@ func (g *Graph) entity(now time.Time, typ entity.Type, id, name string, virtual 
 	g.entities[id] = e
 	return e
 }
+
+// edgeOf is edge through the source's cache of its edges.
+func (g *Graph) edgeOf(now time.Time, src, dst *entityState, typ entity.EdgeType) *edgeState {
+	k := outKey{dst, typ}
+	if e, ok := src.out[k]; ok && !e.evicted {
+		if now.After(e.lastSeen) {
+			e.lastSeen = now
+		}
+		return e
+	}
+	e := g.edge(now, src.ref.ID, dst.ref.ID, typ)
+	if e != nil {
+		if src.out == nil {
+			src.out = map[outKey]*edgeState{}
+		}
+		if len(src.out) >= maxOutCache {
+			clear(src.out)
+		}
+		src.out[k] = e
+	}
+	return e
+}
+
+// maxOutCache bounds an entity's cache of its edges.
+const maxOutCache = 64
 
 func (g *Graph) edge(now time.Time, src, dst string, typ entity.EdgeType) *edgeState {
 	k := edgeKey{src, dst, typ}
@@ -225,6 +283,7 @@ func (g *Graph) evict(now time.Time) {
 	for k, e := range g.edges {
 		if now.Sub(e.lastSeen) > ttl {
 			delete(g.edges, k)
+			e.evicted = true
 			g.counters.Evicted(WhatEdge, "", 1)
 		}
 	}
@@ -236,10 +295,19 @@ func (g *Graph) evict(now time.Time) {
 				}
 			}
 			delete(g.entities, id)
+			e.evicted = true
+			clear(g.dbs)
 			g.perType[e.ref.Type]--
 			g.counters.Evicted(WhatEntity, e.ref.Type, 1)
 		}
 	}
+}
+
+// LastTick returns the time of the last Tick.
+func (g *Graph) LastTick() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastTick
 }
 
 // Len returns the number of entities per type and of edges.

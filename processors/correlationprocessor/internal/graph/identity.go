@@ -102,7 +102,10 @@ func (g *Graph) databaseEntity(now time.Time, virtual bool, defaults map[string]
 		return nil
 	}
 	server := hostPort(addr, lookupDefault(id.ServerPort, defaults, maps...))
-	ns := lookupDefault(id.DBNamespace, defaults, maps...)
+	return g.databaseByParts(now, virtual, system, server, lookupDefault(id.DBNamespace, defaults, maps...))
+}
+
+func (g *Graph) databaseByParts(now time.Time, virtual bool, system, server, ns string) *entityState {
 	name := server
 	if ns != "" {
 		name = ns + "@" + server

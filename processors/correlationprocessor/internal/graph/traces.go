@@ -28,21 +28,38 @@ const (
 )
 
 type pendingSpan struct {
-	seq    uint64
-	at     time.Time
-	side   pendSide
-	typ    entity.EdgeType
-	src    string // client: source entity id
-	dst    string // server: target entity id
+	seq uint64
+	at  int64 // arrival, unix nanos
+	// ent is the client's source entity, or the server's target entity.
+	ent    *entityState
 	ms     float64
-	failed bool
-	// Virtual target of an unpaired client span.
-	vType   entity.Type
-	vParts  [3]string
-	traceID pcommon.TraceID
-	spanID  pcommon.SpanID
+	spanID pcommon.SpanID
+	// Virtual target of an unpaired client span: vName, and for a relayer
+	// its source and destination chains.
+	vName   string
+	chains  *[2]string
+	side    pendSide
+	typ     uint8 // index into entity.EdgeTypes
+	vType   uint8 // vNone, vService, vStream, vRelayer
+	failed  bool
 	produce bool // a PRODUCER span: the target stream counts a message
 	sampled bool // its trace is sampled for the critical path
+}
+
+const (
+	vNone uint8 = iota
+	vService
+	vStream
+	vRelayer
+)
+
+func edgeTypeIndex(t entity.EdgeType) uint8 {
+	for i, e := range entity.EdgeTypes {
+		if e == t {
+			return uint8(i)
+		}
+	}
+	return 0
 }
 
 type pendQueued struct {
@@ -78,7 +95,7 @@ func (p *pendingStore) take(k pendKey, side pendSide) (pendingSpan, bool) {
 func (g *Graph) putPending(k pendKey, s pendingSpan) {
 	p := &g.pending
 	if _, ok := p.m[k]; !ok && len(p.m) >= p.max {
-		if _, ok := p.pop(); ok {
+		if _, _, ok := p.pop(); ok {
 			g.counters.Dropped(WhatPendingSpan, "", 1)
 		}
 	}
@@ -89,18 +106,18 @@ func (g *Graph) putPending(k pendKey, s pendingSpan) {
 }
 
 // pop removes and returns the oldest live entry.
-func (p *pendingStore) pop() (pendingSpan, bool) {
+func (p *pendingStore) pop() (pendKey, pendingSpan, bool) {
 	for p.head < len(p.queue) {
 		q := p.queue[p.head]
 		p.head++
 		if s, ok := p.m[q.key]; ok && s.seq == q.seq {
 			delete(p.m, q.key)
 			p.compact()
-			return s, true
+			return q.key, s, true
 		}
 	}
 	p.compact()
-	return pendingSpan{}, false
+	return pendKey{}, pendingSpan{}, false
 }
 
 // peek returns the oldest live entry without removing it.
@@ -127,48 +144,48 @@ func (p *pendingStore) compact() {
 // expirePending turns client spans unpaired for longer than the TTL into
 // edges to virtual entities, and forgets unpaired server spans.
 func (g *Graph) expirePending(now time.Time) {
-	ttl := g.s.Limits.PendingSpanTTL
+	ttl := int64(g.s.Limits.PendingSpanTTL)
 	for {
 		s, ok := g.pending.peek()
-		if !ok || now.Sub(s.at) <= ttl {
+		if !ok || now.UnixNano()-s.at <= ttl {
 			return
 		}
-		g.pending.pop()
-		if s.side != sideClient {
+		k, _, _ := g.pending.pop()
+		if s.side != sideClient || !s.ent.live() {
 			continue
 		}
 		// Counted at the client span's arrival, so rates are not skewed by
 		// the pairing delay.
-		at := s.at
+		at := time.Unix(0, s.at)
 		var dst *entityState
 		switch s.vType {
-		case entity.Service:
-			if s.vParts[0] != "" {
-				dst = g.serviceEntity(at, "", s.vParts[0], true)
+		case vService:
+			if s.vName != "" {
+				dst = g.serviceEntity(at, "", s.vName, true)
 			}
-		case entity.Stream:
-			dst = g.streamEntity(at, true, s.vParts[0], "")
-		case entity.Relayer:
-			dst = g.relayerEntity(at, true, s.vParts[0], s.vParts[1], s.vParts[2])
+		case vStream:
+			dst = g.streamEntity(at, true, s.vName, "")
+		case vRelayer:
+			dst = g.relayerEntity(at, true, s.vName, s.chains[0], s.chains[1])
 		}
 		if dst == nil {
 			continue
 		}
-		if s.vType == entity.Service {
+		if s.vType == vService {
 			dst.win.Observe(at, s.ms, s.failed)
 		}
 		if s.produce {
 			dst.win.Add(at, window.Produced, 1)
 		}
-		g.observeEdge(at, s.src, dst.ref.ID, s.typ, s.ms, s.failed, s.traceID, s.spanID)
+		g.observeEdge(at, s.ent, dst, entity.EdgeTypes[s.typ], s.ms, s.failed, k.trace, s.spanID)
 		if s.sampled {
-			g.lateTarget(s.traceID, s.spanID, dst.ref.ID)
+			g.lateTarget(k.trace, s.spanID, dst.ref.ID)
 		}
 	}
 }
 
-func (g *Graph) observeEdge(now time.Time, src, dst string, typ entity.EdgeType, ms float64, failed bool, tid pcommon.TraceID, sid pcommon.SpanID) {
-	e := g.edge(now, src, dst, typ)
+func (g *Graph) observeEdge(now time.Time, src, dst *entityState, typ entity.EdgeType, ms float64, failed bool, tid pcommon.TraceID, sid pcommon.SpanID) {
+	e := g.edgeOf(now, src, dst, typ)
 	if e == nil {
 		return
 	}
@@ -218,19 +235,58 @@ func (g *Graph) ConsumeTraces(td ptrace.Traces, now time.Time) {
 	g.expirePending(now)
 }
 
-func (g *Graph) edgeType(attrs pcommon.Map, kind ptrace.SpanKind) entity.EdgeType {
-	id := &g.s.Identity
+func edgeType(a *attrSet, kind ptrace.SpanKind) entity.EdgeType {
 	switch {
-	case lookup(id.XChainMessage, attrs) != "":
+	case a.has(rXChainMessage):
 		return entity.EdgeXChain
-	case lookup(id.DBSystem, attrs) != "":
+	case a.has(rDBSystem):
 		return entity.EdgeDB
-	case kind == ptrace.SpanKindProducer || kind == ptrace.SpanKindConsumer || lookup(id.MessagingSystem, attrs) != "":
+	case kind == ptrace.SpanKindProducer || kind == ptrace.SpanKindConsumer || a.has(rMessagingSystem):
 		return entity.EdgeMessaging
-	case lookup(id.RPCSystem, attrs) == "grpc":
+	case a.str(rRPCSystem) == "grpc":
 		return entity.EdgeGRPC
 	}
 	return entity.EdgeHTTP
+}
+
+// spanDatabase returns the database a db client span calls, through a cache
+// keyed by the identity attributes so the hot path builds no id.
+func (g *Graph) spanDatabase(now time.Time, caller *entityState, a *attrSet) *entityState {
+	port, pok := a.int(rServerPort)
+	if a.has(rServerPort) && !pok {
+		return g.databaseFromSpan(now, a)
+	}
+	k := dbKey{a.str(rDBSystem), a.str(rServerAddress), port, a.str(rDBNamespace)}
+	// The caller's last database answers most calls without hashing.
+	if e := caller.lastDB; e.live() && caller.lastDBKey == k {
+		if now.After(e.lastSeen) {
+			e.lastSeen = now
+		}
+		return e
+	}
+	if c, ok := g.dbs[k]; ok {
+		e := c.e
+		caller.lastDB, caller.lastDBKey = e, c.key
+		if now.After(e.lastSeen) {
+			e.lastSeen = now
+		}
+		return e
+	}
+	e := g.databaseFromSpan(now, a)
+	if e != nil {
+		k.system, k.addr, k.ns = clone(k.system), clone(k.addr), clone(k.ns)
+		g.dbs[k] = dbCached{e, k}
+		caller.lastDB, caller.lastDBKey = e, k
+	}
+	return e
+}
+
+func (g *Graph) databaseFromSpan(now time.Time, a *attrSet) *entityState {
+	system, addr := a.str(rDBSystem), a.str(rServerAddress)
+	if system == "" && addr == "" {
+		return nil
+	}
+	return g.databaseByParts(now, true, system, string(a.appendHostPort(nil)), a.str(rDBNamespace))
 }
 
 func isShed(code string) bool { return code == "429" || code == "503" }
@@ -243,9 +299,11 @@ func (g *Graph) span(now time.Time, svc *entityState, svcName string, res pcommo
 	}
 	failed := sp.Status().Code() == ptrace.StatusCodeError
 	tid, sid := sp.TraceID(), sp.SpanID()
-	attrs := sp.Attributes()
 	kind := sp.Kind()
-	id := &g.s.Identity
+	a := &g.attrs
+	if kind != ptrace.SpanKindInternal && kind != ptrace.SpanKindUnspecified {
+		g.extract(sp.Attributes(), a)
+	}
 	var target string // the entity a client span calls, when known now
 
 	switch kind {
@@ -256,20 +314,20 @@ func (g *Graph) span(now time.Time, svc *entityState, svcName string, res pcommo
 			g.exemplar(&svc.exemplars, now, ms, failed, tid, sid)
 		}
 		if kind == ptrace.SpanKindServer {
-			if route := lookup(id.ProxyRoute, attrs); route != "" && svcName != "" {
+			if route := a.str(rProxyRoute); route != "" && svcName != "" {
 				if px := g.proxyEntity(now, svcName, route); px != nil {
 					px.win.Observe(now, ms, failed)
-					if isShed(lookup(id.HTTPStatus, attrs)) {
+					if isShed(a.str(rHTTPStatus)) {
 						px.win.Add(now, window.Shed, 1)
 					}
 					g.exemplar(&px.exemplars, now, ms, failed, tid, sid)
 				}
 			}
-		} else if st := g.streamEntity(now, false, lookup(id.StreamTopic, attrs), lookup(id.StreamGroup, attrs)); st != nil {
+		} else if st := g.streamEntity(now, false, a.str(rStreamTopic), a.str(rStreamGroup)); st != nil {
 			// The broker sits between producer and consumer.
 			st.win.Add(now, window.Consumed, 1)
 			if svc != nil {
-				g.observeEdge(now, st.ref.ID, svc.ref.ID, entity.EdgeMessaging, ms, failed, tid, sid)
+				g.observeEdge(now, st, svc, entity.EdgeMessaging, ms, failed, tid, sid)
 			}
 			dst = st
 		}
@@ -293,16 +351,16 @@ func (g *Graph) span(now time.Time, svc *entityState, svcName string, res pcommo
 				g.lateTarget(tid, c.spanID, dst.ref.ID)
 			}
 		} else {
-			g.putPending(k, pendingSpan{at: now, side: sideServer, dst: dst.ref.ID})
+			g.putPending(k, pendingSpan{at: now.UnixNano(), side: sideServer, ent: dst})
 		}
 
 	case ptrace.SpanKindClient, ptrace.SpanKindProducer:
 		if svc == nil {
 			break
 		}
-		typ := g.edgeType(attrs, kind)
+		typ := edgeType(a, kind)
 		if typ == entity.EdgeDB {
-			db := g.databaseEntity(now, true, nil, attrs)
+			db := g.spanDatabase(now, svc, a)
 			if db == nil {
 				break
 			}
@@ -311,7 +369,7 @@ func (g *Graph) span(now time.Time, svc *entityState, svcName string, res pcommo
 			if ms >= float64(g.s.SlowQuery)/float64(time.Millisecond) {
 				db.win.Add(now, window.Slow, 1)
 				// Evidence: the slow query's template and latest text.
-				if q := lookup(id.DBQuery, attrs); q != "" {
+				if q := a.str(rDBQuery); q != "" {
 					var ts string
 					if !tid.IsEmpty() {
 						ts = hex.EncodeToString(tid[:])
@@ -320,36 +378,38 @@ func (g *Graph) span(now time.Time, svc *entityState, svcName string, res pcommo
 				}
 			}
 			g.exemplar(&db.exemplars, now, ms, failed, tid, sid)
-			g.observeEdge(now, svc.ref.ID, db.ref.ID, typ, ms, failed, tid, sid)
+			g.observeEdge(now, svc, db, typ, ms, failed, tid, sid)
 			break
 		}
 		k := pendKey{tid, sid}
-		c := pendingSpan{at: now, side: sideClient, typ: typ, src: svc.ref.ID, ms: ms, failed: failed, traceID: tid, spanID: sid, produce: kind == ptrace.SpanKindProducer}
+		c := pendingSpan{at: now.UnixNano(), side: sideClient, typ: edgeTypeIndex(typ), ent: svc, ms: ms, failed: failed, spanID: sid, produce: kind == ptrace.SpanKindProducer}
 		if s, ok := g.pending.take(k, sideServer); ok {
-			if dst, ok := g.entities[s.dst]; ok {
-				target = dst.ref.ID
-				g.paired(now, c, dst, tid)
+			if s.ent.live() {
+				target = s.ent.ref.ID
+				g.paired(now, c, s.ent, tid)
 			}
 			break
 		}
 		switch {
 		case typ == entity.EdgeXChain:
-			c.vType = entity.Relayer
-			peer := lookup(id.PeerService, attrs)
+			c.vType = vRelayer
+			peer := a.str(rPeerService)
 			if peer == "" {
 				peer = "relayer"
 			}
-			c.vParts = [3]string{clone(peer), clone(lookup(id.SourceChain, attrs)), clone(lookup(id.DestinationChain, attrs))}
+			c.vName = clone(peer)
+			c.chains = &[2]string{clone(a.str(rSourceChain)), clone(a.str(rDestinationChain))}
 		case typ == entity.EdgeMessaging:
-			c.vType = entity.Stream
-			c.vParts[0] = clone(lookup(id.StreamTopic, attrs))
+			c.vType = vStream
+			c.vName = g.intern(append(g.buf[:0], a.str(rStreamTopic)...))
 		default:
-			c.vType = entity.Service
-			peer := lookup(id.PeerService, attrs)
-			if peer == "" {
-				peer = hostPort(lookup(id.ServerAddress, attrs), lookup(id.ServerPort, attrs))
+			c.vType = vService
+			if a.has(rPeerService) {
+				g.buf = append(g.buf[:0], a.str(rPeerService)...)
+			} else {
+				g.buf = a.appendHostPort(g.buf[:0])
 			}
-			c.vParts[0] = clone(peer)
+			c.vName = svc.peerName(g, g.buf)
 		}
 		c.sampled = g.sampleN != 0 && sampleHash(tid) < g.sampleN
 		g.putPending(k, c)
@@ -365,10 +425,10 @@ func (g *Graph) paired(now time.Time, c pendingSpan, dst *entityState, tid pcomm
 	if c.produce && dst.ref.Type == entity.Stream {
 		dst.win.Add(now, window.Produced, 1)
 	}
-	if c.src == dst.ref.ID {
+	if !c.ent.live() || c.ent == dst {
 		return
 	}
-	g.observeEdge(now, c.src, dst.ref.ID, c.typ, c.ms, c.failed, tid, c.spanID)
+	g.observeEdge(now, c.ent, dst, entity.EdgeTypes[c.typ], c.ms, c.failed, tid, c.spanID)
 }
 
 func clone(s string) string {

@@ -109,23 +109,22 @@ func (w *Window) pairs(now int64, a Acc, v float64) {
 		w.fine = make([]pair, w.cfg.FineBuckets)
 		w.coarse = make([]pair, w.cfg.CoarseBuckets)
 	}
-	for _, r := range [2]struct {
-		ring  []pair
-		width int64
-	}{{w.fine, int64(w.cfg.Width)}, {w.coarse, int64(w.cfg.CoarseWidth)}} {
-		id := now / r.width
-		p := &r.ring[id%int64(len(r.ring))]
-		if p.id > id {
-			continue
-		}
-		if p.id != id {
-			*p = pair{id: id}
-		}
-		if a == Requests {
-			p.req += v
-		} else {
-			p.err += v
-		}
+	addPair(w.fine, now/int64(w.cfg.Width), a, v)
+	addPair(w.coarse, now/int64(w.cfg.CoarseWidth), a, v)
+}
+
+func addPair(ring []pair, id int64, a Acc, v float64) {
+	p := &ring[id%int64(len(ring))]
+	if p.id > id {
+		return
+	}
+	if p.id != id {
+		*p = pair{id: id}
+	}
+	if a == Requests {
+		p.req += v
+	} else {
+		p.err += v
 	}
 }
 
