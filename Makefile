@@ -15,7 +15,7 @@ all: build
 
 ## build: the junction binary (bin/junction)
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./collector
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./collector
 
 ## run: Junction on its embedded default config (OTLP on 127.0.0.1:4317/4318)
 run: build
