@@ -26,6 +26,18 @@ type Config struct {
 	// EntityTTL forgets entities and edges not updated for this long; it
 	// is also how far back the latest state is rebuilt at start.
 	EntityTTL time.Duration `mapstructure:"entity_ttl"`
+	// GraphCache keeps per-minute means of the graph's stats in memory.
+	GraphCache GraphCacheConfig `mapstructure:"graph_cache"`
+}
+
+// GraphCacheConfig configures the per-minute rollup /api/v1/graph reads for
+// recent ranges; older ranges are read from storage.
+type GraphCacheConfig struct {
+	// Window is how far back the rollup reaches; 0 turns it off.
+	Window time.Duration `mapstructure:"window"`
+	// MaxSeries bounds the node and edge feature series it keeps (each
+	// costs about 16 bytes per minute of window).
+	MaxSeries int `mapstructure:"max_series"`
 }
 
 // StorageConfig configures the embedded storage.
@@ -94,6 +106,12 @@ func (c *Config) Validate() error {
 	positive("max_edges", c.MaxEdges > 0)
 	positive("max_rules", c.MaxRules > 0)
 	positive("entity_ttl", c.EntityTTL > 0)
+	if c.GraphCache.Window < 0 {
+		errs = append(errs, fmt.Errorf("graph_cache.window must not be negative, got %s", c.GraphCache.Window))
+	}
+	if c.GraphCache.Window > 0 && c.GraphCache.MaxSeries <= 0 {
+		errs = append(errs, errors.New("graph_cache.max_series must be positive when graph_cache.window is set"))
+	}
 	if am := c.Alertmanager; am.Endpoint != "" {
 		u, err := url.Parse(am.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

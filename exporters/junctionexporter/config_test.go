@@ -36,7 +36,8 @@ func TestLoadConfig(t *testing.T) {
 					c.API.NetAddr.Endpoint != "0.0.0.0:9480" || c.API.MaxStreams != 8 ||
 					!c.API.Auth.HasValue() || c.API.Auth.Get().Config.AuthenticatorID.String() != "bearertokenauth" ||
 					c.Alertmanager.Endpoint != "http://127.0.0.1:9093" || c.Alertmanager.ResendInterval != 30*time.Second ||
-					c.EntityTTL != 30*time.Minute || c.MaxEdges != 5000 {
+					c.EntityTTL != 30*time.Minute || c.MaxEdges != 5000 ||
+					c.GraphCache.Window != 2*time.Hour || c.GraphCache.MaxSeries != 20000 {
 					t.Errorf("custom: %+v", c)
 				}
 			},
@@ -44,7 +45,7 @@ func TestLoadConfig(t *testing.T) {
 		{
 			id: component.NewIDWithName(Type, "bad"),
 			wantErr: []string{"storage.directory", "storage.retention", "api.endpoint", "alertmanager.endpoint",
-				"max_entities"},
+				"max_entities", "graph_cache.window"},
 		},
 	}
 	for _, tt := range tests {

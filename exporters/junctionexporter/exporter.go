@@ -77,7 +77,8 @@ func (e *junctionExporter) doStart(ctx context.Context, host component.Host) err
 		Dir: cfg.Storage.Directory, Retention: cfg.Storage.Retention, FlushInterval: cfg.Storage.FlushInterval,
 		MinFreeBytes: cfg.Storage.MinFreeBytes, MaxEntities: cfg.MaxEntities, MaxEdges: cfg.MaxEdges,
 		MaxRules: cfg.MaxRules, EntityTTL: cfg.EntityTTL, MaxAlertInstances: cfg.Storage.MaxAlertInstances,
-		MaxAlertHistory: cfg.Storage.MaxAlertHistory, AlertLogMaxBytes: cfg.Storage.AlertLogMaxBytes, Now: e.now,
+		MaxAlertHistory: cfg.Storage.MaxAlertHistory, AlertLogMaxBytes: cfg.Storage.AlertLogMaxBytes,
+		GraphWindow: cfg.GraphCache.Window, GraphMaxSeries: cfg.GraphCache.MaxSeries, Now: e.now,
 	})
 	if err != nil {
 		return fmt.Errorf("junction exporter: %w", err)

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
@@ -29,6 +32,7 @@ import (
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/exporters/junctionexporter/internal/api"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -390,6 +394,33 @@ func TestAPI(t *testing.T) {
 	}
 	if st := r.e.st.Stats(); st.Alerts.Stored != 2 || r.e.logsSkipped.Load() != 1 {
 		t.Errorf("stored %d alert records (want 2), skipped %d log records (want 1)", st.Alerts.Stored, r.e.logsSkipped.Load())
+	}
+}
+
+// TestOpenAPIMatchesServer keeps docs/openapi.yaml and the server in step:
+// the same paths, each one served.
+func TestOpenAPIMatchesServer(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("..", "..", "docs", "openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, _ := cm.ToStringMap()["paths"].(map[string]any)
+	documented := make([]string, 0, len(paths))
+	for p := range paths {
+		documented = append(documented, p)
+	}
+	sort.Strings(documented)
+	served := slices.Sorted(slices.Values(api.Routes))
+	if !slices.Equal(documented, served) {
+		t.Fatalf("docs/openapi.yaml paths %v, server routes %v", documented, served)
+	}
+	r := startExporter(t, testConfig(t), componenttest.NewNopHost())
+	for _, p := range served {
+		// state=bad makes the stream answer at once (400) instead of streaming.
+		code, body := get(t, r.base+strings.ReplaceAll(p, "{id}", "x")+"?state=bad", nil)
+		if msg, _ := body["error"].(string); code == 404 && strings.Contains(msg, "no such endpoint") {
+			t.Errorf("%s is documented but not served", p)
+		}
 	}
 }
 

@@ -36,6 +36,10 @@ const (
 	defaultMaxEdges       = 500000
 	defaultMaxRules       = 10000
 	defaultEntityTTL      = time.Hour
+	// The graph rollup covers Grafana's usual "last hour" and costs at
+	// most about 50 MB at the default bound.
+	defaultGraphWindow    = time.Hour
+	defaultGraphMaxSeries = 50000
 	defaultResendInterval = time.Minute
 	defaultAMTimeout      = 10 * time.Second
 	defaultAMQueueSize    = 10000
@@ -65,7 +69,8 @@ func createDefaultConfig() component.Config {
 			InitialBackoff: defaultInitialBackoff, MaxBackoff: defaultMaxBackoff,
 		},
 		MaxEntities: defaultMaxEntities, MaxEdges: defaultMaxEdges, MaxRules: defaultMaxRules,
-		EntityTTL: defaultEntityTTL,
+		EntityTTL:  defaultEntityTTL,
+		GraphCache: GraphCacheConfig{Window: defaultGraphWindow, MaxSeries: defaultGraphMaxSeries},
 	}
 }
 

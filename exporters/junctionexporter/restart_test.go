@@ -114,6 +114,7 @@ func TestKill9LosesAtMostTheLastFlush(t *testing.T) {
 		Dir: dir, Retention: defaultRetention, FlushInterval: defaultFlushInterval, MinFreeBytes: 1 << 20,
 		MaxEntities: 100, MaxEdges: 100, MaxRules: 100, EntityTTL: 24 * time.Hour,
 		MaxAlertInstances: 100, MaxAlertHistory: 100, AlertLogMaxBytes: 1 << 20,
+		GraphWindow: time.Hour, GraphMaxSeries: 1000,
 		Now: func() time.Time { return t0.Add(time.Hour) },
 	})
 	if err != nil {

@@ -28,6 +28,14 @@ const (
 	defaultKeepalv = 15 * time.Second
 )
 
+// Routes lists the API's paths as docs/openapi.yaml writes them; every one
+// is served with GET.
+var Routes = []string{
+	"/api/v1/health", "/api/v1/alerts", "/api/v1/alerts/timeline", "/api/v1/alerts/{id}",
+	"/api/v1/graph", "/api/v1/entities", "/api/v1/entities/{id}", "/api/v1/series",
+	"/api/v1/rules", "/api/v1/stream",
+}
+
 // Options configure the handler.
 type Options struct {
 	// BuildVersion is the Junction version reported by /health.
@@ -51,16 +59,16 @@ func NewHandler(st *store.Store, hub *Hub, opts Options) http.Handler {
 	}
 	h := &handler{st: st, hub: hub, opts: opts}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/health", h.health)
-	mux.HandleFunc("GET /api/v1/alerts", h.alerts)
-	mux.HandleFunc("GET /api/v1/alerts/timeline", h.timeline)
-	mux.HandleFunc("GET /api/v1/alerts/{id...}", h.alert)
-	mux.HandleFunc("GET /api/v1/graph", h.graph)
-	mux.HandleFunc("GET /api/v1/entities", h.entities)
-	mux.HandleFunc("GET /api/v1/entities/{id...}", h.entity)
-	mux.HandleFunc("GET /api/v1/series", h.series)
-	mux.HandleFunc("GET /api/v1/rules", h.rules)
-	mux.HandleFunc("GET /api/v1/stream", h.stream)
+	handlers := map[string]http.HandlerFunc{
+		"/api/v1/health": h.health, "/api/v1/alerts": h.alerts, "/api/v1/alerts/timeline": h.timeline,
+		"/api/v1/alerts/{id}": h.alert, "/api/v1/graph": h.graph, "/api/v1/entities": h.entities,
+		"/api/v1/entities/{id}": h.entity, "/api/v1/series": h.series, "/api/v1/rules": h.rules,
+		"/api/v1/stream": h.stream,
+	}
+	for _, p := range Routes {
+		// {id} takes the rest of the path: ids hold slashes.
+		mux.HandleFunc("GET "+strings.Replace(p, "{id}", "{id...}", 1), handlers[p])
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s %s: see docs/api.md for the /api/v1 endpoints", r.Method, r.URL.Path))
 	})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"syscall"
 	"testing"
@@ -133,6 +134,76 @@ func TestLargeGraph(t *testing.T) {
 	}
 	if e := gr.Edges[0]; e.Stats["latency.share"] == 0 {
 		t.Errorf("edge stats = %+v", e.Stats)
+	}
+
+	// The rollup answered (the range is within graph_cache.window); the
+	// same graph read from storage must be equal.
+	s.rollup.mu.Lock()
+	s.rollup.incompleteUntil = 1 << 62
+	s.rollup.mu.Unlock()
+	fromStorage, err := s.Graph(end.Add(-time.Hour), end, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(gr, fromStorage) {
+		t.Fatalf("graph from the rollup and from storage differ")
+	}
+}
+
+// TestGraphRollupRebuiltAtOpen: after a restart the rollup is refilled
+// from storage, so the first graph already comes from it.
+func TestGraphRollupRebuiltAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	end := t0.Add(2 * time.Hour)
+	g := graphShape{nodes: 10, edgesPerNode: 2, interval: time.Minute, span: 30 * time.Minute}
+	opts := testOptions(dir, func() time.Time { return end })
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.fill(t, s, end)
+	before, err := s.Graph(end.Add(-time.Hour), end, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if n := len(s2.rollup.series); n != 10*3+20*4 {
+		t.Fatalf("rollup holds %d series after open, want %d", n, 10*3+20*4)
+	}
+	after, err := s2.Graph(end.Add(-time.Hour), end, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Fatal("graph differs after reopening")
+	}
+}
+
+func TestGraphRollupBounded(t *testing.T) {
+	end := t0.Add(2 * time.Hour)
+	opts := testOptions(t.TempDir(), func() time.Time { return end })
+	opts.GraphMaxSeries = 5
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	graphShape{nodes: 10, edgesPerNode: 2, interval: time.Minute, span: 10 * time.Minute}.fill(t, s, end)
+	if st := s.Stats(); st.RollupRefused == 0 || len(s.rollup.series) != 5 {
+		t.Fatalf("rollup: %d series, %d refused", len(s.rollup.series), st.RollupRefused)
+	}
+	// Incomplete rollup: the graph comes from storage and is whole.
+	gr, err := s.Graph(end.Add(-time.Hour), end, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gr.Nodes) != 10 || len(gr.Edges) != 20 || gr.Edges[19].Stats["request.rate"] == 0 {
+		t.Fatalf("graph with a full rollup: %d nodes, %d edges", len(gr.Nodes), len(gr.Edges))
 	}
 }
 

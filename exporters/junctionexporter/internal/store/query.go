@@ -411,18 +411,123 @@ func (s *Store) Graph(from, to time.Time, typ entity.Type) (Graph, error) {
 		return n
 	}
 
-	// Node and edge series are read concurrently; each search builds its
-	// own maps.
-	type nodeSeries struct {
-		id, name, feature string
-		typ               entity.Type
-		virtual           bool
-		acc               *meanAcc
+	var (
+		nodeAccs []*nodeSeries
+		edges    map[string]*edgeAcc
+		err      error
+	)
+	if s.rollup.covers(fromMs, toMs, s.opts.Now().UnixMilli()) {
+		nodeAccs, edges = s.graphStatsFromRollup(fromMs, toMs)
+	} else if nodeAccs, edges, err = s.graphStatsFromStorage(fromMs, toMs); err != nil {
+		return Graph{}, err
 	}
-	type edgeAcc struct {
-		e   GraphEdge
-		acc map[string]*meanAcc
+	// Series of one feature may be split (e.g. an entity renamed): merge
+	// their sums before taking the mean.
+	merged := make(map[[2]string]*meanAcc, len(nodeAccs))
+	for _, ns := range nodeAccs {
+		addNode(ns.id, ns.typ, ns.name, ns.virtual)
+		k := [2]string{ns.id, ns.feature}
+		if m := merged[k]; m != nil {
+			m.sum += ns.acc.sum
+			m.n += ns.acc.n
+		} else {
+			merged[k] = ns.acc
+		}
 	}
+	for k, a := range merged {
+		nodes[k[0]].Stats[k[1]] = a.sum / a.n
+	}
+
+	// Entities known from the latest state in the range (they may have no
+	// graph stats), and names and types for nodes seen only as edge ends.
+	s.stateMu.RLock()
+	for id, e := range s.entities {
+		if e.updated >= fromMs && e.updated <= toMs {
+			addNode(id, e.ref.Type, e.ref.Name, e.virtual)
+		}
+	}
+	for _, ea := range edges {
+		for _, id := range []string{ea.e.Source, ea.e.Target} {
+			if nodes[id] == nil {
+				if e := s.entities[id]; e != nil {
+					addNode(id, e.ref.Type, e.ref.Name, e.virtual)
+				} else {
+					addNode(id, "", "", true)
+				}
+			}
+		}
+	}
+	s.stateMu.RUnlock()
+
+	s.applyAlerts(nodes, from, to)
+
+	g := Graph{Nodes: make([]Node, 0, len(nodes)), Edges: make([]GraphEdge, 0, len(edges))}
+	for _, n := range nodes {
+		if typ != "" && n.Type != typ {
+			continue
+		}
+		g.Nodes = append(g.Nodes, *n)
+	}
+	for _, ea := range edges {
+		if typ != "" && (nodes[ea.e.Source].Type != typ || nodes[ea.e.Target].Type != typ) {
+			continue
+		}
+		for f, a := range ea.acc {
+			ea.e.Stats[f] = a.sum / a.n
+		}
+		g.Edges = append(g.Edges, ea.e)
+	}
+	sort.Slice(g.Nodes, func(i, j int) bool { return g.Nodes[i].ID < g.Nodes[j].ID })
+	sort.Slice(g.Edges, func(i, j int) bool { return g.Edges[i].ID < g.Edges[j].ID })
+	return g, nil
+}
+
+// nodeSeries is the running mean of one node feature.
+type nodeSeries struct {
+	id, name, feature string
+	typ               entity.Type
+	virtual           bool
+	acc               *meanAcc
+}
+
+// edgeAcc is an edge with the running means of its features.
+type edgeAcc struct {
+	e   GraphEdge
+	acc map[string]*meanAcc
+}
+
+// graphStatsFromRollup reads node and edge means from the per-minute
+// rollup: whole minutes overlapping [fromMs, toMs].
+func (s *Store) graphStatsFromRollup(fromMs, toMs int64) ([]*nodeSeries, map[string]*edgeAcc) {
+	r := s.rollup
+	fromB, toB := fromMs/rollupBucketMs, toMs/rollupBucketMs
+	var nodes []*nodeSeries
+	edges := make(map[string]*edgeAcc)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, rs := range r.series {
+		sum, n := rs.sum(r.slots, fromB, toB)
+		if n == 0 {
+			continue
+		}
+		if !k.edge {
+			nodes = append(nodes, &nodeSeries{id: k.id, name: rs.name, feature: k.feature, typ: rs.typ, virtual: rs.virtual, acc: &meanAcc{sum, n}})
+			continue
+		}
+		ea := edges[k.id]
+		if ea == nil {
+			ea = &edgeAcc{e: GraphEdge{ID: k.id, Source: rs.source, Target: rs.target, Type: rs.edgeType, Stats: map[string]float64{}},
+				acc: make(map[string]*meanAcc, len(edgeStats))}
+			edges[k.id] = ea
+		}
+		ea.acc[k.feature] = &meanAcc{sum, n}
+	}
+	return nodes, edges
+}
+
+// graphStatsFromStorage reads node and edge means from the stored series,
+// node and edge series concurrently.
+func (s *Store) graphStatsFromStorage(fromMs, toMs int64) ([]*nodeSeries, map[string]*edgeAcc, error) {
 	var (
 		nodeAccs []*nodeSeries
 		edges    = make(map[string]*edgeAcc)
@@ -488,68 +593,10 @@ func (s *Store) Graph(from, to time.Time, typ entity.Type) (Graph, error) {
 		cur.n += float64(len(b.Values))
 	})
 	wg.Wait()
-	if err = errors.Join(nodeErr, err); err != nil {
-		return Graph{}, err
+	if err := errors.Join(nodeErr, err); err != nil {
+		return nil, nil, err
 	}
-	// Series of one feature may be split (e.g. an entity renamed): merge
-	// their sums before taking the mean.
-	merged := make(map[[2]string]*meanAcc, len(nodeAccs))
-	for _, ns := range nodeAccs {
-		addNode(ns.id, ns.typ, ns.name, ns.virtual)
-		k := [2]string{ns.id, ns.feature}
-		if m := merged[k]; m != nil {
-			m.sum += ns.acc.sum
-			m.n += ns.acc.n
-		} else {
-			merged[k] = ns.acc
-		}
-	}
-	for k, a := range merged {
-		nodes[k[0]].Stats[k[1]] = a.sum / a.n
-	}
-
-	// Entities known from the latest state in the range (they may have no
-	// graph stats), and names and types for nodes seen only as edge ends.
-	s.stateMu.RLock()
-	for id, e := range s.entities {
-		if e.updated >= fromMs && e.updated <= toMs {
-			addNode(id, e.ref.Type, e.ref.Name, e.virtual)
-		}
-	}
-	for _, ea := range edges {
-		for _, id := range []string{ea.e.Source, ea.e.Target} {
-			if nodes[id] == nil {
-				if e := s.entities[id]; e != nil {
-					addNode(id, e.ref.Type, e.ref.Name, e.virtual)
-				} else {
-					addNode(id, "", "", true)
-				}
-			}
-		}
-	}
-	s.stateMu.RUnlock()
-
-	s.applyAlerts(nodes, from, to)
-
-	g := Graph{Nodes: make([]Node, 0, len(nodes)), Edges: make([]GraphEdge, 0, len(edges))}
-	for _, n := range nodes {
-		if typ != "" && n.Type != typ {
-			continue
-		}
-		g.Nodes = append(g.Nodes, *n)
-	}
-	for _, ea := range edges {
-		if typ != "" && (nodes[ea.e.Source].Type != typ || nodes[ea.e.Target].Type != typ) {
-			continue
-		}
-		for f, a := range ea.acc {
-			ea.e.Stats[f] = a.sum / a.n
-		}
-		g.Edges = append(g.Edges, ea.e)
-	}
-	sort.Slice(g.Nodes, func(i, j int) bool { return g.Nodes[i].ID < g.Nodes[j].ID })
-	sort.Slice(g.Edges, func(i, j int) bool { return g.Edges[i].ID < g.Edges[j].ID })
-	return g, nil
+	return nodeAccs, edges, nil
 }
 
 // isCritical maps alert severities onto the critical health share.

@@ -35,6 +35,10 @@ type Options struct {
 	MaxAlertInstances int
 	MaxAlertHistory   int
 	AlertLogMaxBytes  int64
+	// GraphWindow is how far back the graph rollup reaches; GraphMaxSeries
+	// bounds its series.
+	GraphWindow    time.Duration
+	GraphMaxSeries int
 	// Now is the clock; time.Now in production.
 	Now func() time.Time
 }
@@ -47,6 +51,7 @@ type Stats struct {
 	EdgeDrops       int64 // edges not kept: max_edges reached
 	RuleDrops       int64 // rule statuses not kept: max_rules reached
 	EntityEvictions int64 // entities and edges dropped after entity_ttl
+	RollupRefused   int64 // graph rollup series refused: graph_cache.max_series reached
 	Alerts          AlertLogStats
 	AlertInstances  int
 	Entities        int
@@ -85,6 +90,9 @@ type Store struct {
 	edges    map[string]*edgeState
 	rules    map[string]alert.RuleStatus
 
+	// rollup has its own lock, taken after stateMu.
+	rollup *rollup
+
 	// alertMu guards alerts.
 	alertMu sync.Mutex
 	alerts  *alertLog
@@ -120,8 +128,13 @@ func Open(opts Options) (*Store, error) {
 		edges:    make(map[string]*edgeState),
 		rules:    make(map[string]alert.RuleStatus),
 		alerts:   al,
+		rollup:   newRollup(opts.GraphWindow.Milliseconds(), opts.GraphMaxSeries),
 	}
 	if err := s.rebuild(now); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.rebuildRollup(now); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -164,6 +177,9 @@ func (s *Store) Stats() Stats {
 		EntityDrops: s.entityDrops.Load(), EdgeDrops: s.edgeDrops.Load(), RuleDrops: s.ruleDrops.Load(),
 		EntityEvictions: s.ttlEvictions.Load(),
 	}
+	s.rollup.mu.Lock()
+	st.RollupRefused = s.rollup.refused
+	s.rollup.mu.Unlock()
 	s.alertMu.Lock()
 	st.Alerts = s.alerts.stats
 	st.AlertInstances = len(s.alerts.instances)
@@ -214,6 +230,7 @@ func (s *Store) AddMetrics(md pmetric.Metrics) int {
 	skipped := 0
 
 	s.stateMu.Lock()
+	s.rollup.mu.Lock()
 	for _, rm := range md.ResourceMetrics().All() {
 		res := rm.Resource().Attributes()
 		ref, virtual := entityRef(res)
@@ -231,6 +248,7 @@ func (s *Store) AddMetrics(md pmetric.Metrics) int {
 					continue
 				}
 				name := m.Name()
+				rk, rolled := rollupFeature[name]
 				for _, dp := range dps.All() {
 					ts := dp.Timestamp().AsTime().UnixMilli()
 					if dp.Timestamp() == 0 {
@@ -259,7 +277,13 @@ func (s *Store) AddMetrics(md pmetric.Metrics) int {
 						s.putRuleLocked(alert.RuleStatusFromDataPoint(dp), ts)
 					case strings.HasPrefix(name, entity.EdgeMetricPrefix):
 						s.putEdgeFeatureLocked(dp.Attributes(), name[len(entity.EdgeMetricPrefix):], v, ts)
+						if rolled {
+							s.rollEdgeLocked(rk, dp.Attributes(), ts, v)
+						}
 					case strings.HasPrefix(name, entity.MetricPrefix) && ref.ID != "":
+						if rolled {
+							s.rollNodeLocked(rk, ref, virtual, ts, v)
+						}
 						if es == nil {
 							es = s.entityLocked(ref, virtual, res, ts)
 						}
@@ -272,6 +296,7 @@ func (s *Store) AddMetrics(md pmetric.Metrics) int {
 			}
 		}
 	}
+	s.rollup.mu.Unlock()
 	s.stateMu.Unlock()
 
 	rows := b.Finish()
@@ -397,8 +422,89 @@ func (s *Store) putRuleLocked(r alert.RuleStatus, ts int64) {
 	s.rules[key] = r
 }
 
+// rollNodeLocked adds a node feature sample to the graph rollup.
+func (s *Store) rollNodeLocked(k rollupKey, ref entity.Ref, virtual bool, ts int64, v float64) {
+	k.id = ref.ID
+	rs := s.rollup.get(k, ts/rollupBucketMs, func(rs *rollupSeries) {
+		rs.typ, rs.name, rs.virtual = ref.Type, ref.Name, virtual
+	})
+	if rs != nil {
+		rs.add(s.rollup.slots, ts, v)
+	}
+}
+
+// rollEdgeLocked adds an edge feature sample to the graph rollup.
+func (s *Store) rollEdgeLocked(k rollupKey, at pcommon.Map, ts int64, v float64) {
+	src, _ := at.Get(entity.AttrEdgeSource)
+	dst, _ := at.Get(entity.AttrEdgeTarget)
+	typ, _ := at.Get(entity.AttrEdgeType)
+	e := entity.Edge{Source: src.AsString(), Target: dst.AsString(), Type: entity.EdgeType(typ.AsString())}
+	if e.Source == "" || e.Target == "" {
+		return
+	}
+	k.id = e.Key()
+	rs := s.rollup.get(k, ts/rollupBucketMs, func(rs *rollupSeries) {
+		rs.source, rs.target, rs.edgeType = e.Source, e.Target, e.Type
+	})
+	if rs != nil {
+		rs.add(s.rollup.slots, ts, v)
+	}
+}
+
+// rebuildRollup fills the graph rollup from the series of its window.
+func (s *Store) rebuildRollup(now time.Time) error {
+	if s.opts.GraphWindow <= 0 {
+		return nil
+	}
+	from, to := now.Add(-s.opts.GraphWindow).UnixMilli(), now.UnixMilli()
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	s.rollup.mu.Lock()
+	defer s.rollup.mu.Unlock()
+	for _, expr := range []string{nodeStatsExpr, edgeStatsExpr} {
+		var rs *rollupSeries
+		err := s.series.Search([]Filter{{Value: expr, Regexp: true}}, from, to, func(b SeriesBlock) {
+			if b.NewSeries {
+				rs = nil
+				k, ok := rollupFeature[string(b.Name.MetricGroup)]
+				if !ok {
+					return
+				}
+				tag := func(name string) string { return string(b.Name.GetTagValue(name)) }
+				bucket := b.Timestamps[0] / rollupBucketMs
+				if k.edge {
+					e := entity.Edge{Source: tag(entity.AttrEdgeSource), Target: tag(entity.AttrEdgeTarget), Type: entity.EdgeType(tag(entity.AttrEdgeType))}
+					if e.Source == "" || e.Target == "" {
+						return
+					}
+					k.id = e.Key()
+					rs = s.rollup.get(k, bucket, func(rs *rollupSeries) { rs.source, rs.target, rs.edgeType = e.Source, e.Target, e.Type })
+				} else {
+					if k.id = tag(entity.AttrEntityID); k.id == "" {
+						return
+					}
+					rs = s.rollup.get(k, bucket, func(rs *rollupSeries) {
+						rs.typ, rs.name, rs.virtual = entity.Type(tag(entity.AttrEntityType)), tag(entity.AttrEntityName), tag(entity.AttrVirtual) == "true"
+					})
+				}
+			}
+			if rs == nil {
+				return
+			}
+			for i, t := range b.Timestamps {
+				rs.add(s.rollup.slots, t, b.Values[i])
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("rebuild graph rollup: %w", err)
+		}
+	}
+	return nil
+}
+
 // expire drops entities and edges not updated within EntityTTL.
 func (s *Store) expire() {
+	s.rollup.expire(s.opts.Now().UnixMilli())
 	cutoff := s.opts.Now().Add(-s.opts.EntityTTL).UnixMilli()
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()

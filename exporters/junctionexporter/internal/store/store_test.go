@@ -21,6 +21,7 @@ func testOptions(dir string, now func() time.Time) Options {
 		Dir: dir, Retention: 30 * 24 * time.Hour, FlushInterval: 5 * time.Second,
 		MaxEntities: 100, MaxEdges: 100, MaxRules: 10, EntityTTL: 24 * time.Hour,
 		MaxAlertInstances: 100, MaxAlertHistory: 10, AlertLogMaxBytes: 1 << 20, Now: now,
+		GraphWindow: time.Hour, GraphMaxSeries: 100000,
 	}
 }
 

@@ -1,0 +1,140 @@
+package store
+
+import (
+	"sync"
+
+	"github.com/junction-sre/junction/entity"
+)
+
+// rollupBucketMs is the rollup's resolution: one sum and count per minute.
+const rollupBucketMs = 60_000
+
+// rollup keeps per-minute sums and counts of the features the graph shows
+// (nodeStats, edgeStats) for the last window, so that /graph over a recent
+// range reads a few numbers per series instead of decoding every sample.
+// It is bounded by maxSeries; a series it cannot take makes it incomplete
+// for ranges that include that minute, and the graph then reads storage.
+type rollup struct {
+	mu        sync.Mutex
+	slots     int // buckets kept: window / bucket
+	maxSeries int
+	series    map[rollupKey]*rollupSeries
+	// incompleteUntil is the last bucket in which a series was refused.
+	incompleteUntil int64
+	refused         int64
+}
+
+type rollupKey struct {
+	id      string // entity id, or edge key for edges
+	feature string
+	edge    bool
+}
+
+type rollupSeries struct {
+	// node identity
+	typ     entity.Type
+	name    string
+	virtual bool
+	// edge identity
+	source, target string
+	edgeType       entity.EdgeType
+
+	last   int64 // last bucket written
+	sums   []float64
+	counts []uint32
+	epochs []int32 // bucket index each slot holds
+}
+
+// newRollup returns a rollup over windowMs; a window of 0 turns it off.
+func newRollup(windowMs int64, maxSeries int) *rollup {
+	if windowMs <= 0 {
+		return &rollup{series: make(map[rollupKey]*rollupSeries), incompleteUntil: -1}
+	}
+	return &rollup{slots: int(windowMs/rollupBucketMs) + 1, maxSeries: maxSeries, series: make(map[rollupKey]*rollupSeries), incompleteUntil: -1}
+}
+
+// get returns the series for k, creating it with init when there is room.
+func (r *rollup) get(k rollupKey, bucket int64, init func(*rollupSeries)) *rollupSeries {
+	rs := r.series[k]
+	if rs != nil || r.slots == 0 {
+		return rs
+	}
+	if len(r.series) >= r.maxSeries {
+		r.refused++
+		r.incompleteUntil = max(r.incompleteUntil, bucket)
+		return nil
+	}
+	rs = &rollupSeries{sums: make([]float64, r.slots), counts: make([]uint32, r.slots), epochs: make([]int32, r.slots)}
+	for i := range rs.epochs {
+		rs.epochs[i] = -1
+	}
+	init(rs)
+	r.series[k] = rs
+	return rs
+}
+
+// add adds a sample at ts (Unix ms). Samples older than the window are
+// ignored: storage has them.
+func (rs *rollupSeries) add(slots int, ts int64, v float64) {
+	b := ts / rollupBucketMs
+	if rs.last-b >= int64(slots) {
+		return
+	}
+	i := int(b % int64(slots))
+	if int64(rs.epochs[i]) != b {
+		if int64(rs.epochs[i]) > b {
+			return
+		}
+		rs.epochs[i], rs.sums[i], rs.counts[i] = int32(b), 0, 0
+	}
+	rs.sums[i] += v
+	rs.counts[i]++
+	rs.last = max(rs.last, b)
+}
+
+// sum adds up the buckets in [fromB, toB].
+func (rs *rollupSeries) sum(slots int, fromB, toB int64) (float64, float64) {
+	var s, n float64
+	for b := fromB; b <= toB; b++ {
+		i := int(b % int64(slots))
+		if int64(rs.epochs[i]) == b {
+			s += rs.sums[i]
+			n += float64(rs.counts[i])
+		}
+	}
+	return s, n
+}
+
+// covers reports whether the rollup holds every sample of [fromMs, toMs]
+// given the current time.
+func (r *rollup) covers(fromMs, toMs, nowMs int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fromB, nowB := fromMs/rollupBucketMs, nowMs/rollupBucketMs
+	return r.slots > 0 && fromB > nowB-int64(r.slots) && toMs <= nowMs+rollupBucketMs && fromB > r.incompleteUntil
+}
+
+// expire drops series with no bucket in the window.
+func (r *rollup) expire(nowMs int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	nowB := nowMs / rollupBucketMs
+	for k, rs := range r.series {
+		if nowB-rs.last >= int64(r.slots) {
+			delete(r.series, k)
+		}
+	}
+}
+
+// rollupFeature maps derived metric names onto the rollup: entity feature
+// gauges of nodeStats and edge feature gauges of edgeStats.
+var rollupFeature = func() map[string]rollupKey {
+	m := make(map[string]rollupKey)
+	for _, f := range nodeStats {
+		m[entity.MetricPrefix+f] = rollupKey{feature: f}
+	}
+	for _, f := range edgeStats {
+		m[entity.EdgeMetricPrefix+f] = rollupKey{feature: f, edge: true}
+	}
+	return m
+}()
