@@ -204,7 +204,7 @@ func parseRecord(b []byte) (*message, error) {
 		}
 		m.stages = append(m.stages, r)
 	}
-	if d.err || len(d.b) != 0 || int(m.status) >= len(statusNames) || m.id == "" {
+	if d.err || len(d.b) != 0 || int(m.status) >= len(statusNames) || m.id == "" || len(m.stages) == 0 {
 		return nil, errCorrupt
 	}
 	return m, nil

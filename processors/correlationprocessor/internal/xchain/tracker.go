@@ -122,15 +122,18 @@ func (t *Tracker) Start(ctx context.Context) error {
 		return errors.New("the xchain storage client cannot list its keys (storage.Walker): use the file_storage extension")
 	}
 	var loaded []*message
+	var corrupt uint64
 	err := w.Walk(ctx, func(key string, value []byte) ([]*storage.Operation, error) {
 		if len(key) < len(keyPrefix) || key[:len(keyPrefix)] != keyPrefix {
 			return nil, nil
 		}
 		m, err := parseRecord(value)
-		if err != nil || storageKey(m.id) != key {
+		if err == nil && storageKey(m.id) != key {
+			err = fmt.Errorf("%w: stored under another message's key", errCorrupt)
+		}
+		if err != nil {
 			t.logger.Warn("Deleting unreadable cross-chain message record", zap.String("key", key), zap.Error(err))
-			t.counts.CorruptRecords++
-			t.tel.corruptRecords.Add(t.ctx, 1)
+			corrupt++
 			return []*storage.Operation{storage.DeleteOperation(key)}, nil
 		}
 		loaded = append(loaded, m)
@@ -141,6 +144,8 @@ func (t *Tracker) Start(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.counts.CorruptRecords += corrupt
+	t.tel.corruptRecords.Add(t.ctx, int64(corrupt))
 	now := t.now().UnixNano()
 	// Closed first, in closing order, then pending oldest first so that a
 	// lowered max_messages evicts the oldest.
