@@ -86,7 +86,7 @@ func shortPlan(t testing.TB, names ...string) *Plan {
 func noMinFault(p *Plan) {
 	for i, sc := range p.Scenarios {
 		c := *sc
-		c.MinFault = 0
+		c.MinFault, c.MinRecover = 0, 0
 		p.Scenarios[i] = &c
 	}
 }

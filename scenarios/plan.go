@@ -104,6 +104,9 @@ func (p *Plan) Validate() error {
 		if f := p.FaultOf(sc); p.Step > 0 && f != p.Fault && f%p.Step != 0 {
 			errs = append(errs, fmt.Errorf("scenario %s: its fault of %v must be a multiple of the step %v", sc.Name, f, p.Step))
 		}
+		if r := p.RecoverOf(sc); p.Step > 0 && r != p.Recover && r%p.Step != 0 {
+			errs = append(errs, fmt.Errorf("scenario %s: its recovery of %v must be a multiple of the step %v", sc.Name, r, p.Step))
+		}
 	}
 	for _, gt := range p.Truth() {
 		if err := gt.Validate(); err != nil {
@@ -118,8 +121,15 @@ func (p *Plan) Validate() error {
 // (Scenario.MinFault).
 func (p *Plan) FaultOf(sc *Scenario) time.Duration { return max(p.Fault, sc.MinFault) }
 
+// RecoverOf is the length of sc's recovery phase: the plan's Recover, or
+// longer when the detecting alerts take longer to resolve
+// (Scenario.MinRecover).
+func (p *Plan) RecoverOf(sc *Scenario) time.Duration { return max(p.Recover, sc.MinRecover) }
+
 // lengthOf is the length of sc: healthy + fault + recover.
-func (p *Plan) lengthOf(sc *Scenario) time.Duration { return p.Healthy + p.FaultOf(sc) + p.Recover }
+func (p *Plan) lengthOf(sc *Scenario) time.Duration {
+	return p.Healthy + p.FaultOf(sc) + p.RecoverOf(sc)
+}
 
 // Duration is the virtual length of the whole plan.
 func (p *Plan) Duration() time.Duration {

@@ -62,6 +62,9 @@ type Scenario struct {
 	// the detecting rules wait for (e.g. messages pending for 30 minutes,
 	// 10 minutes of idleness); the plan's fault is stretched to it.
 	MinFault time.Duration
+	// MinRecover is the shortest recovery in which the detecting alerts
+	// can resolve (e.g. a 30-minute burn-rate window draining).
+	MinRecover time.Duration
 	// expect returns the expectations for a healthy phase and a fault of
 	// the given lengths.
 	expect func(healthy, fault time.Duration) []Expectation
@@ -195,6 +198,9 @@ var all = []*Scenario{
 		// OverProvisioned waits 10 minutes on a 5-minute window; the
 		// budget burn needs minutes of the 1h window.
 		MinFault: 30 * time.Minute,
+		// ErrorBudgetBurn's slow window (30m at 6x) keeps firing until the
+		// cut's errors have left it.
+		MinRecover: 35 * time.Minute,
 		expect: func(h, f time.Duration) []Expectation {
 			split := h + costSplit(f)
 			return []Expectation{

@@ -15,8 +15,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// plan: surge from 0 to 15m (fault 5m-10m), cost from 15m to 55m (fault
-// 20m-50m, idle 20m-38m, cut 38m-50m).
+// plan: surge from 0 to 15m (fault 5m-10m), cost from 15m to 85m (fault
+// 20m-50m, idle 20m-38m, cut 38m-50m, recovery 50m-85m).
 func testTruth(t *testing.T) []scenarios.GroundTruth {
 	t.Helper()
 	p, err := scenarios.NewPlan("surge", "cost")
@@ -150,7 +150,7 @@ func TestScore(t *testing.T) {
 			alerts: join(
 				life(scenarios.RuleOverProvisioned, scenarios.RecommendID, scenarios.RecommendID, 20*m+30*time.Second, 21*m, 23*m),
 				[]alert.Alert{{ID: "p", Rule: "Flappy", Entity: entity.Ref{ID: "service:shop/x"}, State: alert.StatePending, EvaluatedAt: at(21 * m)}},
-				life(scenarios.RuleErrorBudgetBurn, scenarios.CatalogID, scenarios.CatalogID, 70*m, 71*m, 72*m),
+				life(scenarios.RuleErrorBudgetBurn, scenarios.CatalogID, scenarios.CatalogID, 100*m, 101*m, 102*m),
 			),
 			check: func(t *testing.T, r Report) {
 				c := r.Scenarios[1]

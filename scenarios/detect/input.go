@@ -54,8 +54,18 @@ func Document(plan *scenarios.Plan, rep Report, command string) string {
 	for i, s := range plan.Scenarios {
 		names[i] = s.Name
 	}
-	fmt.Fprintf(&b, "Simulator plan: scenarios %s; seed %d; step %v; phases healthy %v, fault %v, recovery %v; %.0f requests/s at the edge. ",
-		strings.Join(names, ", "), plan.Seed, plan.Step, plan.Healthy, plan.Fault, plan.Recover, plan.EdgeRate)
+	var longer []string
+	for _, sc := range plan.Scenarios {
+		if f, r := plan.FaultOf(sc), plan.RecoverOf(sc); f != plan.Fault || r != plan.Recover {
+			longer = append(longer, fmt.Sprintf("%s fault %v, recovery %v", sc.Name, f, r))
+		}
+	}
+	ext := ""
+	if len(longer) > 0 {
+		ext = " (" + strings.Join(longer, "; ") + ")"
+	}
+	fmt.Fprintf(&b, "Simulator plan: scenarios %s; seed %d; step %v; phases healthy %v, fault %v, recovery %v%s; %.0f requests/s at the edge. ",
+		strings.Join(names, ", "), plan.Seed, plan.Step, plan.Healthy, plan.Fault, plan.Recover, ext, plan.EdgeRate)
 	fmt.Fprintf(&b, "Scoring: a firing counts as a detection up to %v after its window ends", rep.Options.Grace)
 	if rep.Options.MaxLatency > 0 {
 		fmt.Fprintf(&b, "; detections slower than %v are marked late", rep.Options.MaxLatency)
