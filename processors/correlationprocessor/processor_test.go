@@ -2,6 +2,8 @@ package correlationprocessor
 
 import (
 	"context"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,4 +210,49 @@ func TestEmitAlertsReportsConsumerErrors(t *testing.T) {
 	defer shared.remove(set.ID, p)
 	err = p.emitAlerts(context.Background(), []alert.Alert{{Rule: "r", State: alert.StateFiring, Entity: entity.Ref{ID: "service:/a"}}}, nil, t0)
 	assert.ErrorIs(t, err, assert.AnError)
+}
+
+// TestConcurrentPipelines drives the three pipelines, ticks and snapshots
+// at once; run with -race it checks the shared instance's locking.
+func TestConcurrentPipelines(t *testing.T) {
+	h := newHarness(t, "concurrent", testConfig(), nopSettings())
+	ctx := context.Background()
+	done := make(chan struct{})
+	var failed atomic.Bool
+	run := func(f func(i int) error) {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < 50; i++ {
+				if err := f(i); err != nil {
+					failed.Store(true)
+				}
+			}
+		}()
+	}
+	run(func(i int) error {
+		return h.traces.ConsumeTraces(ctx, serverSpans("svc-"+strconv.Itoa(i%5), 10, 20, i%7 == 0))
+	})
+	run(func(i int) error {
+		md := pmetric.NewMetrics()
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("k8s.pod.name", "p-"+strconv.Itoa(i%3))
+		m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName("k8s.pod.cpu.usage")
+		m.SetEmptyGauge().DataPoints().AppendEmpty().SetDoubleValue(float64(i))
+		return h.metrics.ConsumeMetrics(ctx, md)
+	})
+	run(func(i int) error {
+		return h.p.tick(ctx, t0.Add(time.Duration(i)*time.Second))
+	})
+	run(func(i int) error {
+		_, err := h.p.Snapshot(ctx, t0.Add(time.Duration(i)*time.Second))
+		return err
+	})
+	for i := 0; i < 4; i++ {
+		<-done
+	}
+	assert.False(t, failed.Load())
+	snap, err := h.p.Snapshot(ctx, t0.Add(time.Minute))
+	require.NoError(t, err)
+	assert.NotEmpty(t, snap.Entities)
 }

@@ -123,6 +123,14 @@ type template struct {
 	lastSeen time.Time
 }
 
+func (t *template) total() uint64 {
+	var n uint64
+	for _, c := range t.counts {
+		n += uint64(c)
+	}
+	return n
+}
+
 // templates is the bounded set of log templates of one entity; when full,
 // the template seen least recently is evicted.
 type templates struct {
@@ -139,11 +147,16 @@ func (g *Graph) addLog(e *entityState, now time.Time, severity, body, traceID st
 	t, ok := ts.m[string(ts.buf)]
 	if !ok {
 		if len(ts.m) >= g.s.Limits.MaxTemplatesPerEntity {
+			// Evict the least recently seen; among equals the least
+			// frequent, then the smallest, so the choice is stable.
 			var oldest string
 			var oldestAt time.Time
+			var oldestN uint64
 			for k, v := range ts.m {
-				if oldest == "" || v.lastSeen.Before(oldestAt) || (v.lastSeen.Equal(oldestAt) && k < oldest) {
-					oldest, oldestAt = k, v.lastSeen
+				n := v.total()
+				if oldest == "" || v.lastSeen.Before(oldestAt) ||
+					(v.lastSeen.Equal(oldestAt) && (n < oldestN || (n == oldestN && k < oldest))) {
+					oldest, oldestAt, oldestN = k, v.lastSeen, n
 				}
 			}
 			delete(ts.m, oldest)

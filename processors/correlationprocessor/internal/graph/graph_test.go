@@ -1,0 +1,206 @@
+package graph
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/junction-sre/junction/entity"
+)
+
+var t0 = time.Unix(1767225600, 0).UTC()
+
+func settings() *Settings {
+	return &Settings{
+		Window: WindowSettings{Bucket: 10 * time.Second, Long: 30 * time.Minute, CoarseBucket: 5 * time.Minute, SketchAccuracy: 0.01, SketchMaxBins: 1024},
+		Limits: Limits{
+			MaxEntitiesPerType: 100, MaxEdges: 100, EntityTTL: 15 * time.Minute, MaxPendingSpans: 100,
+			PendingSpanTTL: 10 * time.Second, MaxSeriesPerEntity: 100, MaxMetricsPerEntity: 100, MaxPodsPerService: 10,
+			MaxTemplatesPerEntity: 3, MaxLogSamples: 5, MaxExemplars: 2, MaxSampledTraces: 10, MaxSpansPerTrace: 100,
+			TraceIdle: 5 * time.Second,
+		},
+		CriticalPath: CriticalPathSettings{SampleRatio: 1},
+		SLO:          SLOSettings{AvailabilityTarget: 0.999},
+		Baseline:     BaselineSettings{TimeConstant: time.Hour},
+		SlowQuery:    500 * time.Millisecond,
+		Identity: Identity{
+			ServiceName: []string{"service.name"}, ServiceNamespace: []string{"service.namespace"},
+			PodName: []string{"k8s.pod.name"}, PodNamespace: []string{"k8s.namespace.name"},
+			DBSystem: []string{"db.system.name"}, ServerAddress: []string{"server.address"}, ServerPort: []string{"server.port"},
+			PeerService: []string{"peer.service"}, RPCSystem: []string{"rpc.system"}, StreamTopic: []string{"messaging.destination.name"},
+		},
+		AccessLog: AccessLog{Status: []string{"status"}},
+	}
+}
+
+type span struct {
+	svc          string
+	kind         ptrace.SpanKind
+	id, parent   byte
+	startMs, dur int
+	attrs        map[string]any
+}
+
+func traces(trace byte, spans ...span) ptrace.Traces {
+	td := ptrace.NewTraces()
+	for _, s := range spans {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", s.svc)
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID{trace, 1})
+		sp.SetSpanID(pcommon.SpanID{s.id})
+		if s.parent != 0 {
+			sp.SetParentSpanID(pcommon.SpanID{s.parent})
+		}
+		sp.SetKind(s.kind)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0.Add(time.Duration(s.startMs) * time.Millisecond)))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t0.Add(time.Duration(s.startMs+s.dur) * time.Millisecond)))
+		_ = sp.Attributes().FromRaw(s.attrs)
+	}
+	return td
+}
+
+func edgeKeys(s *entity.Snapshot) []string {
+	var out []string
+	for _, e := range s.Edges {
+		out = append(out, e.Key())
+	}
+	return out
+}
+
+func TestPairingInEitherOrder(t *testing.T) {
+	client := span{svc: "a", kind: ptrace.SpanKindClient, id: 2, parent: 1, startMs: 1, dur: 8, attrs: map[string]any{"server.address": "b"}}
+	server := span{svc: "b", kind: ptrace.SpanKindServer, id: 3, parent: 2, startMs: 2, dur: 6}
+	for name, order := range map[string][]span{"client first": {client, server}, "server first": {server, client}} {
+		t.Run(name, func(t *testing.T) {
+			g := New(settings(), nil)
+			g.ConsumeTraces(traces(1, order[0]), t0)
+			g.ConsumeTraces(traces(1, order[1]), t0.Add(2*time.Second))
+			snap := g.Tick(t0.Add(20 * time.Second))
+			assert.Equal(t, []string{"service:/a->service:/b#http"}, edgeKeys(snap))
+			e := snap.Edges[0]
+			assert.InDelta(t, 8, e.Features["latency.p50_ms"], 0.2, "edge latency is the client's view")
+			b, ok := snap.Entity("service:/b")
+			require.True(t, ok)
+			assert.False(t, b.Virtual, "b is instrumented")
+			assert.Len(t, snap.Entities, 2, "no virtual peer for a paired call")
+		})
+	}
+}
+
+func TestUnpairedClientBecomesVirtualAfterTTL(t *testing.T) {
+	g := New(settings(), nil)
+	g.ConsumeTraces(traces(1, span{svc: "a", kind: ptrace.SpanKindClient, id: 2, dur: 100, attrs: map[string]any{"server.address": "api.example", "server.port": 443}}), t0)
+	snap := g.Tick(t0.Add(10 * time.Second))
+	assert.Empty(t, snap.Edges, "still waiting within the TTL")
+	snap = g.Tick(t0.Add(11 * time.Second))
+	require.Equal(t, []string{"service:/a->service:/api.example:443#http"}, edgeKeys(snap))
+	peer, ok := snap.Entity("service:/api.example:443")
+	require.True(t, ok)
+	assert.True(t, peer.Virtual)
+	assert.InDelta(t, 1.0/11, peer.Features["request.rate"], 1e-9, "counted at the client span's arrival")
+}
+
+func TestGRPCAndDatabaseEdgeTypes(t *testing.T) {
+	g := New(settings(), nil)
+	g.ConsumeTraces(traces(1,
+		span{svc: "a", kind: ptrace.SpanKindClient, id: 2, dur: 5, attrs: map[string]any{"rpc.system": "grpc"}},
+		span{svc: "b", kind: ptrace.SpanKindServer, id: 3, parent: 2, dur: 4},
+		span{svc: "b", kind: ptrace.SpanKindClient, id: 4, parent: 3, dur: 700, attrs: map[string]any{"db.system.name": "postgresql", "server.address": "pg", "server.port": 5432}},
+	), t0)
+	snap := g.Tick(t0.Add(time.Second))
+	assert.Equal(t, []string{"service:/a->service:/b#grpc", "service:/b->database:postgresql/pg:5432/#db"}, edgeKeys(snap))
+	db, ok := snap.Entity("database:postgresql/pg:5432/")
+	require.True(t, ok)
+	assert.True(t, db.Virtual)
+	assert.Equal(t, 1.0, db.Features["query.slow_rate"], "one slow query in one second")
+}
+
+func TestExemplarsBounded(t *testing.T) {
+	g := New(settings(), nil)
+	for i := 0; i < 10; i++ {
+		g.ConsumeTraces(traces(byte(i+1), span{svc: "a", kind: ptrace.SpanKindServer, id: 1, dur: 10 * (i + 1)}), t0)
+	}
+	snap := g.Snapshot(t0.Add(time.Second))
+	ex := snap.Entities[0].Evidence.Exemplars
+	require.Len(t, ex, 2, "limits::max_exemplars slow exemplars")
+	assert.Equal(t, []float64{100, 90}, []float64{ex[0].Value, ex[1].Value}, "the slowest kept, slowest first")
+}
+
+func TestTemplatesBoundedAndCounted(t *testing.T) {
+	g := New(settings(), &countingCounters{})
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "a")
+	lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	for _, body := range []string{"kind one 1", "kind one 2", "kind two x", "kind three y", "kind four z"} {
+		lr := lrs.AppendEmpty()
+		lr.Body().SetStr(body)
+		lr.SetSeverityNumber(plog.SeverityNumberError)
+	}
+	g.ConsumeLogs(ld, t0)
+	snap := g.Snapshot(t0.Add(time.Second))
+	svc := snap.Entities[0]
+	assert.Equal(t, 5.0, svc.Features["log.error_rate"])
+	require.Len(t, svc.Evidence.LogSamples, 3, "limits::max_templates_per_entity")
+	assert.Equal(t, "kind one <*>", svc.Evidence.LogSamples[0].Template)
+	assert.Equal(t, int64(2), svc.Evidence.LogSamples[0].Count)
+	assert.Equal(t, int64(1), g.counters.(*countingCounters).evicted[WhatTemplate], "four templates, room for three")
+	for _, s := range svc.Evidence.LogSamples {
+		assert.NotEqual(t, "kind three y", s.Template, "the least frequent of the oldest was evicted")
+	}
+}
+
+func TestAccessLogIsAProxyRequestNotAServiceLog(t *testing.T) {
+	g := New(settings(), nil)
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "nginx")
+	lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	lr.Body().SetStr(`{"status": 503}`)
+	g.ConsumeLogs(ld, t0)
+	snap := g.Snapshot(t0.Add(time.Second))
+	require.Len(t, snap.Entities, 1)
+	assert.Equal(t, "proxy:nginx/", snap.Entities[0].ID)
+	assert.Equal(t, 1.0, snap.Entities[0].Features["shed.ratio"])
+	assert.Equal(t, 1.0, snap.Entities[0].Features["error.ratio"])
+}
+
+func TestCriticalPathShares(t *testing.T) {
+	g := New(settings(), nil)
+	// a: 0..100 ms, calls b 10..90 (b's server 20..80, no children).
+	g.ConsumeTraces(traces(1,
+		span{svc: "a", kind: ptrace.SpanKindServer, id: 1, dur: 100},
+		span{svc: "a", kind: ptrace.SpanKindClient, id: 2, parent: 1, startMs: 10, dur: 80},
+		span{svc: "b", kind: ptrace.SpanKindServer, id: 3, parent: 2, startMs: 20, dur: 60},
+	), t0)
+	snap := g.Tick(t0.Add(20 * time.Second)) // idle: the trace is analysed
+	a, _ := snap.Entity("service:/a")
+	b, _ := snap.Entity("service:/b")
+	assert.InDelta(t, 0.4, a.Features["critical_path.self_share"], 1e-9)
+	assert.InDelta(t, 0.6, b.Features["critical_path.self_share"], 1e-9)
+	assert.InDelta(t, 0.8, snap.Edges[0].Features["latency.share"], 1e-9)
+}
+
+type countingCounters struct {
+	dropped, evicted map[string]int64
+}
+
+func (c *countingCounters) Dropped(what string, _ entity.Type, n int64) {
+	if c.dropped == nil {
+		c.dropped = map[string]int64{}
+	}
+	c.dropped[what] += n
+}
+
+func (c *countingCounters) Evicted(what string, _ entity.Type, n int64) {
+	if c.evicted == nil {
+		c.evicted = map[string]int64{}
+	}
+	c.evicted[what] += n
+}
