@@ -490,3 +490,32 @@ func TestStreamPathMatchesFrontend(t *testing.T) {
 		}
 	}
 }
+
+func TestTimelineFrameBounded(t *testing.T) {
+	base := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	var ivs []Interval
+	for i := 0; i < maxTimelineSeries+5; i++ {
+		sev := "warning"
+		if i == maxTimelineSeries+4 {
+			sev = "critical" // last in id order, first by severity
+		}
+		ivs = append(ivs, Interval{
+			ID: fmt.Sprintf("g/r@service:s%03d", i), Rule: "r", Severity: sev, State: "firing",
+			Entity: Ref{ID: fmt.Sprintf("service:s%03d", i)},
+			From:   base.Add(time.Duration(i) * time.Second), To: base.Add(time.Hour),
+		})
+	}
+	f := TimelineFrame(ivs)
+	if got := len(f.Fields) - 1; got != maxTimelineSeries {
+		t.Fatalf("%d series, want %d", got, maxTimelineSeries)
+	}
+	if f.Fields[1].Name != ivs[maxTimelineSeries+4].ID {
+		t.Errorf("first series %s, want the critical one", f.Fields[1].Name)
+	}
+	if f.Rows() != maxTimelineSeries+1 {
+		t.Errorf("%d rows: boundaries of dropped instances kept", f.Rows())
+	}
+	if len(f.Meta.Notices) != 1 || !strings.Contains(f.Meta.Notices[0].Text, "5 more alert instances are not shown") {
+		t.Errorf("notices %+v", f.Meta.Notices)
+	}
+}

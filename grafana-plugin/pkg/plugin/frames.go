@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"strings"
@@ -103,9 +104,25 @@ func AlertsFrame(alerts []Alert, selfUID string) *data.Frame {
 	return f
 }
 
+// maxTimelineSeries bounds the alert instances of one timeline frame: the
+// wide frame holds boundaries x instances cells, and a State timeline panel
+// with more rows than this is unreadable anyway.
+const maxTimelineSeries = 100
+
+var severityRank = map[string]int{"critical": 0, "warning": 1, "info": 2}
+
+func rankOf(severity string) int {
+	if r, ok := severityRank[severity]; ok {
+		return r
+	}
+	return len(severityRank)
+}
+
 // TimelineFrame turns state intervals into a wide frame for the State timeline
 // panel: a time field with every interval boundary, and per alert instance a
 // string field holding its state from that time on (null when inactive).
+// Beyond maxTimelineSeries instances the most severe are kept and a notice
+// says how many were left out.
 func TimelineFrame(intervals []Interval) *data.Frame {
 	type series struct {
 		id, display string
@@ -129,7 +146,25 @@ func TimelineFrame(intervals []Interval) *data.Frame {
 		times[iv.From.UnixNano()] = iv.From
 		times[iv.To.UnixNano()] = iv.To
 	}
-	sort.Strings(order)
+	sort.Slice(order, func(i, j int) bool {
+		ri, rj := rankOf(byID[order[i]].spans[0].Severity), rankOf(byID[order[j]].spans[0].Severity)
+		if ri != rj {
+			return ri < rj
+		}
+		return order[i] < order[j]
+	})
+	dropped := 0
+	if len(order) > maxTimelineSeries {
+		dropped = len(order) - maxTimelineSeries
+		order = order[:maxTimelineSeries]
+		times = map[int64]time.Time{}
+		for _, id := range order {
+			for _, sp := range byID[id].spans {
+				times[sp.From.UnixNano()] = sp.From
+				times[sp.To.UnixNano()] = sp.To
+			}
+		}
+	}
 	keys := make([]int64, 0, len(times))
 	for k := range times {
 		keys = append(keys, k)
@@ -158,6 +193,12 @@ func TimelineFrame(intervals []Interval) *data.Frame {
 	}
 	fr := data.NewFrame("alert timeline", fields...)
 	fr.Meta = &data.FrameMeta{PreferredVisualization: "state-timeline"}
+	if dropped > 0 {
+		fr.Meta.Notices = []data.Notice{{
+			Severity: data.NoticeSeverityWarning,
+			Text:     fmt.Sprintf("%d more alert instances are not shown (at most %d, most severe first): filter by severity, rule or entity", dropped, maxTimelineSeries),
+		}}
+	}
 	return fr
 }
 
