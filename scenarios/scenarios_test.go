@@ -616,3 +616,34 @@ func TestCrossChainStuckLongEnough(t *testing.T) {
 		t.Error("no message timed out after a 40-minute stall")
 	}
 }
+
+func TestMinimumPhases(t *testing.T) {
+	tests := []struct {
+		scenario                string
+		fault, recover          time.Duration
+		wantFault, wantRecovery time.Duration
+	}{
+		{Surge, 5 * time.Minute, 5 * time.Minute, 5 * time.Minute, 5 * time.Minute},
+		{CrossChain, 5 * time.Minute, 5 * time.Minute, 40 * time.Minute, 5 * time.Minute},
+		{CrossChain, time.Hour, 5 * time.Minute, time.Hour, 5 * time.Minute},
+		{CostCut, 5 * time.Minute, 5 * time.Minute, 30 * time.Minute, 35 * time.Minute},
+		{CostCut, 40 * time.Minute, time.Hour, 40 * time.Minute, time.Hour},
+	}
+	for _, tc := range tests {
+		p, err := NewPlan(tc.scenario)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Fault, p.Recover = tc.fault, tc.recover
+		gt := p.Truth()[0]
+		if f, r := gt.Fault.End-gt.Fault.Start, gt.Length-gt.Fault.End; f != tc.wantFault || r != tc.wantRecovery {
+			t.Errorf("%s with -fault %v -recover %v: fault %v recovery %v, want %v and %v", tc.scenario, tc.fault, tc.recover, f, r, tc.wantFault, tc.wantRecovery)
+		}
+		if p.Duration() != gt.Length {
+			t.Errorf("%s: plan %v, scenario %v", tc.scenario, p.Duration(), gt.Length)
+		}
+		if _, ph, into, ok := p.At(gt.Fault.End - time.Second); !ok || ph != PhaseFault || into != gt.Fault.End-gt.Fault.Start-time.Second {
+			t.Errorf("%s: At(fault end - 1s) = %v %v %v", tc.scenario, ph, into, ok)
+		}
+	}
+}
