@@ -64,6 +64,10 @@ type correlationProcessor struct {
 	owner *sharedProcessors
 	id    component.ID
 
+	// augment, when set, adds to every snapshot before it is handed out or
+	// emitted (the cross-chain tracker's relayer features, with
+	// graph.Merge). It runs outside the graph's lock on the snapshot copy.
+	augment func(snap *entity.Snapshot, at time.Time)
 	// evaluate, when set, runs after every tick with the tick's snapshot;
 	// the rule engine hooks in here and emits through emitAlerts.
 	evaluate func(ctx context.Context, snap *entity.Snapshot, now time.Time)
@@ -166,6 +170,9 @@ func (p *correlationProcessor) loop(stop, done chan struct{}) {
 // graph's lock; encoding and sending happen outside it.
 func (p *correlationProcessor) tick(ctx context.Context, now time.Time) error {
 	snap := p.graph.Tick(now)
+	if p.augment != nil {
+		p.augment(snap, now)
+	}
 	var err error
 	if next := p.metricsConsumers(); len(next) > 0 {
 		md := pmetric.NewMetrics()
@@ -200,7 +207,11 @@ func (p *correlationProcessor) Snapshot(ctx context.Context, at time.Time) (*ent
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return p.graph.Snapshot(at), nil
+	snap := p.graph.Snapshot(at)
+	if p.augment != nil {
+		p.augment(snap, at)
+	}
+	return snap, nil
 }
 
 // emitAlerts sends alert records into the logs pipelines (alert.AppendLogs)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/processors/correlationprocessor/internal/graph"
 )
 
 func serverSpans(svc string, n int, ms int64, failed bool) ptrace.Traces {
@@ -255,4 +256,24 @@ func TestConcurrentPipelines(t *testing.T) {
 	snap, err := h.p.Snapshot(ctx, t0.Add(time.Minute))
 	require.NoError(t, err)
 	assert.NotEmpty(t, snap.Entities)
+}
+
+func TestAugmentAndEvaluateHooks(t *testing.T) {
+	h := newHarness(t, "hooks", testConfig(), nopSettings())
+	h.p.augment = func(snap *entity.Snapshot, at time.Time) {
+		graph.Merge(snap, entity.Entity{Ref: entity.Ref{Type: entity.Relayer, ID: "relayer:hermes/a/b", Name: "hermes a->b"}, Features: map[string]float64{"messages.pending": 4}})
+	}
+	var evaluated *entity.Snapshot
+	h.p.evaluate = func(_ context.Context, snap *entity.Snapshot, _ time.Time) { evaluated = snap }
+	at := t0.Add(time.Second)
+	require.NoError(t, h.p.tick(context.Background(), at))
+	require.NotNil(t, evaluated)
+	_, ok := evaluated.Entity("relayer:hermes/a/b")
+	assert.True(t, ok, "the rule engine sees augmented entities")
+	md := h.ms.AllMetrics()[len(h.ms.AllMetrics())-1]
+	assert.Equal(t, "junction.messages.pending", md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Name(), "augmented features are emitted")
+	snap, err := h.p.Snapshot(context.Background(), at)
+	require.NoError(t, err)
+	_, ok = snap.Entity("relayer:hermes/a/b")
+	assert.True(t, ok)
 }

@@ -204,3 +204,18 @@ func (c *countingCounters) Evicted(what string, _ entity.Type, n int64) {
 	}
 	c.evicted[what] += n
 }
+
+func TestMerge(t *testing.T) {
+	snap := &entity.Snapshot{Entities: []entity.Entity{
+		{Ref: entity.Ref{Type: entity.Relayer, ID: "relayer:hermes/a/b"}, Virtual: true, Features: map[string]float64{"backlog.size": 3}},
+		{Ref: entity.Ref{Type: entity.Service, ID: "service:/x"}},
+	}}
+	Merge(snap, entity.Entity{Ref: entity.Ref{Type: entity.Relayer, ID: "relayer:hermes/a/b"}, Features: map[string]float64{"messages.pending": 7}})
+	Merge(snap, entity.Entity{Ref: entity.Ref{Type: entity.Relayer, ID: "relayer:hermes/a/c"}, Features: map[string]float64{"messages.pending": 1}})
+	require.Len(t, snap.Entities, 3)
+	assert.Equal(t, "relayer:hermes/a/b", snap.Entities[0].ID)
+	assert.Equal(t, map[string]float64{"backlog.size": 3, "messages.pending": 7}, snap.Entities[0].Features)
+	assert.False(t, snap.Entities[0].Virtual, "a merged real view makes the entity real")
+	assert.Equal(t, "relayer:hermes/a/c", snap.Entities[1].ID, "inserted in order")
+	assert.Equal(t, "service:/x", snap.Entities[2].ID)
+}
