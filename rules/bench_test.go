@@ -72,16 +72,20 @@ func benchSnapshot(n int) *entity.Snapshot {
 }
 
 // BenchmarkEval evaluates 50 rules over 10,000 services (500,000 rule
-// evaluations per op) with the CEL cost limit on and off.
+// evaluations per op) with the CEL cost limit off, on, and on with every
+// expression tracked at run time (no static-estimate shortcut).
 //
 //	go test ./rules -run '^$' -bench BenchmarkEval -benchmem -count 6
 func BenchmarkEval(b *testing.B) {
 	snap := benchSnapshot(10_000)
 	for _, bc := range []struct {
-		name  string
-		limit uint64
-	}{{"costlimit=off", 0}, {"costlimit=on", DefaultCostLimit}} {
+		name     string
+		limit    uint64
+		trackAll bool
+	}{{"costlimit=off", 0, false}, {"costlimit=on", DefaultCostLimit, false}, {"costlimit=on-trackall", DefaultCostLimit, true}} {
 		b.Run(bc.name, func(b *testing.B) {
+			alwaysTrackCost = bc.trackAll
+			defer func() { alwaysTrackCost = false }()
 			m, err := NewManager(Config{Files: []string{writeBenchRules(b, 50)}, CostLimit: bc.limit}, Settings{})
 			if err != nil {
 				b.Fatal(err)
