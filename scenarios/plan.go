@@ -101,6 +101,10 @@ func (p *Plan) Validate() error {
 		errs = append(errs, errors.New("start: no virtual start time"))
 	}
 	for _, sc := range p.Scenarios {
+		if sc == nil || sc.expect == nil || sc.apply == nil {
+			errs = append(errs, fmt.Errorf("scenario %v: not a defined scenario (use Select or Lookup)", sc))
+			return errors.Join(errs...)
+		}
 		if f := p.FaultOf(sc); p.Step > 0 && f != p.Fault && f%p.Step != 0 {
 			errs = append(errs, fmt.Errorf("scenario %s: its fault of %v must be a multiple of the step %v", sc.Name, f, p.Step))
 		}
@@ -119,12 +123,22 @@ func (p *Plan) Validate() error {
 // FaultOf is the length of sc's fault phase: the plan's Fault, or longer
 // when the scenario needs more time for its symptoms to build up
 // (Scenario.MinFault).
-func (p *Plan) FaultOf(sc *Scenario) time.Duration { return max(p.Fault, sc.MinFault) }
+func (p *Plan) FaultOf(sc *Scenario) time.Duration {
+	if sc == nil {
+		return p.Fault
+	}
+	return max(p.Fault, sc.MinFault)
+}
 
 // RecoverOf is the length of sc's recovery phase: the plan's Recover, or
 // longer when the detecting alerts take longer to resolve
 // (Scenario.MinRecover).
-func (p *Plan) RecoverOf(sc *Scenario) time.Duration { return max(p.Recover, sc.MinRecover) }
+func (p *Plan) RecoverOf(sc *Scenario) time.Duration {
+	if sc == nil {
+		return p.Recover
+	}
+	return max(p.Recover, sc.MinRecover)
+}
 
 // lengthOf is the length of sc: healthy + fault + recover.
 func (p *Plan) lengthOf(sc *Scenario) time.Duration {
@@ -184,7 +198,7 @@ func (p *Plan) Truth() []GroundTruth {
 			Fault:      Window{p.Healthy, p.Healthy + f},
 			Length:     p.lengthOf(sc),
 			Tolerated:  sc.Tolerated,
-			Expect:     sc.expect(p.Healthy, f),
+			Expect:     sc.expectations(p.Healthy, f),
 			FaultStart: p.Start.Add(off + p.Healthy),
 			FaultEnd:   p.Start.Add(off + p.Healthy + f),
 		}

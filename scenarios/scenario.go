@@ -73,6 +73,23 @@ type Scenario struct {
 	apply func(e *effects, into, fault time.Duration)
 }
 
+// expectations returns the scenario's expectations, none for a scenario
+// not built by this package.
+func (s *Scenario) expectations(healthy, fault time.Duration) []Expectation {
+	if s.expect == nil {
+		return nil
+	}
+	return s.expect(healthy, fault)
+}
+
+// String returns the scenario's name.
+func (s *Scenario) String() string {
+	if s == nil {
+		return "<nil>"
+	}
+	return s.Name
+}
+
 // effects are the knobs the generator reads each step. The zero value
 // (with multipliers at 1, see healthyEffects) is the healthy system.
 type effects struct {

@@ -88,6 +88,8 @@ func TestPlanValidate(t *testing.T) {
 		{"rate", func(p *Plan) { p.EdgeRate = 0 }, "edge rate"},
 		{"no scenarios", func(p *Plan) { p.Scenarios = nil }, "no scenarios"},
 		{"no start", func(p *Plan) { p.Start = time.Time{} }, "start"},
+		{"foreign scenario", func(p *Plan) { p.Scenarios = append(p.Scenarios, &Scenario{Name: "mine"}) }, "scenario mine: not a defined scenario"},
+		{"nil scenario", func(p *Plan) { p.Scenarios[0] = nil }, "not a defined scenario"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
