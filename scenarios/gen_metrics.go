@@ -191,7 +191,9 @@ func (g *generator) dbMetrics() {
 	s := g.eff.dbSlowQuery
 	backends += used + idle + math.Round(3*s)
 	backends = math.Min(MaxBackends, backends)
-	pg := g.mset(g.metricScope(func(m pcommon.Map) { putScrapeResource(m, DBExporter, "postgres-exporter.shop.svc:9187") }))
+	// The scrape config relabels instance to the database the exporter
+	// watches (as for a multi-target exporter), so the resource names it.
+	pg := g.mset(g.metricScope(func(m pcommon.Map) { putScrapeResource(m, DBExporter, DBHost+":"+strconv.Itoa(DBPort)) }))
 	srv := []string{"server", DBHost + ":" + strconv.Itoa(DBPort)}
 	db := with([]string{"datname", DBName}, srv...)
 	pg.dbl(pg.gauge("pg_up", "", "Whether the last scrape of metrics from PostgreSQL was able to connect to the server (1 for yes, 0 for no)."), 1, srv...)

@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"net"
 	"strconv"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -42,7 +43,8 @@ func (g *generator) putPodAttrs(m pcommon.Map, si, pi int) {
 }
 
 // putScrapeResource writes the resource the prometheus receiver gives a
-// scrape target: service.name is the job, service.instance.id the target.
+// scrape target: service.name is the job, service.instance.id the
+// instance, server.address and server.port split from it.
 func putScrapeResource(m pcommon.Map, job, instance string) {
 	m.PutStr("service.name", job)
 	m.PutStr("service.instance.id", instance)
@@ -53,10 +55,12 @@ func putScrapeResource(m pcommon.Map, job, instance string) {
 			break
 		}
 	}
-	m.PutStr("server.address", host)
-	if port != "" {
-		m.PutStr("server.port", port)
+	// The receiver leaves out addresses that identify nothing (IPs,
+	// localhost).
+	if net.ParseIP(host) == nil && host != "localhost" {
+		m.PutStr("server.address", host)
 	}
+	m.PutStr("server.port", port)
 	m.PutStr("url.scheme", "http")
 }
 
