@@ -219,3 +219,26 @@ func TestMerge(t *testing.T) {
 	assert.Equal(t, "relayer:hermes/a/c", snap.Entities[1].ID, "inserted in order")
 	assert.Equal(t, "service:/x", snap.Entities[2].ID)
 }
+
+func TestPendingQueueStaysBounded(t *testing.T) {
+	s := settings()
+	s.Limits.MaxPendingSpans = 10
+	g := New(s, nil)
+	// 5000 pairs in one TTL: every client span pairs at once, leaving only
+	// paired entries behind in the queue.
+	for i := 0; i < 5000; i++ {
+		tr := byte(i)
+		td := traces(tr,
+			span{svc: "a", kind: ptrace.SpanKindClient, id: 2, dur: 5},
+			span{svc: "b", kind: ptrace.SpanKindServer, id: 3, parent: 2, dur: 4},
+		)
+		td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetTraceID(pcommon.TraceID{byte(i), byte(i >> 8), 7})
+		td.ResourceSpans().At(1).ScopeSpans().At(0).Spans().At(0).SetTraceID(pcommon.TraceID{byte(i), byte(i >> 8), 7})
+		g.ConsumeTraces(td, t0)
+	}
+	assert.LessOrEqual(t, len(g.pending.queue)-g.pending.head, 2*s.Limits.MaxPendingSpans+1024)
+	assert.Empty(t, g.pending.m)
+	snap := g.Snapshot(t0.Add(50 * time.Second))
+	require.Len(t, snap.Edges, 1)
+	assert.InDelta(t, 5000.0/50, snap.Edges[0].Features["request.rate"], 1e-9)
+}

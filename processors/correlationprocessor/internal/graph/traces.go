@@ -102,7 +102,24 @@ func (g *Graph) putPending(k pendKey, s pendingSpan) {
 	p.seq++
 	s.seq = p.seq
 	p.m[k] = s
+	if len(p.queue)-p.head >= 2*p.max+1024 {
+		p.rebuild()
+	}
 	p.queue = append(p.queue, pendQueued{k, s.seq})
+}
+
+// rebuild drops the queue entries of spans already paired, so the queue
+// stays within about twice max_pending_spans however fast spans pair.
+func (p *pendingStore) rebuild() {
+	live := p.queue[:0]
+	for _, q := range p.queue[p.head:] {
+		if s, ok := p.m[q.key]; ok && s.seq == q.seq {
+			live = append(live, q)
+		}
+	}
+	clear(p.queue[len(live):])
+	p.queue = live
+	p.head = 0
 }
 
 // pop removes and returns the oldest live entry.
