@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/junction-sre/junction/entity"
@@ -646,6 +647,64 @@ func TestMinimumPhases(t *testing.T) {
 		}
 		if _, ph, into, ok := p.At(gt.Fault.End - time.Second); !ok || ph != PhaseFault || into != gt.Fault.End-gt.Fault.Start-time.Second {
 			t.Errorf("%s: At(fault end - 1s) = %v %v %v", tc.scenario, ph, into, ok)
+		}
+	}
+}
+
+// TestMetricsNameBlamedEntities checks that the scraped metrics carry the
+// identity parts of the entities the ground truth blames.
+func TestMetricsNameBlamedEntities(t *testing.T) {
+	r := record(t, shortPlan(t, Surge))
+	type probe struct {
+		metric string
+		id     func(res, attrs pcommon.Map) string
+		want   string
+	}
+	probes := []probe{
+		{"pg_stat_database_numbackends", func(res, a pcommon.Map) string {
+			return entity.ID(entity.Database, DBSystem, attrStr(res, "server.address")+":"+attrStr(res, "server.port"), attrStr(a, "datname"))
+		}, DatabaseID},
+		{"db.client.connection.max", func(res, a pcommon.Map) string {
+			return entity.ID(entity.Database, attrStr(a, "db.system.name"), attrStr(a, "server.address")+":"+attrStr(a, "server.port"), attrStr(a, "db.namespace"))
+		}, DatabaseID},
+		{"envoy_cluster_upstream_rq_xx", func(res, a pcommon.Map) string {
+			return entity.ID(entity.Proxy, attrStr(res, "service.name"), attrStr(a, "envoy_cluster_name"))
+		}, ProxyID},
+		{"backlog_size", func(res, a pcommon.Map) string {
+			return entity.ID(entity.Relayer, attrStr(res, "service.name"), attrStr(a, "chain"), attrStr(a, "counterparty_chain"))
+		}, RelayerID},
+		{"kafka.consumer_group.lag", func(res, a pcommon.Map) string {
+			return entity.ID(entity.Stream, attrStr(a, "topic"), attrStr(a, "group"))
+		}, StreamID},
+	}
+	for _, pr := range probes {
+		seen := 0
+		for _, b := range r.metrics {
+			rms := b.v.ResourceMetrics()
+			for i := 0; i < rms.Len(); i++ {
+				res := rms.At(i).Resource().Attributes()
+				ms := rms.At(i).ScopeMetrics().At(0).Metrics()
+				for k := 0; k < ms.Len(); k++ {
+					m := ms.At(k)
+					if m.Name() != pr.metric {
+						continue
+					}
+					var attrs pcommon.Map
+					switch m.Type() {
+					case pmetric.MetricTypeGauge:
+						attrs = m.Gauge().DataPoints().At(0).Attributes()
+					default:
+						attrs = m.Sum().DataPoints().At(0).Attributes()
+					}
+					if got := pr.id(res, attrs); got != pr.want {
+						t.Fatalf("%s names %s, want %s", pr.metric, got, pr.want)
+					}
+					seen++
+				}
+			}
+		}
+		if seen == 0 {
+			t.Errorf("no %s emitted", pr.metric)
 		}
 	}
 }
