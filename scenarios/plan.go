@@ -338,3 +338,62 @@ func MarshalTruth(truths []GroundTruth, format string) ([]byte, error) {
 		return nil, fmt.Errorf("ground truth format %q: want json or yaml", format)
 	}
 }
+
+// UnmarshalTruth reads ground truths printed by MarshalTruth (JSON or
+// YAML; JSON is YAML), e.g. the file junction-sim -truth-out wrote.
+func UnmarshalTruth(b []byte) ([]GroundTruth, error) {
+	var docs []truthDoc
+	if err := yaml.Unmarshal(b, &docs); err != nil {
+		return nil, fmt.Errorf("ground truth: %w", err)
+	}
+	out := make([]GroundTruth, 0, len(docs))
+	for i, d := range docs {
+		gt, err := d.truth()
+		if err != nil {
+			return nil, fmt.Errorf("ground truth %d (%s): %w", i, d.Scenario, err)
+		}
+		out = append(out, gt)
+	}
+	return out, nil
+}
+
+func (d truthDoc) truth() (GroundTruth, error) {
+	var errs []error
+	tm := func(key, v string) time.Time {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+		return t
+	}
+	dur := func(key, v string) time.Duration {
+		x, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+		return x
+	}
+	win := func(key string, w windowDoc) Window {
+		return Window{dur(key+".start", w.Start), dur(key+".end", w.End)}
+	}
+	gt := GroundTruth{
+		Scenario:   d.Scenario,
+		Summary:    d.Summary,
+		Start:      tm("start", d.Start),
+		Healthy:    win("healthy", d.Healthy),
+		Fault:      win("fault", d.Fault),
+		Length:     dur("length", d.Length),
+		Tolerated:  d.Tolerated,
+		FaultStart: tm("fault_start", d.FaultStart),
+		FaultEnd:   tm("fault_end", d.FaultEnd),
+	}
+	for i, e := range d.Expect {
+		gt.Expect = append(gt.Expect, Expectation{Rules: e.Rules, Blame: e.Blame, Window: win(fmt.Sprintf("expect[%d].window", i), e.Window)})
+	}
+	if len(errs) == 0 {
+		if err := gt.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return gt, errors.Join(errs...)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -706,5 +707,32 @@ func TestMetricsNameBlamedEntities(t *testing.T) {
 		if seen == 0 {
 			t.Errorf("no %s emitted", pr.metric)
 		}
+	}
+}
+
+func TestTruthRoundTrip(t *testing.T) {
+	p, err := NewPlan("all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := p.Truth()
+	for i := range want {
+		want[i].Offset = 0 // not printed
+	}
+	for _, format := range []string{"json", "yaml"} {
+		b, err := MarshalTruth(p.Truth(), format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := UnmarshalTruth(b)
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s round trip:\n got %+v\nwant %+v", format, got, want)
+		}
+	}
+	if _, err := UnmarshalTruth([]byte(`[{"scenario": "x", "start": "soon"}]`)); err == nil || !strings.Contains(err.Error(), "ground truth 0 (x): start") {
+		t.Errorf("bad start: %v", err)
 	}
 }
