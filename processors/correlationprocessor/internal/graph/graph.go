@@ -7,6 +7,7 @@
 package graph
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -124,6 +125,7 @@ type Graph struct {
 	buf      []byte
 	interned map[string]string
 	dbs      map[dbKey]dbCached // cleared on eviction
+	relayers []*entityState     // the relayer entities, for chain-scoped metrics
 }
 
 // New returns an empty graph. s must be valid and must not change.
@@ -193,6 +195,9 @@ func (g *Graph) entity(now time.Time, typ entity.Type, id, name string, virtual 
 		e.attrs = attrs()
 	}
 	g.entities[id] = e
+	if typ == entity.Relayer {
+		g.relayers = append(g.relayers, e)
+	}
 	return e
 }
 
@@ -297,6 +302,9 @@ func (g *Graph) evict(now time.Time) {
 			delete(g.entities, id)
 			e.evicted = true
 			clear(g.dbs)
+			if e.ref.Type == entity.Relayer {
+				g.relayers = slices.DeleteFunc(g.relayers, func(r *entityState) bool { return r == e })
+			}
 			g.perType[e.ref.Type]--
 			g.counters.Evicted(WhatEntity, e.ref.Type, 1)
 		}

@@ -41,18 +41,28 @@ func (g *Graph) ConsumeMetrics(md pmetric.Metrics, now time.Time) {
 					if math.IsNaN(v) || math.IsInf(v, 0) {
 						return
 					}
-					e := home
-					if mapped {
-						e = g.resolve(now, &mp, attrs, res)
-						if e == nil {
+					if !mapped {
+						if home != nil {
+							raw[home] += v
+						}
+						return
+					}
+					key = seriesKey(key[:0], attrs)
+					if mp.Entity == entity.Relayer {
+						if rs := g.chainRelayers(now, &mp, attrs, res); rs != nil {
+							for _, e := range rs {
+								g.addSample(e, in, key, now, v, delta)
+								raw[e] += v
+							}
 							return
 						}
-						key = seriesKey(key[:0], attrs)
-						g.addSample(e, in, key, now, v, delta)
 					}
-					if e != nil {
-						raw[e] += v
+					e := g.resolve(now, &mp, attrs, res)
+					if e == nil {
+						return
 					}
+					g.addSample(e, in, key, now, v, delta)
+					raw[e] += v
 				}
 				input := func(attrs pcommon.Map, suffix string) string {
 					in := mp.Input
@@ -117,6 +127,42 @@ func seriesKey(dst []byte, attrs pcommon.Map) []byte {
 		dst = append(dst, 0)
 	}
 	return dst
+}
+
+// chainRelayers returns, for a relayer data point that names one chain and
+// no destination (Hermes wallet_balance: labels chain, account, denom), the
+// known relayer entities of the same relayer whose destination is that
+// chain, else whose source is; nil when it names a route or none match.
+func (g *Graph) chainRelayers(now time.Time, mp *MetricMapping, attrs, res pcommon.Map) []*entityState {
+	id := &g.s.Identity
+	if lookupDefault(id.DestinationChain, mp.Attributes, attrs, res) != "" {
+		return nil
+	}
+	chain := lookupDefault(id.SourceChain, mp.Attributes, attrs, res)
+	svc := lookupDefault(id.RelayerService, mp.Attributes, attrs, res)
+	if chain == "" || svc == "" {
+		return nil
+	}
+	var byDst, bySrc []*entityState
+	for _, e := range g.relayers {
+		if e.attrs["service.name"] != svc {
+			continue
+		}
+		if e.attrs["xchain.destination.chain"] == chain {
+			byDst = append(byDst, e)
+		} else if e.attrs["xchain.source.chain"] == chain && e.attrs["xchain.destination.chain"] != "" {
+			bySrc = append(bySrc, e)
+		}
+	}
+	if len(byDst) == 0 {
+		byDst = bySrc
+	}
+	for _, e := range byDst {
+		if now.After(e.lastSeen) {
+			e.lastSeen = now
+		}
+	}
+	return byDst
 }
 
 // resolve finds or creates the entity a mapped data point belongs to.
