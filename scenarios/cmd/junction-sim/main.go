@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -42,6 +43,7 @@ type config struct {
 	printTruth string
 	truthOut   string
 	quiet      bool
+	progress   string
 	speed      float64
 	timeout    time.Duration
 }
@@ -70,6 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	fs.StringVar(&c.truthOut, "truth-out", "", "also write the ground truth as JSON to this file before playing")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "per-export timeout, including waiting for the endpoint")
 	fs.BoolVar(&c.quiet, "quiet", false, "print only the final summary")
+	fs.StringVar(&c.progress, "progress", "text", "phase changes as text lines or json lines (scenario, phase, time, fault window)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,6 +81,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	}
 	if plan.Scenarios, err = scenarios.Select(c.scenario); err != nil {
 		return fmt.Errorf("-scenario: %w", err)
+	}
+	if c.progress != "text" && c.progress != "json" {
+		return fmt.Errorf("-progress %q: want text or json", c.progress)
 	}
 	if c.speed < 0 {
 		return fmt.Errorf("-speed %v: must be 0 or positive", c.speed)
@@ -116,27 +122,64 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	defer sink.Close()
 	sink.Timeout = c.timeout
 
-	fmt.Fprintf(stdout, "junction-sim: %d scenario(s) (%s), %v virtual from %s, seed %d, speed %v, to %s\n",
-		len(plan.Scenarios), c.scenario, plan.Duration(), plan.Start.Format(time.RFC3339), plan.Seed, c.speed, c.endpoint)
+	if c.progress == "text" {
+		fmt.Fprintf(stdout, "junction-sim: %d scenario(s) (%s), %v virtual from %s, seed %d, speed %v, to %s\n",
+			len(plan.Scenarios), c.scenario, plan.Duration(), plan.Start.Format(time.RFC3339), plan.Seed, c.speed, c.endpoint)
+	}
 	var last string
+	truth := map[string]scenarios.GroundTruth{}
+	for _, gt := range plan.Truth() {
+		truth[gt.Scenario] = gt
+	}
+	enc := json.NewEncoder(stdout)
 	opts := scenarios.Options{Progress: func(s scenarios.Step) {
 		if c.quiet {
 			return
 		}
-		if key := s.Scenario + "/" + string(s.Phase); key != last {
-			last = key
-			fmt.Fprintf(stdout, "%s  %-10s %-8s phase\n", s.Time.Add(-plan.Step).Format(time.RFC3339), s.Scenario, s.Phase)
+		key := s.Scenario + "/" + string(s.Phase)
+		if key == last {
+			return
 		}
+		last = key
+		began := s.Time.Add(-plan.Step)
+		if c.progress == "json" {
+			gt := truth[s.Scenario]
+			_ = enc.Encode(phaseEvent{Time: began, Scenario: s.Scenario, Phase: string(s.Phase),
+				FaultStart: gt.FaultStart, FaultEnd: gt.FaultEnd, End: gt.End()})
+			return
+		}
+		fmt.Fprintf(stdout, "%s  %-10s %-8s phase\n", began.Format(time.RFC3339), s.Scenario, s.Phase)
 	}}
 	clock := scenarios.Clock(scenarios.Unpaced)
 	if c.speed > 0 {
 		clock = &scenarios.Paced{Speed: c.speed, Start: plan.Start}
 	}
 	st, err := scenarios.RunWithOptions(ctx, plan, sink, clock, opts)
+	if c.progress == "json" {
+		_ = enc.Encode(struct {
+			Done    bool  `json:"done"`
+			Steps   int   `json:"steps"`
+			Spans   int   `json:"spans"`
+			Points  int   `json:"points"`
+			Records int   `json:"records"`
+			Err     error `json:"-"`
+		}{true, st.Steps, st.Spans, st.Points, st.Records, err})
+		return err
+	}
 	fmt.Fprintf(stdout, "junction-sim: %d steps, %d spans, %d data points, %d log records sent", st.Steps, st.Spans, st.Points, st.Records)
 	if st.DroppedMessages > 0 {
 		fmt.Fprintf(stdout, ", %d messages not tracked (bounded queues full)", st.DroppedMessages)
 	}
 	fmt.Fprintln(stdout)
 	return err
+}
+
+// phaseEvent is one -progress json line: a scenario entering a phase.
+type phaseEvent struct {
+	Time       time.Time `json:"time"`
+	Scenario   string    `json:"scenario"`
+	Phase      string    `json:"phase"`
+	FaultStart time.Time `json:"fault_start"`
+	FaultEnd   time.Time `json:"fault_end"`
+	End        time.Time `json:"end"`
 }

@@ -4,11 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver/otlpreceiver"
+	"go.opentelemetry.io/collector/receiver/receivertest"
 )
 
 var fixedNow = func() time.Time { return time.Date(2026, 3, 1, 12, 0, 7, 0, time.UTC) }
@@ -76,6 +84,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-print-truth", "xml"}, `format "xml"`},
 		{[]string{"extra"}, "unexpected arguments"},
 		{[]string{"-rate", "0"}, "edge rate 0"},
+		{[]string{"-progress", "xml"}, `-progress "xml"`},
 	}
 	for _, tc := range tests {
 		var out bytes.Buffer
@@ -83,5 +92,72 @@ func TestBadFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run %v = %v, want an error containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestRunAgainstReceiver plays two short scenarios into a real otlp
+// receiver, unpaced, with JSON progress.
+func TestRunAgainstReceiver(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	f := otlpreceiver.NewFactory()
+	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
+	cfg.Protocols.GRPC.GetOrInsertDefault().NetAddr.Endpoint = addr
+	cfg.Protocols.HTTP = configoptional.None[otlpreceiver.HTTPConfig]()
+	set := receivertest.NewNopSettings(component.MustNewType("otlp"))
+	spans := new(consumertest.TracesSink)
+	ctx := context.Background()
+	tr, err := f.CreateTraces(ctx, set, cfg, spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr, err := f.CreateMetrics(ctx, set, cfg, consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := f.CreateLogs(ctx, set, cfg, consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []component.Component{tr, mr, lr} {
+		if err := c.Start(ctx, componenttest.NewNopHost()); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Shutdown(context.Background())
+	}
+
+	var out bytes.Buffer
+	err = run(ctx, []string{"-endpoint", addr, "-scenario", "surge,bottleneck", "-speed", "0", "-progress", "json",
+		"-healthy", "20s", "-fault", "20s", "-recover", "10s", "-start", "2026-01-05T09:00:00Z"}, &out, &out, fixedNow)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var phases []string
+	var done struct {
+		Done  bool `json:"done"`
+		Spans int  `json:"spans"`
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var ev phaseEvent
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if ev.Scenario != "" {
+			phases = append(phases, ev.Scenario+"/"+ev.Phase+"@"+ev.Time.Format("15:04:05"))
+		} else if err := json.Unmarshal([]byte(line), &done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"surge/healthy@09:00:00", "surge/fault@09:00:20", "surge/recover@09:00:40",
+		"bottleneck/healthy@09:00:50", "bottleneck/fault@09:01:10", "bottleneck/recover@09:01:30"}
+	if strings.Join(phases, " ") != strings.Join(want, " ") {
+		t.Errorf("phases = %v\nwant %v", phases, want)
+	}
+	if !done.Done || done.Spans == 0 || done.Spans != spans.SpanCount() {
+		t.Errorf("summary %+v, receiver got %d spans", done, spans.SpanCount())
 	}
 }
