@@ -40,6 +40,7 @@ type Datasource struct {
 	// retryDelay is how long RunStream waits before reconnecting after the
 	// n-th consecutive failure; tests shorten it.
 	retryDelay func(n int) time.Duration
+	now        func() time.Time
 	logger     log.Logger
 }
 
@@ -47,7 +48,7 @@ type Datasource struct {
 // settings change. Bad settings do not fail the factory: they are reported in
 // words by CheckHealth and each query.
 func NewDatasource(_ context.Context, s backend.DataSourceInstanceSettings) (instancemgmt.Instance, error) {
-	d := &Datasource{uid: s.UID, retryDelay: backoff, logger: log.DefaultLogger.With("datasource", s.Name)}
+	d := &Datasource{uid: s.UID, retryDelay: backoff, now: time.Now, logger: log.DefaultLogger.With("datasource", s.Name)}
 	d.settings, d.settingsErr = LoadSettings(s)
 	if d.settingsErr == nil {
 		d.client, d.settingsErr = NewClient(d.settings)

@@ -519,3 +519,42 @@ func TestTimelineFrameBounded(t *testing.T) {
 		t.Errorf("notices %+v", f.Meta.Notices)
 	}
 }
+
+func TestRunStreamCatchesUpAfterABreak(t *testing.T) {
+	srv := fakejunction.Start(fakejunction.Options{Token: testToken, StreamBreaks: 1})
+	defer srv.Close()
+	d := newTestDatasource(t, srv.URL, testToken, nil)
+	brokeAt := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	d.now = func() time.Time { return brokeAt }
+	d.retryDelay = func(int) time.Duration { return 0 }
+
+	ctx, cancel := context.WithCancel(context.Background())
+	sender := &framesSender{frames: make(chan *data.Frame, 8)}
+	done := make(chan error, 1)
+	go func() {
+		done <- d.RunStream(ctx, &backend.RunStreamRequest{Path: StreamPathAlerts}, backend.NewStreamSender(sender))
+	}()
+	var got []string
+	for len(got) < 6 {
+		f := <-sender.frames
+		st, _ := f.FieldByName("state")
+		rule, _ := f.FieldByName("rule")
+		got = append(got, rule.At(0).(string)+":"+st.At(0).(string))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"TrafficSurge:pending", "TrafficSurge:firing", // first connection
+		"ConnectionPoolSaturated:firing", "TrafficSurge:pending", // missed since the break, oldest first; the resolved one changed before it
+		"TrafficSurge:pending", "TrafficSurge:firing", // second connection
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("frames\n got %v\nwant %v", got, want)
+	}
+	u, ok := srv.LastRequest("/api/v1/alerts")
+	if !ok || u.Query().Get("from") != fmt.Sprint(brokeAt.UnixMilli()) {
+		t.Errorf("catch-up request %v", u.String())
+	}
+}

@@ -35,9 +35,10 @@ func stateMappings() data.ValueMappings {
 
 func severityMappings() data.ValueMappings {
 	return data.ValueMappings{data.ValueMapper{
-		"critical": {Color: colorCritical, Index: 0},
-		"warning":  {Color: colorWarning, Index: 1},
-		"info":     {Color: colorInfo, Index: 2},
+		"page":     {Color: colorCritical, Index: 0},
+		"critical": {Color: colorCritical, Index: 1},
+		"warning":  {Color: colorWarning, Index: 2},
+		"info":     {Color: colorInfo, Index: 3},
 	}}
 }
 
@@ -109,7 +110,7 @@ func AlertsFrame(alerts []Alert, selfUID string) *data.Frame {
 // with more rows than this is unreadable anyway.
 const maxTimelineSeries = 100
 
-var severityRank = map[string]int{"critical": 0, "warning": 1, "info": 2}
+var severityRank = map[string]int{"page": 0, "critical": 0, "warning": 1, "info": 2}
 
 func rankOf(severity string) int {
 	if r, ok := severityRank[severity]; ok {
@@ -226,11 +227,11 @@ func normalizedHealth(h Health) (ok, warning, critical float64) {
 func GraphFrames(g Graph) (nodes, edges *data.Frame) {
 	n := len(g.Nodes)
 	var (
-		id, title, subtitle, alerts = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		mainstat, secondary, errRatio  = make([]*float64, n), make([]*float64, n), make([]*float64, n)
-		arcOK, arcWarn, arcCrit        = make([]float64, n), make([]float64, n), make([]float64, n)
-		highlighted, virtual           = make([]bool, n), make([]bool, n)
-		color                          = make([]string, n)
+		id, title, subtitle, alerts   = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		mainstat, secondary, errRatio = make([]*float64, n), make([]*float64, n), make([]*float64, n)
+		arcOK, arcWarn, arcCrit       = make([]float64, n), make([]float64, n), make([]float64, n)
+		highlighted, virtual          = make([]bool, n), make([]bool, n)
+		color                         = make([]string, n)
 	)
 	blamed := map[string]bool{}
 	for i, nd := range g.Nodes {

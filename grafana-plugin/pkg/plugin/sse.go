@@ -15,8 +15,9 @@ const maxEventBytes = 1 << 20
 
 // StreamAlerts calls GET /api/v1/stream and hands every `event: alert` to fn
 // until ctx ends, the server closes the stream (errStreamEnded) or fn fails.
-// Keepalive comments and other event types are skipped.
-func (c *Client) StreamAlerts(ctx context.Context, f AlertFilter, fn func(Alert) error) error {
+// onOpen, when set, runs once the server has accepted the stream, before any
+// event is read. Keepalive comments and other event types are skipped.
+func (c *Client) StreamAlerts(ctx context.Context, f AlertFilter, onOpen func() error, fn func(Alert) error) error {
 	req, err := c.newRequest(ctx, "/stream", f.Values())
 	if err != nil {
 		return err
@@ -32,6 +33,11 @@ func (c *Client) StreamAlerts(ctx context.Context, f AlertFilter, fn func(Alert)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return readAPIError(resp)
+	}
+	if onOpen != nil {
+		if err := onOpen(); err != nil {
+			return err
+		}
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 4096), maxEventBytes)

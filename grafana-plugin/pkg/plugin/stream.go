@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -64,7 +65,9 @@ func (d *Datasource) PublishStream(context.Context, *backend.PublishStreamReques
 
 // RunStream follows GET /api/v1/stream and sends every alert state change as a
 // one-row alerts frame, reconnecting with backoff until Grafana cancels ctx
-// (the last subscriber left).
+// (the last subscriber left). After a reconnect it first sends the changes
+// it missed, read from GET /api/v1/alerts since the stream broke, as the API
+// asks clients to do.
 func (d *Datasource) RunStream(ctx context.Context, req *backend.RunStreamRequest, sender *backend.StreamSender) error {
 	if d.settingsErr != nil {
 		return d.settingsErr
@@ -73,13 +76,31 @@ func (d *Datasource) RunStream(ctx context.Context, req *backend.RunStreamReques
 	if err != nil {
 		return err
 	}
+	send := func(a Alert) error {
+		return sender.SendFrame(AlertsFrame([]Alert{a}, d.uid), data.IncludeAll)
+	}
+	// brokeAt is when the stream last broke, zero while nothing was missed.
+	// It stays at the first break until a catch-up succeeds, so a flapping
+	// connection never skips changes.
+	var brokeAt time.Time
 	for failures := 0; ; failures++ {
-		err := d.client.StreamAlerts(ctx, f, func(a Alert) error {
+		opened := func() error {
 			failures = 0
-			return sender.SendFrame(AlertsFrame([]Alert{a}, d.uid), data.IncludeAll)
-		})
+			if brokeAt.IsZero() {
+				return nil
+			}
+			if err := d.catchUp(ctx, f, brokeAt, send); err != nil {
+				return err
+			}
+			brokeAt = time.Time{}
+			return nil
+		}
+		err := d.client.StreamAlerts(ctx, f, opened, send)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if brokeAt.IsZero() {
+			brokeAt = d.now()
 		}
 		delay := d.retryDelay(failures)
 		d.logger.Warn("Junction alert stream interrupted; reconnecting", "error", err, "in", delay)
@@ -91,4 +112,24 @@ func (d *Datasource) RunStream(ctx context.Context, req *backend.RunStreamReques
 		case <-t.C:
 		}
 	}
+}
+
+// catchUp sends the alert changes since the stream broke, read from
+// GET /api/v1/alerts, oldest first like the stream.
+func (d *Datasource) catchUp(ctx context.Context, f AlertFilter, since time.Time, send func(Alert) error) error {
+	f.Limit = 0
+	missed, err := d.client.Alerts(ctx, f, since, d.now())
+	if err != nil {
+		return fmt.Errorf("reading the alert changes missed since %s: %w", since.Format(time.RFC3339), err)
+	}
+	sort.SliceStable(missed, func(i, j int) bool { return missed[i].Since().Before(missed[j].Since()) })
+	for _, a := range missed {
+		if a.Since().Before(since) {
+			continue // changed before the break: the stream sent it
+		}
+		if err := send(a); err != nil {
+			return err
+		}
+	}
+	return nil
 }

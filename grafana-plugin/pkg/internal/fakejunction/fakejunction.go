@@ -29,6 +29,10 @@ type Options struct {
 	APIVersion int
 	// Degraded makes /api/v1/health answer 503 with status "degraded".
 	Degraded bool
+	// StreamBreaks is how many /api/v1/stream connections end right after
+	// sending the fixture events, as a server restart or a dropped connection
+	// would; later connections stay open.
+	StreamBreaks int
 }
 
 // Server is a running fake.
@@ -38,6 +42,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	requests []url.URL
+	streams  int
 }
 
 // Fixture returns the raw bytes of a fixture file (e.g. "alerts.json").
@@ -225,6 +230,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(Fixture("stream.txt"))
 	if fl, ok := w.(http.Flusher); ok {
 		fl.Flush()
+	}
+	s.mu.Lock()
+	s.streams++
+	breaks := s.streams <= s.opts.StreamBreaks
+	s.mu.Unlock()
+	if breaks {
+		return
 	}
 	<-r.Context().Done()
 }
