@@ -79,7 +79,17 @@ func Episodes(records []alert.Alert) []Episode {
 			}
 		case alert.StateResolved:
 			if ep == nil {
-				continue
+				// A lone resolved record (e.g. from alert history) carries
+				// its whole life.
+				if a.FiredAt.IsZero() {
+					continue
+				}
+				blame := a.Blame.ID
+				if blame == "" {
+					blame = a.Entity.ID
+				}
+				ep = &Episode{ID: id, Rule: a.Rule, Entity: a.Entity.ID, Blame: blame, Active: a.ActiveAt, Fired: a.FiredAt}
+				out = append(out, ep)
 			}
 			ep.Resolved = a.ResolvedAt
 			if ep.Resolved.IsZero() {

@@ -204,6 +204,11 @@ func TestEpisodes(t *testing.T) {
 		[]alert.Alert{{ID: "B@e2", Rule: "B", Entity: entity.Ref{ID: "e2"}, State: alert.StatePending, EvaluatedAt: at(m)}},
 	)
 	eps := Episodes(recs)
+	// history: only the final record of a resolved instance
+	hist := life("C", "e3", "b3", 7*m, 8*m, 9*m)[3]
+	if h := Episodes([]alert.Alert{hist}); len(h) != 1 || !h[0].Fired.Equal(at(8*m)) || !h[0].Resolved.Equal(at(9*m)) || h[0].Blame != "b3" {
+		t.Errorf("episode from a lone resolved record = %+v", h)
+	}
 	if len(eps) != 2 {
 		t.Fatalf("episodes = %+v, want two firings of A", eps)
 	}
