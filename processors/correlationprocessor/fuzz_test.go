@@ -2,6 +2,7 @@ package correlationprocessor
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -129,4 +130,7 @@ func checkAfterInput(t *testing.T, h *harness, at time.Time) {
 		t.Fatal(err)
 	}
 	checkSnapshotShape(t, snap)
+	if _, err := json.Marshal(snap); err != nil {
+		t.Fatalf("snapshot does not encode (NaN or Inf feature?): %v", err)
+	}
 }

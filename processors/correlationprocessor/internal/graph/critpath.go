@@ -121,6 +121,9 @@ func (g *Graph) criticalPath(now time.Time, spans []sampledSpan) {
 			root = i
 		}
 	}
+	if root < 0 {
+		return // every span's parent is in the trace: a cycle, no root
+	}
 	total := spans[root].end - spans[root].start
 	if total <= 0 {
 		return

@@ -242,3 +242,14 @@ func TestPendingQueueStaysBounded(t *testing.T) {
 	require.Len(t, snap.Edges, 1)
 	assert.InDelta(t, 5000.0/50, snap.Edges[0].Features["request.rate"], 1e-9)
 }
+
+func TestCriticalPathSurvivesCycles(t *testing.T) {
+	g := New(settings(), nil)
+	g.ConsumeTraces(traces(1,
+		span{svc: "a", kind: ptrace.SpanKindServer, id: 1, parent: 2, dur: 10},
+		span{svc: "a", kind: ptrace.SpanKindClient, id: 2, parent: 1, dur: 5},
+	), t0)
+	snap := g.Tick(t0.Add(time.Minute))
+	require.Len(t, snap.Entities, 1)
+	assert.NotContains(t, snap.Entities[0].Features, "critical_path.self_share", "a trace without a root is not analysed")
+}
