@@ -39,6 +39,11 @@ type Manager struct {
 	lastEval map[string]time.Time  // by group name
 	filesSum [sha256.Size]byte
 
+	// removed holds the active instances of rules a reload removed; the
+	// next evaluation emits them as resolved. Bounded by the instances the
+	// removed rules had.
+	removed []instance
+
 	// noWatch disables file-system notifications (tests under synctest,
 	// where the watcher's blocking read would stall the fake clock).
 	noWatch bool
@@ -128,6 +133,14 @@ func (m *Manager) install(groups []*group, sum [sha256.Size]byte) {
 			}}
 		}
 	}
+	for k, old := range m.states {
+		if states[k] == old {
+			continue
+		}
+		for _, inst := range old.active {
+			m.removed = append(m.removed, *inst)
+		}
+	}
 	m.groups, m.states, m.lastEval, m.filesSum = groups, states, lastEval, sum
 }
 
@@ -168,12 +181,25 @@ func (m *Manager) reloadIfChanged() {
 
 // Eval evaluates every group on snap at now, whatever their intervals, and
 // returns the alert instances that are pending or firing or resolved in
-// this evaluation (sorted by group, rule and entity) and every rule's
-// status. It is deterministic for a given rule set, state and snapshot.
+// this evaluation and every rule's status. Alerts come in group and rule
+// order (as in the files) and by entity id within a rule, after the
+// instances of rules a reload removed (resolved now). It is deterministic
+// for a given rule set, state and snapshot.
 func (m *Manager) Eval(ctx context.Context, snap *entity.Snapshot, now time.Time) ([]alert.Alert, []alert.RuleStatus) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	alerts := m.evalLocked(ctx, snap, now, func(*group) bool { return true })
+	return alerts, m.statusLocked()
+}
+
+// EvalDue evaluates the groups whose interval has passed since their last
+// evaluation (all groups the first time) on snap at now, for callers that
+// drive evaluation from their own ticks; otherwise it is Eval. The caller
+// saves state (SaveState) when it wants it to survive a restart.
+func (m *Manager) EvalDue(ctx context.Context, snap *entity.Snapshot, now time.Time) ([]alert.Alert, []alert.RuleStatus) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	alerts := m.evalLocked(ctx, snap, now, func(g *group) bool { return m.isDue(g, now) })
 	return alerts, m.statusLocked()
 }
 
@@ -198,7 +224,15 @@ func (m *Manager) evalLocked(ctx context.Context, snap *entity.Snapshot, now tim
 			}
 		}
 	}
-	out := make([]alert.Alert, 0, n)
+	out := make([]alert.Alert, 0, n+len(m.removed))
+	// Instances of rules removed by a reload resolve now, in id order.
+	sort.Slice(m.removed, func(i, j int) bool { return m.removed[i].ID < m.removed[j].ID })
+	for _, inst := range m.removed {
+		a := inst.Alert
+		a.State, a.ResolvedAt, a.EvaluatedAt = alert.StateResolved, now, now
+		out = append(out, a)
+	}
+	m.removed = nil
 	for _, r := range results {
 		out = append(out, r...)
 	}

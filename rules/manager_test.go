@@ -405,3 +405,106 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestEvalDue evaluates each group only when its interval has passed.
+func TestEvalDue(t *testing.T) {
+	dir := t.TempDir()
+	p := writeRules(t, dir, `groups:
+  - name: fast
+    interval: 10s
+    rules:
+      - alert: A
+        kind: k
+        for_each: service
+        expr: "true"
+  - name: slow
+    interval: 30s
+    rules:
+      - alert: B
+        kind: k
+        for_each: service
+        expr: "true"
+`)
+	m, _ := newTestManager(t, Config{Files: []string{p}})
+	snap := snapOf(svc("a", nil))
+	evaluated := func(at time.Duration) []string {
+		_, status := m.EvalDue(context.Background(), snap, t0.Add(at))
+		var out []string
+		for _, s := range status {
+			if s.LastEvaluation.Equal(t0.Add(at)) {
+				out = append(out, s.Rule)
+			}
+		}
+		return out
+	}
+	for _, step := range []struct {
+		at   time.Duration
+		want string
+	}{{0, "A,B"}, {10 * time.Second, "A"}, {15 * time.Second, ""}, {20 * time.Second, "A"}, {30 * time.Second, "A,B"}} {
+		if got := strings.Join(evaluated(step.at), ","); got != step.want {
+			t.Errorf("at %v evaluated %q, want %q", step.at, got, step.want)
+		}
+	}
+}
+
+// TestRunReloadsOnInterval: Run picks up a changed rule file at the next
+// reload tick and keeps the old rules when the change is broken.
+func TestRunReloadsOnInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		rule := func(name string) string {
+			return "groups:\n  - name: g\n    interval: 10s\n    rules:\n      - alert: " + name + "\n        kind: k\n        for_each: service\n        expr: service.error.ratio > 0.5\n"
+		}
+		p := writeRules(t, dir, rule("Old"))
+		m, err := NewManager(Config{Files: []string{p}, ReloadInterval: 61 * time.Second}, Settings{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.noWatch = true
+		src := &fakeSource{snap: snapOf(svc("a", map[string]float64{"error.ratio": 0.9}))}
+		var mu sync.Mutex
+		var last []alert.Alert
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() {
+			done <- m.Run(ctx, src, func(_ context.Context, alerts []alert.Alert, _ []alert.RuleStatus) {
+				mu.Lock()
+				last = alerts
+				mu.Unlock()
+			})
+		}()
+		firing := func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			var names []string
+			for _, a := range last {
+				names = append(names, a.Rule+":"+string(a.State))
+			}
+			return strings.Join(names, ",")
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if got := firing(); got != "Old:firing" {
+			t.Fatalf("before: %s", got)
+		}
+		writeRules(t, dir, strings.Replace(rule("New"), "error.ratio", "eror.ratio", 1))
+		// Reload ticks at 61 s and 122 s, evaluations every 10 s: never at
+		// the same instant, so the order is deterministic.
+		time.Sleep(61 * time.Second) // t=66s: the broken edit was rejected at 61s
+
+		synctest.Wait()
+		if got := firing(); got != "Old:firing" {
+			t.Fatalf("after a broken edit: %s", got)
+		}
+		writeRules(t, dir, rule("New"))
+		time.Sleep(65 * time.Second) // t=131s: reloaded at 122s, evaluated at 130s
+		synctest.Wait()
+		if got := firing(); got != "Old:resolved,New:firing" {
+			t.Fatalf("after the fix: %s", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -103,6 +103,15 @@ func TestTestCommandFailsWithDiff(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// An expectation for a rule that does not exist is an error, not a
+	// test that passes because nothing fires.
+	typo := strings.Replace(src, "alertname: LockWaits", "alertname: LockWait", 1)
+	if err := os.WriteFile(p, []byte(typo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("test", p); exitCode(err) != 1 || !strings.Contains(out, `alertname "LockWait" is not a rule of the rule files`) {
+		t.Fatalf("unknown alertname: exit %d\n%s", exitCode(err), out)
+	}
 	// The unchanged file passes.
 	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
 		t.Fatal(err)

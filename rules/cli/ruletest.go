@@ -282,10 +282,27 @@ func runTestCase(m *rules.Manager, tc *testCase, evalInterval time.Duration) ([]
 		}
 		edges = append(edges, parsedEdge{e: entity.Edge{Source: te.Source, Target: te.Target, Type: entity.EdgeType(te.Type)}, features: fs})
 	}
+	known := map[string]bool{}
+	for _, s := range m.Status() {
+		known[s.Rule] = true
+	}
 	// Expectations by evaluation step.
 	byStep := map[int][]alertTestCase{}
 	last := 0
 	for _, at := range tc.AlertRuleTest {
+		if at.Alertname != "" && !known[at.Alertname] {
+			return nil, fmt.Errorf("alertname %q is not a rule of the rule files", at.Alertname)
+		}
+		for _, e := range at.ExpAlerts {
+			if e.Entity == "" {
+				return nil, fmt.Errorf("eval_time %v: exp_alerts: entity is required", time.Duration(at.EvalTime))
+			}
+			switch e.State {
+			case "", string(alert.StatePending), string(alert.StateFiring):
+			default:
+				return nil, fmt.Errorf("eval_time %v: exp_alerts: state %q is not pending or firing", time.Duration(at.EvalTime), e.State)
+			}
+		}
 		d := time.Duration(at.EvalTime)
 		if d%evalInterval != 0 {
 			return nil, fmt.Errorf("eval_time %v is not a multiple of evaluation_interval %v", d, evalInterval)
