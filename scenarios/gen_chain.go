@@ -24,6 +24,9 @@ const (
 
 // Relayer wallets and chains.
 const (
+	// lateFailure is the share of messages relayed in the post-stall burst
+	// that fail on the destination.
+	lateFailure     = 0.04
 	sourceAccount   = "osmo1rlyr8v4d9q6k2f0yzt3w5cj8x7mhu2ae5l4n0p"
 	destAccount     = "noble1rlyr8v4d9q6k2f0yzt3w5cj8x7mhu2aekq9s2d"
 	sourceBlockTime = 5 * time.Second
@@ -132,6 +135,9 @@ type xmsg struct {
 	srcTx    string
 	dstTx    string
 	gasPrice float64
+	// late is set when the message was relayed after a stall, in the
+	// burst that drains the backlog.
+	late bool
 }
 
 var stageOrder = [...]string{StageSent, StageSourceFinalized, StageRelayed, StageExecuted, StageAcknowledged}
@@ -168,11 +174,19 @@ func (g *generator) xchain() {
 				relays++
 				if m.next.Before(g.t0) {
 					m.next = g.within() // relayed late, after a stall
+					m.late = true
 				}
 				m.dstTx = g.txHash()
 				m.gasPrice = destGasPrice * g.eff.gasPrice * (1 + 0.05*g.rng.NormFloat64())
 				m.relayed = m.next
 				g.wallet[1] -= recvGas * m.gasPrice
+			}
+			if stageOrder[next] == StageExecuted && m.late && g.rng.Float64() < lateFailure {
+				// The burst trips the destination's transfer rate limit:
+				// the packet is acknowledged with an error.
+				g.stageEvent(m, StageFailed, m.next)
+				m.stage = len(stageOrder) // terminal
+				break
 			}
 			m.stage = next
 			at := m.next

@@ -619,6 +619,15 @@ func TestCrossChainStuckLongEnough(t *testing.T) {
 	if timedOut == 0 {
 		t.Error("no message timed out after a 40-minute stall")
 	}
+	failed := map[bool]int{}
+	r.eachLog(func(_ time.Time, _ pcommon.Map, lr plog.LogRecord) {
+		if attrStr(lr.Attributes(), "xchain.stage") == StageFailed {
+			failed[lr.Timestamp().AsTime().Before(p.Start.Add(gt.Fault.End))]++
+		}
+	})
+	if failed[true] != 0 || failed[false] == 0 {
+		t.Errorf("failed messages before the fault's end %d, after %d; want none, then some in the drain", failed[true], failed[false])
+	}
 }
 
 func TestMinimumPhases(t *testing.T) {
