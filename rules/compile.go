@@ -346,6 +346,9 @@ func compileFiles(paths []string, costLimit uint64) ([]*group, ErrorList) {
 	if err != nil {
 		return nil, ErrorList{{File: strings.Join(paths, ","), Msg: err.Error()}}
 	}
+	if len(files) == 0 {
+		return nil, ErrorList{{File: strings.Join(paths, ","), Msg: "no rule files (*.yaml, *.yml) found"}}
+	}
 	var groups []*group
 	var errs ErrorList
 	seen := map[string]string{}

@@ -23,6 +23,9 @@ import (
 // (otelcol_processor_correlation_rule_alerts_dropped).
 const MaxActivePerRule = 100_000
 
+// maxActivePerRule is MaxActivePerRule; tests lower it.
+var maxActivePerRule = MaxActivePerRule
+
 // maxEvidenceItems bounds the exemplars and log samples copied into one
 // alert's evidence.
 const maxEvidenceItems = 10
@@ -151,7 +154,7 @@ func evalRule(r *rule, st *ruleState, g *graph, now time.Time) evalResult {
 		}
 		inst := st.active[id]
 		if inst == nil {
-			if len(st.active) >= MaxActivePerRule {
+			if len(st.active) >= maxActivePerRule {
 				res.dropped++
 				continue
 			}

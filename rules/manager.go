@@ -487,7 +487,7 @@ func (m *Manager) restoreState() error {
 	for i := range doc.Alerts {
 		inst := doc.Alerts[i]
 		st, ok := m.states[stateKey(inst.Group, inst.Rule)]
-		if !ok || inst.State == alert.StateResolved || inst.Entity.ID == "" || len(st.active) >= MaxActivePerRule {
+		if !ok || inst.State == alert.StateResolved || inst.Entity.ID == "" || len(st.active) >= maxActivePerRule {
 			continue
 		}
 		st.active[inst.Entity.ID] = &inst

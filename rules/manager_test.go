@@ -508,3 +508,33 @@ func TestRunReloadsOnInterval(t *testing.T) {
 		}
 	})
 }
+
+// TestActiveBound: a rule keeps at most maxActivePerRule instances and
+// counts the new instances it drops.
+func TestActiveBound(t *testing.T) {
+	maxActivePerRule = 2
+	defer func() { maxActivePerRule = MaxActivePerRule }()
+	m, reader := newTestManager(t, Config{Files: []string{"testdata/good.yaml"}})
+	snap := snapOf(
+		svc("a", map[string]float64{"error.ratio": 1}),
+		svc("b", map[string]float64{"error.ratio": 1}),
+		svc("c", map[string]float64{"error.ratio": 1}),
+	)
+	alerts, _ := m.Eval(context.Background(), snap, t0)
+	if got := states(alerts); len(got) != 2 || got["Errors@a"] == "" || got["Errors@b"] == "" {
+		t.Fatalf("got %v", got)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	if v := counterValue(rm, metricAlertsDropped); v != 1 {
+		t.Errorf("%s = %d, want 1", metricAlertsDropped, v)
+	}
+}
+
+func TestNoRuleFiles(t *testing.T) {
+	if _, err := NewManager(Config{Files: []string{t.TempDir()}}, Settings{}); err == nil || !strings.Contains(err.Error(), "no rule files") {
+		t.Fatalf("got %v", err)
+	}
+}
