@@ -186,6 +186,16 @@ func TestTimelineFrameStates(t *testing.T) {
 	if got := at(time.Date(2026, 11, 26, 12, 10, 0, 0, time.UTC)); got != "<none>" {
 		t.Errorf("range end state %q, want none", got)
 	}
+	names := map[string]string{}
+	for _, fl := range f.Fields[1:] {
+		names[fl.Name] = fl.Config.DisplayNameFromDS
+	}
+	if got := names[id]; got != "ConnectionPoolSaturated on checkout (blames orders)" {
+		t.Errorf("display name %q", got)
+	}
+	if got := names["surge/TrafficSurge@service:shop/frontend"]; got != "TrafficSurge on frontend" {
+		t.Errorf("display name of an alert without blame %q", got)
+	}
 }
 
 func TestEvidenceTraceLinks(t *testing.T) {

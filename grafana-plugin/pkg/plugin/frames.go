@@ -136,7 +136,7 @@ func TimelineFrame(intervals []Interval) *data.Frame {
 		s, ok := byID[iv.ID]
 		if !ok {
 			disp := iv.Rule + " on " + iv.Entity.Label()
-			if iv.Blame != nil && iv.Blame.ID != iv.Entity.ID {
+			if iv.Blame != nil && iv.Blame.ID != "" && iv.Blame.ID != iv.Entity.ID {
 				disp += " (blames " + iv.Blame.Label() + ")"
 			}
 			s = &series{id: iv.ID, display: disp}
