@@ -204,3 +204,61 @@ func newBenchSpanmetrics(b *testing.B) func(context.Context, ptrace.Traces) erro
 	}
 	return conn.(consumer.Traces).ConsumeTraces
 }
+
+// BenchmarkTick measures one emit tick on a graph of 1000 services (each
+// calling two others), their 1000 pods and 2000 edges: expiry, snapshot
+// with 1 m and 5 m features, baselines and the derived metrics encoding.
+func BenchmarkTick(b *testing.B) {
+	cfg := createDefaultConfig().(*Config)
+	set := nopSettings()
+	set.ID = component.MustNewIDWithName(typeStr, "benchtick")
+	sink := new(consumertest.MetricsSink)
+	mp, err := NewFactory().CreateMetrics(context.Background(), set, cfg, sink)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := mp.(*metricsProcessor).p
+	defer shared.remove(set.ID, p)
+	const services = 1000
+	td := ptrace.NewTraces()
+	for i := 0; i < services; i++ {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "svc-"+strconv.Itoa(i))
+		rs.Resource().Attributes().PutStr("k8s.pod.name", "pod-"+strconv.Itoa(i))
+		spans := rs.ScopeSpans().AppendEmpty().Spans()
+		for j := 1; j <= 2; j++ {
+			tid := pcommon.TraceID{byte(i), byte(i >> 8), byte(j), 1}
+			c := spans.AppendEmpty()
+			c.SetTraceID(tid)
+			c.SetSpanID(pcommon.SpanID{1})
+			c.SetKind(ptrace.SpanKindClient)
+			c.SetStartTimestamp(1)
+			c.SetEndTimestamp(pcommon.Timestamp(1 + j*int(time.Millisecond)))
+			callee := td.ResourceSpans().AppendEmpty()
+			callee.Resource().Attributes().PutStr("service.name", "svc-"+strconv.Itoa((i+j)%services))
+			s := callee.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+			s.SetTraceID(tid)
+			s.SetSpanID(pcommon.SpanID{2})
+			s.SetParentSpanID(pcommon.SpanID{1})
+			s.SetKind(ptrace.SpanKindServer)
+			s.SetStartTimestamp(1)
+			s.SetEndTimestamp(pcommon.Timestamp(1 + j*int(time.Millisecond)))
+		}
+	}
+	for k := 0; k < 10; k++ {
+		p.graph.ConsumeTraces(td, t0.Add(time.Duration(k)*time.Second))
+	}
+	perType, edges := p.graph.Len()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sink.Reset()
+		if err := p.tick(ctx, t0.Add(20*time.Second)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(perType["service"]+perType["pod"]), "entities")
+	b.ReportMetric(float64(edges), "edges")
+}
