@@ -38,7 +38,9 @@ func benchBatch(traces int) ptrace.Traces {
 		backs[i] = newRes("backend-" + strconv.Itoa(i))
 	}
 	base := time.Unix(1767225600, 0)
-	ts := func(ms int) pcommon.Timestamp { return pcommon.NewTimestampFromTime(base.Add(time.Duration(ms) * time.Millisecond)) }
+	ts := func(ms int) pcommon.Timestamp {
+		return pcommon.NewTimestampFromTime(base.Add(time.Duration(ms) * time.Millisecond))
+	}
 	for i := 0; i < traces; i++ {
 		tid := pcommon.TraceID{byte(i), byte(i >> 8), byte(i >> 16), 0, 0, 0, 0, 0, 0x9e, byte(i * 7), byte(i * 13), byte(i), 0x5c, 1, 2, 3}
 		sid := func(n byte) pcommon.SpanID { return pcommon.SpanID{n, byte(i), byte(i >> 8), byte(i >> 16), 1} }

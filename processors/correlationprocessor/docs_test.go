@@ -112,11 +112,11 @@ var featureSources = map[entity.Type]map[string]string{
 }
 
 var edgeSources = map[string]string{
-	"request.rate":  "client spans of the pair per second",
-	"error.ratio":   "share of those with status Error",
+	"request.rate":   "client spans of the pair per second",
+	"error.ratio":    "share of those with status Error",
 	"latency.p50_ms": "DDSketch of the client spans' durations",
 	"latency.p99_ms": "same sketch",
-	"latency.share": "mean over sampled traces of the call's duration / the duration of the caller's enclosing SERVER or CONSUMER span (summed per trace, at most 1)",
+	"latency.share":  "mean over sampled traces of the call's duration / the duration of the caller's enclosing SERVER or CONSUMER span (summed per trace, at most 1)",
 }
 
 func genFeatures() string {
