@@ -473,7 +473,8 @@ func (g *generator) accessLog(pp int, t time.Time, tid pcommon.TraceID, root *no
 	a.PutStr("request_uri", path)
 	a.PutInt("status", int64(code))
 	a.PutInt("body_bytes_sent", int64(bytes))
-	a.PutDouble("request_time", float64(int64(reqTime*1000))/1000)
+	rt, _ := strconv.ParseFloat(strconv.FormatFloat(reqTime, 'f', 3, 64), 64) // as printed
+	a.PutDouble("request_time", rt)
 	a.PutStr("upstream", ProxyCluster)
 	a.PutStr("upstream_addr", upAddr)
 	a.PutStr("upstream_status", upStatus)

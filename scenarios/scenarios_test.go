@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"reflect"
@@ -743,5 +744,36 @@ func TestTruthRoundTrip(t *testing.T) {
 	}
 	if _, err := UnmarshalTruth([]byte(`[{"scenario": "x", "start": "soon"}]`)); err == nil || !strings.Contains(err.Error(), "ground truth 0 (x): start") {
 		t.Errorf("bad start: %v", err)
+	}
+}
+
+// TestAccessLogLines checks that every access-log body is the JSON line
+// its parsed attributes came from.
+func TestAccessLogLines(t *testing.T) {
+	r := record(t, shortPlan(t, Surge))
+	n := 0
+	r.eachLog(func(_ time.Time, res pcommon.Map, lr plog.LogRecord) {
+		st, ok := lr.Attributes().Get("status")
+		if !ok {
+			return
+		}
+		n++
+		var line struct {
+			Status      int     `json:"status"`
+			RequestTime float64 `json:"request_time"`
+			Upstream    string  `json:"upstream"`
+			TraceID     string  `json:"trace_id"`
+		}
+		if err := json.Unmarshal([]byte(lr.Body().Str()), &line); err != nil {
+			t.Fatalf("access log body %q: %v", lr.Body().Str(), err)
+		}
+		rt, _ := lr.Attributes().Get("request_time")
+		if int64(line.Status) != st.Int() || line.Upstream != ProxyCluster || math.Abs(line.RequestTime-rt.Double()) > 0.001 ||
+			line.TraceID != lr.TraceID().String() || attrStr(res, "service.name") != ProxyService {
+			t.Fatalf("access log %q disagrees with its attributes %v", lr.Body().Str(), lr.Attributes().AsRaw())
+		}
+	})
+	if n == 0 {
+		t.Fatal("no access log records")
 	}
 }
