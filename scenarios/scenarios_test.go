@@ -777,3 +777,17 @@ func TestAccessLogLines(t *testing.T) {
 		t.Fatal("no access log records")
 	}
 }
+
+func TestOtherSteps(t *testing.T) {
+	for _, step := range []time.Duration{time.Second, 30 * time.Second, time.Minute} {
+		p := shortPlan(t, Surge, Streaming)
+		p.Step = step
+		st, err := Run(context.Background(), p, newRecorder(), Unpaced)
+		if err != nil {
+			t.Fatalf("step %v: %v", step, err)
+		}
+		if want := int(p.Duration() / step); st.Steps != want || st.Spans == 0 {
+			t.Errorf("step %v: %+v, want %d steps", step, st, want)
+		}
+	}
+}
