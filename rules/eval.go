@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
@@ -87,6 +88,14 @@ func isNoData(err error) bool {
 	return strings.HasPrefix(msg, "no such key") || strings.Contains(msg, "no value for feature")
 }
 
+// asError returns the error of a CEL error value.
+func asError(v ref.Val) error {
+	if err, ok := v.(error); ok {
+		return err
+	}
+	return fmt.Errorf("%v", v.Value())
+}
+
 func isCostLimit(err error) bool {
 	return strings.Contains(err.Error(), "cost limit exceeded")
 }
@@ -133,7 +142,7 @@ func evalRule(r *rule, st *ruleState, g *graph, now time.Time) evalResult {
 		v := evalProg(r.expr, act)
 		id := ev.e.ID
 		if types.IsError(v) {
-			err := v.(*types.Err)
+			err := asError(v)
 			if isNoData(err) {
 				continue // no data: not active
 			}
@@ -149,7 +158,14 @@ func evalRule(r *rule, st *ruleState, g *graph, now time.Time) evalResult {
 			}
 			continue
 		}
-		if b, ok := v.(types.Bool); !ok || !bool(b) {
+		b, ok := v.(types.Bool)
+		if !ok {
+			if firstErr == "" {
+				firstErr = fmt.Sprintf("%s: expr yielded %s, not a bool", id, v.Type().TypeName())
+			}
+			continue
+		}
+		if !b {
 			continue
 		}
 		inst := st.active[id]
@@ -173,8 +189,11 @@ func evalRule(r *rule, st *ruleState, g *graph, now time.Time) evalResult {
 			bv := evalProg(r.blame, act)
 			if b, ok := bv.(*entityVal); ok {
 				blamed = b
-			} else if types.IsError(bv) && firstErr == "" {
-				firstErr = id + ": blame: " + bv.(*types.Err).Error()
+			} else if types.IsError(bv) {
+				// No data in the blame expression: blame the entity itself.
+				if err := asError(bv); !isNoData(err) && firstErr == "" {
+					firstErr = id + ": blame: " + err.Error()
+				}
 			}
 		}
 		a.Blame = blamed.ref()

@@ -538,3 +538,34 @@ func TestNoRuleFiles(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestRuntimeErrors: a blame that fails blames the entity itself and marks
+// the rule unhealthy; an expression that is not a bool at run time is an
+// error, not a silent false.
+func TestRuntimeErrors(t *testing.T) {
+	dir := t.TempDir()
+	p := writeRules(t, dir, `groups:
+  - name: g
+    rules:
+      - alert: BadBlame
+        kind: k
+        for_each: service
+        expr: service.error.ratio > 0.5
+        blame: service.downstream[0].server
+      - alert: NotBool
+        kind: k
+        for_each: service
+        expr: dyn(service.error.ratio)
+`)
+	m, _ := newTestManager(t, Config{Files: []string{p}})
+	alerts, status := m.Eval(context.Background(), snapOf(svc("a", map[string]float64{"error.ratio": 0.9})), t0)
+	if len(alerts) != 1 || alerts[0].Rule != "BadBlame" || alerts[0].Blame.ID != "service:shop/a" {
+		t.Fatalf("alerts %+v", alerts)
+	}
+	if status[0].Health != alert.HealthErr || !strings.Contains(status[0].LastError, "service:shop/a: blame:") {
+		t.Errorf("BadBlame status %+v", status[0])
+	}
+	if status[1].Health != alert.HealthErr || !strings.Contains(status[1].LastError, "expr yielded double, not a bool") {
+		t.Errorf("NotBool status %+v", status[1])
+	}
+}
