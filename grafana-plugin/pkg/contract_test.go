@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,5 +235,91 @@ func TestContractRunStream(t *testing.T) {
 	u, _ := srv.LastRequest("/api/v1/stream")
 	if u.Query().Get("severity") != "warning" {
 		t.Errorf("stream filter not passed: %s", u.RawQuery)
+	}
+}
+
+// TestContractAgainstRunningJunction runs the built backend against a real
+// junction exporter when JUNCTION_URL is set (and JUNCTION_TOKEN when it needs
+// one): `JUNCTION_URL=http://127.0.0.1:8480 go test ./pkg -run Running`.
+func TestContractAgainstRunningJunction(t *testing.T) {
+	url := os.Getenv("JUNCTION_URL")
+	if url == "" {
+		t.Skip("JUNCTION_URL is not set")
+	}
+	c := startPlugin(t)
+	pc := pluginContext(url, os.Getenv("JUNCTION_TOKEN"))
+	h, err := c.diagnostics.CheckHealth(context.Background(), &pluginv2.CheckHealthRequest{PluginContext: pc})
+	if err != nil || h.Status != pluginv2.CheckHealthResponse_OK {
+		t.Fatalf("health: %v %v", h, err)
+	}
+	now := time.Now()
+	tr := backend.TimeRange{From: now.Add(-time.Hour), To: now}
+	var queries []backend.DataQuery
+	for _, qt := range []string{"alerts", "alertTimeline", "graph", "rules"} {
+		queries = append(queries, backend.DataQuery{RefID: qt, QueryType: qt, JSON: []byte(`{"queryType":"` + qt + `"}`), TimeRange: tr, Interval: 15 * time.Second})
+	}
+	req := backend.ToProto().QueryDataRequest(&backend.QueryDataRequest{Queries: queries})
+	req.PluginContext = pc
+	protoRes, err := c.data.QueryData(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := backend.FromProto().QueryDataResponse(protoRes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, r := range res.Responses {
+		if r.Error != nil {
+			t.Errorf("%s: %v", ref, r.Error)
+			continue
+		}
+		t.Logf("%s: %d frames, %d rows in the first", ref, len(r.Frames), r.Frames[0].Rows())
+	}
+
+	// Follow up like a user: evidence of the first alert, the entity
+	// variable's values, features and series of the first entity.
+	resource := func(path, url string) []plugin.Option {
+		stream, err := c.resource.CallResource(context.Background(), &pluginv2.CallResourceRequest{PluginContext: pc, Method: "GET", Path: path, Url: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var opts []plugin.Option
+		if resp.Code != 200 || json.Unmarshal(resp.Body, &opts) != nil {
+			t.Fatalf("%s: %d %s", url, resp.Code, resp.Body)
+		}
+		return opts
+	}
+	var follow []backend.DataQuery
+	if a := res.Responses["alerts"]; a.Error == nil && a.Frames[0].Rows() > 0 {
+		id, _ := a.Frames[0].FieldByName("id")
+		model, _ := json.Marshal(map[string]any{"queryType": "evidence", "alertId": id.At(0)})
+		follow = append(follow, backend.DataQuery{RefID: "evidence", QueryType: "evidence", JSON: model, TimeRange: tr})
+	}
+	if ents := resource("entities", "entities"); len(ents) > 0 {
+		feats := resource("features", "features?entity="+neturl.QueryEscape(ents[0].Value))
+		t.Logf("entity %s features %v", ents[0].Value, feats)
+		if len(feats) > 0 {
+			model, _ := json.Marshal(map[string]any{"queryType": "series", "entity": ents[0].Value, "feature": feats[0].Value})
+			follow = append(follow, backend.DataQuery{RefID: "series", QueryType: "series", JSON: model, TimeRange: tr, Interval: time.Minute})
+		}
+	}
+	req = backend.ToProto().QueryDataRequest(&backend.QueryDataRequest{Queries: follow})
+	req.PluginContext = pc
+	if protoRes, err = c.data.QueryData(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if res, err = backend.FromProto().QueryDataResponse(protoRes); err != nil {
+		t.Fatal(err)
+	}
+	for ref, r := range res.Responses {
+		if r.Error != nil {
+			t.Errorf("%s: %v", ref, r.Error)
+			continue
+		}
+		t.Logf("%s: %d frames, %d rows in the first", ref, len(r.Frames), r.Frames[0].Rows())
 	}
 }
