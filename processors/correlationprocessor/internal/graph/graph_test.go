@@ -34,7 +34,7 @@ func settings() *Settings {
 			DBSystem: []string{"db.system.name"}, ServerAddress: []string{"server.address"}, ServerPort: []string{"server.port"},
 			PeerService: []string{"peer.service"}, RPCSystem: []string{"rpc.system"}, StreamTopic: []string{"messaging.destination.name"},
 		},
-		AccessLog: AccessLog{Status: []string{"status"}},
+		AccessLog: AccessLog{Status: []string{"status"}, DurationMs: []string{"duration"}, DurationS: []string{"request_time"}},
 	}
 }
 
@@ -161,14 +161,21 @@ func TestAccessLogIsAProxyRequestNotAServiceLog(t *testing.T) {
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
 	rl.Resource().Attributes().PutStr("service.name", "nginx")
-	lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
-	lr.Body().SetStr(`{"status": 503}`)
+	lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	lrs.AppendEmpty().Body().SetStr(`{"status": 503, "request_time": "0.002"}`)
+	lrs.AppendEmpty().Body().SetStr(`{"level": "info", "msg": "order stored", "status": 201}`)
 	g.ConsumeLogs(ld, t0)
 	snap := g.Snapshot(t0.Add(time.Second))
-	require.Len(t, snap.Entities, 1)
+	require.Len(t, snap.Entities, 2)
 	assert.Equal(t, "proxy:nginx/", snap.Entities[0].ID)
+	assert.Equal(t, 1.0, snap.Entities[0].Features["request.rate"])
 	assert.Equal(t, 1.0, snap.Entities[0].Features["shed.ratio"])
 	assert.Equal(t, 1.0, snap.Entities[0].Features["error.ratio"])
+	assert.InDelta(t, 2, snap.Entities[0].Features["latency.p50_ms"], 0.05)
+	assert.Equal(t, "service:/nginx", snap.Entities[1].ID, "a structured log with a status but no duration is the service's own log")
+	rate, ok := snap.Entities[1].Features["log.error_rate"]
+	assert.True(t, ok, "the service has logs")
+	assert.Zero(t, rate, "none of them errors")
 }
 
 func TestCriticalPathShares(t *testing.T) {

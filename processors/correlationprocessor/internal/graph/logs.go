@@ -73,8 +73,9 @@ func (g *Graph) logRecord(now time.Time, svc *entityState, lr plog.LogRecord) {
 }
 
 // accessLog reports whether body is a JSON access-log record (a map, or a
-// string holding a JSON object, with a status field) and if so counts it on
-// the proxy entity of the resource's service and the record's route.
+// string holding a JSON object, with a status and a duration field) and if
+// so counts it on the proxy entity of the resource's service and the
+// record's route.
 func (g *Graph) accessLog(now time.Time, res pcommon.Map, body pcommon.Value) bool {
 	al := &g.s.AccessLog
 	var fields pcommon.Map
@@ -102,16 +103,24 @@ func (g *Graph) accessLog(now time.Time, res pcommon.Map, body pcommon.Value) bo
 	if err != nil || code < 100 || code > 999 {
 		return false
 	}
+	var ms float64
+	if v := lookup(al.DurationMs, fields); v != "" {
+		if ms, err = strconv.ParseFloat(v, 64); err != nil {
+			return false
+		}
+	} else if v := lookup(al.DurationS, fields); v != "" {
+		s, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return false
+		}
+		ms = s * 1000
+	} else {
+		// A status without a duration is an application's structured log.
+		return false
+	}
 	px := g.proxyEntity(now, lookup(g.s.Identity.ServiceName, res), lookup(al.Route, fields))
 	if px == nil {
 		return true
-	}
-	ms := 0.0
-	if v := lookup(al.DurationMs, fields); v != "" {
-		ms, _ = strconv.ParseFloat(v, 64)
-	} else if v := lookup(al.DurationS, fields); v != "" {
-		s, _ := strconv.ParseFloat(v, 64)
-		ms = s * 1000
 	}
 	failed := code >= 500
 	px.win.Observe(now, ms, failed)
