@@ -48,7 +48,6 @@ type load struct {
 	throttle   float64 // share of CFS periods throttled
 	latMul     float64 // latency multiplier
 	errRatio   float64 // share of requests failing with 5xx
-	served     []int   // requests served per pod in this step
 }
 
 // generator holds the simulated system's state across steps. It is
@@ -203,17 +202,12 @@ func (g *generator) computeLoads() {
 		} else {
 			l.throttle = 0.004 * r
 		}
-		l.served = make([]int, l.replicas)
 		g.loads[i] = l
 	}
 }
 
 // pickPod chooses the pod of service si that serves a request.
-func (g *generator) pickPod(si int) int {
-	p := g.rng.IntN(g.loads[si].replicas)
-	g.loads[si].served[p]++
-	return p
-}
+func (g *generator) pickPod(si int) int { return g.rng.IntN(g.loads[si].replicas) }
 
 // Random helpers.
 
