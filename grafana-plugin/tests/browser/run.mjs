@@ -61,6 +61,7 @@ const browser = await chromium.launch({
     '--headless',
     '--no-sandbox',
     '--disable-gpu',
+    '--disable-quic',
     '--disable-background-networking',
     '--disable-component-update',
     '--disable-sync',
