@@ -2,7 +2,6 @@ package rules
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -353,7 +352,7 @@ func compileFiles(paths []string, costLimit uint64) ([]*group, ErrorList) {
 	var errs ErrorList
 	seen := map[string]string{}
 	for _, path := range files {
-		data, err := os.ReadFile(path)
+		data, err := readRuleFile(path)
 		if err != nil {
 			errs = append(errs, &Error{File: path, Msg: err.Error()})
 			continue

@@ -104,6 +104,16 @@ func ExpandPaths(paths []string) ([]string, error) {
 		}
 	}
 	for _, p := range paths {
+		if isBuiltin(p) {
+			files, err := expandBuiltin(p)
+			if err != nil {
+				return nil, err
+			}
+			for _, f := range files {
+				add(f)
+			}
+			continue
+		}
 		matches := []string{p}
 		if strings.ContainsAny(p, "*?[") {
 			m, err := filepath.Glob(p)

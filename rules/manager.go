@@ -99,7 +99,7 @@ func filesSum(paths []string) ([sha256.Size]byte, error) {
 		return [sha256.Size]byte{}, err
 	}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := readRuleFile(f)
 		if err != nil {
 			return [sha256.Size]byte{}, err
 		}
@@ -383,7 +383,9 @@ func (m *Manager) watch() (*fsnotify.Watcher, error) {
 	dirs := map[string]bool{}
 	files, _ := ExpandPaths(m.cfg.Files)
 	for _, f := range files {
-		dirs[filepath.Dir(f)] = true
+		if !isBuiltin(f) {
+			dirs[filepath.Dir(f)] = true
+		}
 	}
 	for _, p := range m.cfg.Files {
 		if st, err := os.Stat(p); err == nil && st.IsDir() {
