@@ -1,6 +1,7 @@
 // Browser test of the plugin's editors: bundles tests/browser/harness.tsx
-// (the real editors and @grafana/ui) with esbuild, serves it from 127.0.0.1,
-// drives it in headless Debian Chromium (/usr/bin/chromium) through
+// (the libraries Grafana provides to plugins) with esbuild, serves it and the
+// BUILT plugin (dist/, from `npm run build`) from 127.0.0.1, drives the
+// editors in headless Debian Chromium (/usr/bin/chromium) through
 // playwright-core, and saves a screenshot to tests/browser/out/editors.png.
 // Exits non-zero when an editor does not render or an interaction has no effect.
 import assert from 'node:assert/strict';
@@ -14,10 +15,15 @@ import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, 'out');
+const dist = join(here, '..', '..', 'dist');
 const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 if (!existsSync(chromiumPath)) {
   console.error(`${chromiumPath} not found: install Debian's chromium (apt-get install -y chromium)`);
+  process.exit(1);
+}
+if (!existsSync(join(dist, 'module.js'))) {
+  console.error(`${join(dist, 'module.js')} not found: run npm run build first`);
   process.exit(1);
 }
 mkdirSync(out, { recursive: true });
@@ -39,13 +45,15 @@ const page = `<!doctype html><html><head><meta charset="utf-8"><title>Junction e
 <link rel="stylesheet" href="harness.css"></head>
 <body style="background:#111217;color:#ccccdc;font-family:sans-serif"><div id="root"></div><script src="harness.js"></script></body></html>`;
 const types = { '.js': 'text/javascript', '.css': 'text/css' };
+const served = new Set();
 const server = createServer((req, res) => {
+  served.add(req.url);
   const name = req.url === '/' ? null : req.url.slice(1).split('?')[0];
   if (name === null) {
     res.writeHead(200, { 'Content-Type': 'text/html' }).end(page);
     return;
   }
-  const file = join(out, name);
+  const file = name.startsWith('dist/') ? join(dist, name.slice(5)) : join(out, name);
   if (!name.includes('..') && existsSync(file)) {
     res.writeHead(200, { 'Content-Type': types[extname(file)] || 'application/octet-stream' }).end(readFileSync(file));
     return;
@@ -109,6 +117,7 @@ try {
   assert.equal(qs.query.entity, 'service:shop/checkout');
   assert.ok(qs.runs >= 2, `the query did not run on type change and blur (runs=${qs.runs})`);
 
+  assert.ok(served.has('/dist/module.js'), 'the built plugin bundle was not loaded');
   await p.screenshot({ path: join(out, 'editors.png'), fullPage: true });
   assert.deepEqual(errors, [], 'the page threw');
   console.log(`browser test passed; screenshot ${join(out, 'editors.png')}`);
