@@ -20,7 +20,7 @@ import (
 const alertmanagerBinary = "/usr/bin/prometheus-alertmanager"
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -32,7 +32,7 @@ func freePort(t *testing.T) int {
 
 // waitFor polls cond every 100 ms until it holds or the deadline passes:
 // the other side is a real process.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() (bool, error)) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() (bool, error)) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	var lastErr error
@@ -49,7 +49,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() (bool, erro
 
 // startProcess starts cmd with its output in logPath, shown if the test
 // fails, and kills it when the test ends.
-func startProcess(t *testing.T, cmd *exec.Cmd, logPath string) {
+func startProcess(t testing.TB, cmd *exec.Cmd, logPath string) {
 	t.Helper()
 	logf, err := os.Create(logPath)
 	if err != nil {

@@ -30,12 +30,12 @@ const (
 	defaultAlertLogMaxBytes  = 64 << 20
 	// defaultEndpoint is loopback: nothing is served on a public
 	// interface unless configured.
-	defaultEndpoint       = "127.0.0.1:8480"
-	defaultMaxStreams     = 64
-	defaultMaxEntities    = 100000
-	defaultMaxEdges       = 500000
-	defaultMaxRules       = 10000
-	defaultEntityTTL      = time.Hour
+	defaultEndpoint    = "127.0.0.1:8480"
+	defaultMaxStreams  = 64
+	defaultMaxEntities = 100000
+	defaultMaxEdges    = 500000
+	defaultMaxRules    = 10000
+	defaultEntityTTL   = time.Hour
 	// The graph rollup covers Grafana's usual "last hour" and costs at
 	// most about 50 MB at the default bound.
 	defaultGraphWindow    = time.Hour

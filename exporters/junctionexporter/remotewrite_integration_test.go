@@ -29,7 +29,12 @@ const victoriaMetricsBinary = "/usr/bin/victoria-metrics"
 // remoteWriteExample is the example config users copy.
 var remoteWriteExample = filepath.Join("..", "..", "examples", "remotewrite", "config.yaml")
 
-func startVictoriaMetrics(t *testing.T) string {
+type victoriaMetrics struct {
+	base string
+	pid  int
+}
+
+func startVictoriaMetrics(t testing.TB) victoriaMetrics {
 	t.Helper()
 	if _, err := os.Stat(victoriaMetricsBinary); err != nil {
 		t.Skipf("VictoriaMetrics not installed (%s missing): apt-get install victoria-metrics to run this test", victoriaMetricsBinary)
@@ -39,6 +44,7 @@ func startVictoriaMetrics(t *testing.T) string {
 	cmd := exec.Command(victoriaMetricsBinary, "-storageDataPath="+filepath.Join(dir, "data"), "-httpListenAddr="+addr,
 		"-retentionPeriod=100y", "-loggerLevel=WARN")
 	startProcess(t, cmd, filepath.Join(dir, "victoria-metrics.log"))
+	pid := cmd.Process.Pid
 	base := "http://" + addr
 	waitFor(t, "VictoriaMetrics to be ready", 30*time.Second, func() (bool, error) {
 		resp, err := http.Get(base + "/health")
@@ -48,12 +54,12 @@ func startVictoriaMetrics(t *testing.T) string {
 		resp.Body.Close()
 		return resp.StatusCode == 200, nil
 	})
-	return base
+	return victoriaMetrics{base: base, pid: pid}
 }
 
 // remoteWriteExporterConfig loads the example's prometheusremotewrite
 // exporter config and points it at endpoint.
-func remoteWriteExporterConfig(t *testing.T, endpoint string) (component.Config, *prometheusremotewriteexporter.Config) {
+func remoteWriteExporterConfig(t testing.TB, endpoint string) (component.Config, *prometheusremotewriteexporter.Config) {
 	t.Helper()
 	cm, err := confmaptest.LoadConf(remoteWriteExample)
 	if err != nil {
@@ -74,7 +80,7 @@ func remoteWriteExporterConfig(t *testing.T, endpoint string) (component.Config,
 }
 
 func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
-	vm := startVictoriaMetrics(t)
+	vm := startVictoriaMetrics(t).base
 	cfg, _ := remoteWriteExporterConfig(t, vm)
 	ctx := context.Background()
 	f := prometheusremotewriteexporter.NewFactory()

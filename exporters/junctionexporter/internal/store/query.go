@@ -373,19 +373,9 @@ type Graph struct {
 // Node and edge stats the graph shows: the mean of each feature over the
 // range.
 var (
-	nodeStats     = []string{"request.rate", "error.ratio", "latency.p99_ms"}
-	edgeStats     = []string{"request.rate", "error.ratio", "latency.p99_ms", "latency.share"}
-	nodeStatsExpr = statsRegexp(entity.MetricPrefix, nodeStats)
-	edgeStatsExpr = statsRegexp(entity.EdgeMetricPrefix, edgeStats)
+	nodeStats = []string{"request.rate", "error.ratio", "latency.p99_ms"}
+	edgeStats = []string{"request.rate", "error.ratio", "latency.p99_ms", "latency.share"}
 )
-
-func statsRegexp(prefix string, names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = strings.ReplaceAll(n, ".", `\.`)
-	}
-	return strings.ReplaceAll(prefix, ".", `\.`) + "(" + strings.Join(q, "|") + ")"
-}
 
 type meanAcc struct{ sum, n float64 }
 
@@ -472,8 +462,11 @@ func (s *Store) Graph(from, to time.Time, typ entity.Type) (Graph, error) {
 		if typ != "" && (nodes[ea.e.Source].Type != typ || nodes[ea.e.Target].Type != typ) {
 			continue
 		}
-		for f, a := range ea.acc {
-			ea.e.Stats[f] = a.sum / a.n
+		ea.e.Stats = make(map[string]float64, numEdgeStats)
+		for i, a := range ea.acc {
+			if a.n > 0 {
+				ea.e.Stats[edgeStats[i]] = a.sum / a.n
+			}
 		}
 		g.Edges = append(g.Edges, ea.e)
 	}
@@ -490,11 +483,25 @@ type nodeSeries struct {
 	acc               *meanAcc
 }
 
-// edgeAcc is an edge with the running means of its features.
+// edgeAcc is an edge with the running means of its features, indexed as
+// edgeStats.
 type edgeAcc struct {
 	e   GraphEdge
-	acc map[string]*meanAcc
+	acc [numEdgeStats]meanAcc
 }
+
+const numEdgeStats = 4
+
+var edgeStatIndex = func() map[string]int {
+	if len(edgeStats) != numEdgeStats {
+		panic("numEdgeStats does not match edgeStats")
+	}
+	m := make(map[string]int, len(edgeStats))
+	for i, f := range edgeStats {
+		m[f] = i
+	}
+	return m
+}()
 
 // graphStatsFromRollup reads node and edge means from the per-minute
 // rollup: whole minutes overlapping [fromMs, toMs].
@@ -516,11 +523,12 @@ func (s *Store) graphStatsFromRollup(fromMs, toMs int64) ([]*nodeSeries, map[str
 		}
 		ea := edges[k.id]
 		if ea == nil {
-			ea = &edgeAcc{e: GraphEdge{ID: k.id, Source: rs.source, Target: rs.target, Type: rs.edgeType, Stats: map[string]float64{}},
-				acc: make(map[string]*meanAcc, len(edgeStats))}
+			ea = &edgeAcc{e: GraphEdge{ID: k.id, Source: rs.source, Target: rs.target, Type: rs.edgeType}}
 			edges[k.id] = ea
 		}
-		ea.acc[k.feature] = &meanAcc{sum, n}
+		a := &ea.acc[edgeStatIndex[k.feature]]
+		a.sum += sum
+		a.n += n
 	}
 	return nodes, edges
 }
@@ -534,64 +542,71 @@ func (s *Store) graphStatsFromStorage(fromMs, toMs int64) ([]*nodeSeries, map[st
 		nodeErr  error
 		wg       sync.WaitGroup
 	)
+	// One exact-name search per feature: the index answers those directly.
 	wg.Go(func() {
-		var cur *nodeSeries
-		nodeErr = s.series.Search([]Filter{{Value: nodeStatsExpr, Regexp: true}}, fromMs, toMs, func(b SeriesBlock) {
-			if b.NewSeries {
-				cur = nil
-				id := string(b.Name.GetTagValue(entity.AttrEntityID))
-				if id == "" {
+		for _, f := range nodeStats {
+			var cur *nodeSeries
+			err := s.series.Search([]Filter{{Value: entity.MetricPrefix + f}}, fromMs, toMs, func(b SeriesBlock) {
+				if b.NewSeries {
+					cur = nil
+					id := string(b.Name.GetTagValue(entity.AttrEntityID))
+					if id == "" {
+						return
+					}
+					cur = &nodeSeries{id: id, name: string(b.Name.GetTagValue(entity.AttrEntityName)),
+						typ:     entity.Type(b.Name.GetTagValue(entity.AttrEntityType)),
+						virtual: string(b.Name.GetTagValue(entity.AttrVirtual)) == "true",
+						feature: f, acc: &meanAcc{}}
+					nodeAccs = append(nodeAccs, cur)
+				}
+				if cur == nil {
 					return
 				}
-				cur = &nodeSeries{id: id, name: string(b.Name.GetTagValue(entity.AttrEntityName)),
-					typ:     entity.Type(b.Name.GetTagValue(entity.AttrEntityType)),
-					virtual: string(b.Name.GetTagValue(entity.AttrVirtual)) == "true",
-					feature: string(b.Name.MetricGroup[len(entity.MetricPrefix):]), acc: &meanAcc{}}
-				nodeAccs = append(nodeAccs, cur)
+				for _, v := range b.Values {
+					cur.acc.sum += v
+				}
+				cur.acc.n += float64(len(b.Values))
+			})
+			if err != nil {
+				nodeErr = err
+				return
+			}
+		}
+	})
+	var (
+		key []byte
+		cur *meanAcc
+		err error
+	)
+	for idx, f := range edgeStats {
+		err = s.series.Search([]Filter{{Value: entity.EdgeMetricPrefix + f}}, fromMs, toMs, func(b SeriesBlock) {
+			if b.NewSeries {
+				cur = nil
+				src, dst := b.Name.GetTagValue(entity.AttrEdgeSource), b.Name.GetTagValue(entity.AttrEdgeTarget)
+				if len(src) == 0 || len(dst) == 0 {
+					return
+				}
+				et := b.Name.GetTagValue(entity.AttrEdgeType)
+				key = append(append(append(append(append(key[:0], src...), "->"...), dst...), '#'), et...)
+				ea := edges[string(key)]
+				if ea == nil {
+					ea = &edgeAcc{e: GraphEdge{ID: string(key), Source: string(src), Target: string(dst), Type: entity.EdgeType(et)}}
+					edges[ea.e.ID] = ea
+				}
+				cur = &ea.acc[idx]
 			}
 			if cur == nil {
 				return
 			}
 			for _, v := range b.Values {
-				cur.acc.sum += v
+				cur.sum += v
 			}
-			cur.acc.n += float64(len(b.Values))
+			cur.n += float64(len(b.Values))
 		})
-	})
-	var (
-		key []byte
-		cur *meanAcc
-	)
-	err := s.series.Search([]Filter{{Value: edgeStatsExpr, Regexp: true}}, fromMs, toMs, func(b SeriesBlock) {
-		if b.NewSeries {
-			cur = nil
-			src, dst := b.Name.GetTagValue(entity.AttrEdgeSource), b.Name.GetTagValue(entity.AttrEdgeTarget)
-			if len(src) == 0 || len(dst) == 0 {
-				return
-			}
-			et := b.Name.GetTagValue(entity.AttrEdgeType)
-			key = append(append(append(append(append(key[:0], src...), "->"...), dst...), '#'), et...)
-			ea := edges[string(key)]
-			if ea == nil {
-				ea = &edgeAcc{e: GraphEdge{ID: string(key), Source: string(src), Target: string(dst), Type: entity.EdgeType(et), Stats: map[string]float64{}},
-					acc: make(map[string]*meanAcc, len(edgeStats))}
-				edges[ea.e.ID] = ea
-			}
-			feature := string(b.Name.MetricGroup[len(entity.EdgeMetricPrefix):])
-			cur = ea.acc[feature]
-			if cur == nil {
-				cur = &meanAcc{}
-				ea.acc[feature] = cur
-			}
+		if err != nil {
+			break
 		}
-		if cur == nil {
-			return
-		}
-		for _, v := range b.Values {
-			cur.sum += v
-		}
-		cur.n += float64(len(b.Values))
-	})
+	}
 	wg.Wait()
 	if err := errors.Join(nodeErr, err); err != nil {
 		return nil, nil, err

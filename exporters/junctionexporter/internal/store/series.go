@@ -40,6 +40,12 @@ func OpenSeries(dir string, retention, flushInterval time.Duration, minFree uint
 	// Below this, VictoriaMetrics turns read-only instead of failing writes
 	// half way; Health reports it.
 	storage.SetFreeDiskSpaceLimit(int64(minFree))
+	// VictoriaMetrics caches "filters -> series" per day and resets that
+	// cache up to 10 s after new series are indexed: a graph or series
+	// query repeated in that time would miss new entities. Junction's
+	// queries are few and use exact names, so the cache is kept to one byte
+	// (off).
+	storage.SetTagFiltersCacheSize(1)
 	path := filepath.Join(dir, "series")
 	vm := storage.MustOpenStorage(path, storage.OpenOptions{Retention: retention})
 	return &Series{vm: vm, path: path}
@@ -164,16 +170,19 @@ func (s *Series) Search(filters []Filter, from, to int64, fn func(SeriesBlock)) 
 	sr.Init(nil, s.vm, []*storage.TagFilters{tfs}, tr, maxSearchSeries, deadline)
 	defer sr.MustClose()
 	var (
-		blk  storage.Block
-		mn   storage.MetricName
-		ts   []int64
-		vs   []float64
-		prev []byte
+		blk       storage.Block
+		mn        storage.MetricName
+		ts        []int64
+		vs        []float64
+		prev      []byte
+		newSeries bool
 	)
 	for sr.NextMetricBlock() {
 		ref := sr.MetricBlockRef
-		newSeries := string(ref.MetricName) != string(prev)
-		if newSeries {
+		// newSeries stays set until a block of the series is delivered:
+		// a first block may hold no rows in the range.
+		if string(ref.MetricName) != string(prev) {
+			newSeries = true
 			if err := mn.Unmarshal(ref.MetricName); err != nil {
 				return fmt.Errorf("series name: %w", err)
 			}

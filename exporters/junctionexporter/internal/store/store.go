@@ -461,9 +461,13 @@ func (s *Store) rebuildRollup(now time.Time) error {
 	defer s.stateMu.Unlock()
 	s.rollup.mu.Lock()
 	defer s.rollup.mu.Unlock()
-	for _, expr := range []string{nodeStatsExpr, edgeStatsExpr} {
+	var names []string
+	for name := range rollupFeature {
+		names = append(names, name)
+	}
+	for _, name := range names {
 		var rs *rollupSeries
-		err := s.series.Search([]Filter{{Value: expr, Regexp: true}}, from, to, func(b SeriesBlock) {
+		err := s.series.Search([]Filter{{Value: name}}, from, to, func(b SeriesBlock) {
 			if b.NewSeries {
 				rs = nil
 				k, ok := rollupFeature[string(b.Name.MetricGroup)]

@@ -243,3 +243,4 @@ func TestAlertInstancesBounded(t *testing.T) {
 		t.Fatalf("oldest instance not evicted")
 	}
 }
+
