@@ -243,4 +243,3 @@ func TestAlertInstancesBounded(t *testing.T) {
 		t.Fatalf("oldest instance not evicted")
 	}
 }
-
