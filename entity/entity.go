@@ -118,6 +118,39 @@ type Evidence struct {
 	Exemplars []Exemplar `json:"exemplars,omitempty"`
 	// LogSamples are sample log lines, one or a few per log template.
 	LogSamples []LogSample `json:"log_samples,omitempty"`
+	// Stuck lists cross-chain messages of a relayer entity that did not
+	// complete: pending longer than stuck_after, oldest first, then the
+	// latest expired and evicted ones (docs/crosschain.md "Evidence").
+	Stuck []StuckMessage `json:"stuck,omitempty"`
+}
+
+// StuckMessage is one cross-chain message that did not complete.
+type StuckMessage struct {
+	MessageID string `json:"message_id"`
+	// Status is "pending", "expired" (pending longer than max_age) or
+	// "evicted" (pushed out of the bounded message table).
+	Status           string `json:"status"`
+	Relayer          string `json:"relayer"`
+	SourceChain      string `json:"source_chain"`
+	DestinationChain string `json:"destination_chain"`
+	// Since is the time of the message's earliest known stage;
+	// AgeSeconds how long it had been pending when it was reported.
+	Since      time.Time `json:"since"`
+	AgeSeconds float64   `json:"age_s"`
+	// LastStage is the latest known stage (xchain.stage).
+	LastStage string `json:"last_stage"`
+	// Stages are the known stages in lifecycle order.
+	Stages []MessageStage `json:"stages,omitempty"`
+}
+
+// MessageStage is one known stage of a cross-chain message.
+type MessageStage struct {
+	// Stage is the xchain.stage value: sent, source_finalized, relayed,
+	// executed, acknowledged, failed, timed_out.
+	Stage             string    `json:"stage"`
+	Time              time.Time `json:"time"`
+	SourceTxHash      string    `json:"source_tx_hash,omitempty"`
+	DestinationTxHash string    `json:"destination_tx_hash,omitempty"`
 }
 
 // Exemplar points at one trace that shows a feature's value.

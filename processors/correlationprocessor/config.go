@@ -5,18 +5,59 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
+
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/graph"
+	"github.com/junction-sre/junction/processors/correlationprocessor/internal/xchain"
+	"github.com/junction-sre/junction/rules"
 )
 
 // Config is the correlation processor's configuration (docs/entities.md
 // lists every key and default).
 type Config struct {
 	// EmitInterval is how often derived entity and edge metrics are emitted
-	// into the metrics pipeline, baselines updated and aged state evicted.
+	// into the metrics pipeline, baselines updated and aged state evicted,
+	// and rule groups that are due evaluated.
 	EmitInterval time.Duration `mapstructure:"emit_interval"`
 
 	graph.Settings `mapstructure:",squash"`
+
+	// XChain configures the cross-chain message tracker
+	// (docs/crosschain.md).
+	XChain XChainConfig `mapstructure:"xchain"`
+	// Rules configures the rule engine (docs/rules.md "Running rules in the
+	// collector"). Without files no rules run.
+	Rules RulesConfig `mapstructure:"rules"`
 }
+
+// XChainConfig is the xchain section: the tracker's bounds and the storage
+// extension that keeps pending messages across restarts.
+type XChainConfig struct {
+	XChainTrackerConfig `mapstructure:",squash"`
+	// Storage is the component id of a storage extension (file_storage);
+	// without it messages are kept in memory only.
+	Storage *component.ID `mapstructure:"storage"`
+}
+
+// XChainTrackerConfig is xchain.Config as a section of this config. It is
+// a distinct type so that the collector's config validation does not run
+// xchain.Config.Validate a second time without the xchain:: prefix;
+// Config.Validate runs it.
+type XChainTrackerConfig xchain.Config
+
+// Tracker returns the cross-chain tracker's configuration.
+func (c *XChainConfig) Tracker() xchain.Config { return xchain.Config(c.XChainTrackerConfig) }
+
+// RulesConfig is the rules section: rules.Config as a section of this
+// config (a distinct type for the same reason as XChainTrackerConfig).
+// Without files no rules run.
+type RulesConfig rules.Config
+
+// Enabled reports whether rules are configured.
+func (c *RulesConfig) Enabled() bool { return len(c.Files) > 0 }
+
+// Manager returns the rule manager's configuration.
+func (c *RulesConfig) Manager() rules.Config { return rules.Config(*c) }
 
 // Validate checks the configuration without changing it.
 func (c *Config) Validate() error {
@@ -27,5 +68,32 @@ func (c *Config) Validate() error {
 	if err := c.Settings.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	tracker := c.XChain.Tracker()
+	if err := tracker.Validate(); err != nil {
+		errs = append(errs, prefixErrors("xchain::", err))
+	}
+	if c.Rules.Enabled() {
+		rc := c.Rules.Manager()
+		if err := rc.Validate(); err != nil {
+			errs = append(errs, prefixErrors("rules::", err))
+		}
+	} else if c.Rules.ReloadInterval < 0 {
+		errs = append(errs, fmt.Errorf("rules::reload_interval: must not be negative, is %v", c.Rules.ReloadInterval))
+	}
 	return errors.Join(errs...)
+}
+
+// prefixErrors puts prefix before each error joined in err.
+func prefixErrors(prefix string, err error) error {
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	out := make([]error, 0, len(list))
+	for _, e := range list {
+		out = append(out, fmt.Errorf("%s%w", prefix, e))
+	}
+	return errors.Join(out...)
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/junction-sre/junction/entity"
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/graph"
+	"github.com/junction-sre/junction/processors/correlationprocessor/internal/xchain"
+	"github.com/junction-sre/junction/rules"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -50,6 +52,27 @@ func TestLoadConfig(t *testing.T) {
 				"slo::availability_target must be in (0, 1), got 1.5",
 				`metrics::my_metric::entity: unknown entity type "cluster"`,
 				"metrics::my_metric::input must not be empty",
+				"xchain::stuck_after (2h0m0s) must be shorter than max_age (1h0m0s)",
+				"rules::files[0]: must not be empty",
+				"rules::reload_interval: must not be negative",
+			},
+		},
+		{
+			id: component.MustNewIDWithName(typeStr, "full"),
+			check: func(t *testing.T, c *Config) {
+				storageID := component.MustNewIDWithName("file_storage", "xchain")
+				assert.Equal(t, &storageID, c.XChain.Storage)
+				assert.Equal(t, 50000, c.XChain.MaxMessages)
+				assert.Equal(t, 15*time.Minute, c.XChain.StuckAfter)
+				assert.Equal(t, xchain.DefaultMaxAge, c.XChain.MaxAge, "unset keys keep their default")
+				assert.Equal(t, map[string]float64{"uatom": 0.000007}, c.XChain.Fee.Prices)
+				assert.Equal(t, rules.Config{
+					Files:          []string{"../../rules/packs"},
+					ReloadInterval: time.Minute,
+					CostLimit:      50000,
+					StateFile:      "/var/lib/junction/alerts.json",
+				}, c.Rules.Manager())
+				assert.True(t, c.Rules.Enabled())
 			},
 		},
 	}
@@ -98,6 +121,9 @@ func TestValidateBounds(t *testing.T) {
 		{"price", func(c *Config) { c.Prices.CPUCoreHour = -1 }, "prices::cpu_core_hour must not be negative"},
 		{"sketch", func(c *Config) { c.Window.SketchAccuracy = 0 }, "window::sketch_accuracy"},
 		{"identity", func(c *Config) { c.Identity.ServiceName = nil }, "identity::service_name must list at least one attribute"},
+		{"xchain bound", func(c *Config) { c.XChain.MaxMessages = 0 }, "xchain::max_messages must be greater than 0"},
+		{"xchain fee", func(c *Config) { c.XChain.Fee.Unit = "usd" }, `xchain::fee::unit is "usd" but fee::prices is empty`},
+		{"rules pattern", func(c *Config) { c.Rules.Files = []string{"rules/[x"} }, "rules::files[0]: pattern"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -190,16 +190,17 @@ func yamlKeys(prefix string, v reflect.Value, out *[][2]string) {
 			yamlKeys(prefix, fv, out)
 			continue
 		}
-		if tag == "" || tag == "metrics" {
+		if tag == "" || (prefix == "" && tag == "metrics") {
 			continue
 		}
 		key := prefix + tag
-		switch fv.Kind() {
-		case reflect.Struct:
+		switch {
+		case fv.Kind() == reflect.Struct:
 			yamlKeys(key+"::", fv, out)
-		case reflect.Slice:
-			ss := fv.Interface().([]string)
-			*out = append(*out, [2]string{key, code(ss)})
+		case fv.Kind() == reflect.Pointer && fv.IsNil(), (fv.Kind() == reflect.Slice || fv.Kind() == reflect.Map || fv.Kind() == reflect.String) && fv.Len() == 0:
+			*out = append(*out, [2]string{key, "none"})
+		case fv.Kind() == reflect.Slice:
+			*out = append(*out, [2]string{key, code(fv.Interface().([]string))})
 		default:
 			*out = append(*out, [2]string{key, fmt.Sprintf("`%v`", fv.Interface())})
 		}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/junction-sre/junction/entity"
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/graph"
+	"github.com/junction-sre/junction/processors/correlationprocessor/internal/xchain"
+	"github.com/junction-sre/junction/rules"
 )
 
 const (
@@ -50,6 +52,7 @@ const (
 	defaultMemoryGiBHour         = 0.0042 // on-demand GiB-hour, general purpose
 	defaultBaselineTimeConstant  = time.Hour
 	defaultSlowQuery             = 500 * time.Millisecond
+	defaultRulesReloadInterval   = 30 * time.Second
 )
 
 // NewFactory returns the factory of the correlation processor.
@@ -98,6 +101,11 @@ func createDefaultConfig() component.Config {
 			Identity:     defaultIdentity(),
 			AccessLog:    defaultAccessLog(),
 			Metrics:      defaultMetrics(),
+		},
+		XChain: XChainConfig{XChainTrackerConfig: XChainTrackerConfig(xchain.DefaultConfig())},
+		Rules: RulesConfig{
+			ReloadInterval: defaultRulesReloadInterval,
+			CostLimit:      rules.DefaultCostLimit,
 		},
 	}
 }

@@ -3,7 +3,9 @@ package correlationprocessor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -17,6 +19,8 @@ import (
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/graph"
+	"github.com/junction-sre/junction/processors/correlationprocessor/internal/xchain"
+	"github.com/junction-sre/junction/rules"
 )
 
 // sharedProcessors holds the one processor instance per component id that
@@ -58,6 +62,7 @@ type correlationProcessor struct {
 	logger *zap.Logger
 	graph  *graph.Graph
 	tel    *telemetry
+	telset component.TelemetrySettings
 	// now is the clock; tests replace it.
 	now func() time.Time
 
@@ -71,6 +76,17 @@ type correlationProcessor struct {
 	// evaluate, when set, runs after every tick with the tick's snapshot;
 	// the rule engine hooks in here and emits through emitAlerts.
 	evaluate func(ctx context.Context, snap *entity.Snapshot, now time.Time)
+
+	// xchain and rules are created by the first Start and kept until the
+	// last Shutdown; nil before and after. The consume paths and hooks
+	// load them without taking mu.
+	xchain atomic.Pointer[xchain.Tracker]
+	rules  atomic.Pointer[rules.Manager]
+	// relayerMetrics are the metric names the cross-chain tracker reads.
+	relayerMetrics map[string]bool
+	// hist turns cumulative relayer histograms into the mean of their new
+	// observations.
+	hist *histMeans
 
 	mu          sync.Mutex // guards the fields below
 	metricsNext []consumer.Metrics
@@ -87,13 +103,21 @@ func newProcessor(set processor.Settings, cfg *Config, now func() time.Time) (*c
 	if err != nil {
 		return nil, err
 	}
-	return &correlationProcessor{
-		cfg:    cfg,
-		logger: set.Logger,
-		graph:  graph.New(&cfg.Settings, tel),
-		tel:    tel,
-		now:    now,
-	}, nil
+	p := &correlationProcessor{
+		cfg:            cfg,
+		logger:         set.Logger,
+		graph:          graph.New(&cfg.Settings, tel),
+		tel:            tel,
+		telset:         set.TelemetrySettings,
+		now:            now,
+		relayerMetrics: relayerMetricNames(cfg.XChain.Metrics.LatestHeight, cfg.XChain.Metrics.FinalizedHeight),
+		hist:           newHistMeans(cfg.XChain.MaxMetricScopes, cfg.XChain.MetricStaleness, tel),
+	}
+	p.augment = p.augmentXChain
+	if cfg.Rules.Enabled() {
+		p.evaluate = p.evaluateRules
+	}
+	return p, nil
 }
 
 func (p *correlationProcessor) setTraces(consumer.Traces) {}
@@ -110,16 +134,62 @@ func (p *correlationProcessor) setLogs(next consumer.Logs) {
 	p.logsNext = append(p.logsNext, next)
 }
 
-// start starts the emit loop on the first pipeline's Start.
-func (p *correlationProcessor) start() {
+// start starts the cross-chain tracker, the rule manager and the emit loop
+// on the first pipeline's Start. A failed start leaves nothing running.
+func (p *correlationProcessor) start(ctx context.Context, host component.Host) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.refs++
 	if p.refs > 1 {
-		return
+		return nil
+	}
+	if err := p.startParts(ctx, host); err != nil {
+		p.refs = 0
+		if p.owner != nil {
+			p.owner.remove(p.id, p)
+		}
+		return err
 	}
 	p.stop, p.done = make(chan struct{}), make(chan struct{})
 	go p.loop(p.stop, p.done)
+	return nil
+}
+
+// startParts creates and starts the cross-chain tracker and the rule
+// manager.
+func (p *correlationProcessor) startParts(ctx context.Context, host component.Host) error {
+	tr, err := p.startXChain(ctx, host)
+	if err != nil {
+		return err
+	}
+	if p.cfg.Rules.Enabled() {
+		m, err := rules.NewManager(p.cfg.Rules.Manager(), rules.Settings{
+			Logger:        p.logger.With(zap.String("part", "rules")),
+			MeterProvider: p.telset.MeterProvider,
+			Now:           func() time.Time { return p.now() },
+		})
+		if err != nil {
+			err = fmt.Errorf("rules: the rule files do not load; fix them or change rules::files:\n%w", err)
+			return errors.Join(err, tr.Shutdown(ctx))
+		}
+		p.rules.Store(m)
+	}
+	p.xchain.Store(tr)
+	return nil
+}
+
+// stopParts saves the alert state and shuts the cross-chain tracker down.
+func (p *correlationProcessor) stopParts(ctx context.Context) error {
+	var err error
+	if m := p.rules.Swap(nil); m != nil {
+		if serr := m.SaveState(); serr != nil {
+			err = fmt.Errorf("rules::state_file: %w", serr)
+		}
+	}
+	if tr := p.xchain.Swap(nil); tr != nil {
+		err = errors.Join(err, tr.Shutdown(ctx))
+	}
+	return err
 }
 
 // shutdown stops the emit loop on the last pipeline's Shutdown; further
@@ -141,18 +211,21 @@ func (p *correlationProcessor) shutdown(ctx context.Context) error {
 	if p.owner != nil {
 		p.owner.remove(p.id, p)
 	}
+	var err error
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	return errors.Join(err, p.stopParts(ctx))
 }
 
 func (p *correlationProcessor) loop(stop, done chan struct{}) {
 	defer close(done)
 	t := time.NewTicker(p.cfg.EmitInterval)
 	defer t.Stop()
+	rw := p.watchRules()
+	defer rw.close()
 	for {
 		select {
 		case <-stop:
@@ -161,6 +234,10 @@ func (p *correlationProcessor) loop(stop, done chan struct{}) {
 			if err := p.tick(context.Background(), p.now()); err != nil {
 				p.logger.Warn("emitting derived metrics failed", zap.Error(err))
 			}
+		case <-rw.events:
+			p.reloadRulesIfChanged(rw)
+		case <-rw.ticks:
+			p.reloadRulesIfChanged(rw)
 		}
 	}
 }
@@ -246,9 +323,8 @@ type pipelineRef struct {
 	p *correlationProcessor
 }
 
-func (r pipelineRef) Start(context.Context, component.Host) error {
-	r.p.start()
-	return nil
+func (r pipelineRef) Start(ctx context.Context, host component.Host) error {
+	return r.p.start(ctx, host)
 }
 
 func (r pipelineRef) Shutdown(ctx context.Context) error { return r.p.shutdown(ctx) }
@@ -264,6 +340,7 @@ type tracesProcessor struct {
 
 func (t *tracesProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	t.p.graph.ConsumeTraces(td, t.p.now())
+	t.p.observeSpans(ctx, td)
 	return t.next.ConsumeTraces(ctx, td)
 }
 
@@ -274,6 +351,7 @@ type metricsProcessor struct {
 
 func (m *metricsProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
 	m.p.graph.ConsumeMetrics(md, m.p.now())
+	m.p.observeRelayerMetrics(md)
 	return m.next.ConsumeMetrics(ctx, md)
 }
 
@@ -284,5 +362,6 @@ type logsProcessor struct {
 
 func (l *logsProcessor) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	l.p.graph.ConsumeLogs(ld, l.p.now())
+	l.p.observeLogs(ctx, ld)
 	return l.next.ConsumeLogs(ctx, ld)
 }

@@ -37,6 +37,12 @@ type telemetry struct {
 	dropped map[string]metric.Int64Counter
 	evicted map[string]metric.Int64Counter
 	byType  map[entity.Type]metric.AddOption
+
+	// xchainRejected counts spans and log records whose xchain.*
+	// attributes are malformed; xchainHistDropped relayer histogram
+	// series not tracked because their table was full.
+	xchainRejected    metric.Int64Counter
+	xchainHistDropped metric.Int64Counter
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -60,6 +66,17 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 			return nil, fmt.Errorf("creating the %s evicted counter: %w", plural, err)
 		}
 		t.dropped[what], t.evicted[what] = d, e
+	}
+	var err error
+	if t.xchainRejected, err = meter.Int64Counter("otelcol_processor_correlation_xchain_events_rejected",
+		metric.WithDescription("Number of spans and log records with malformed xchain.* attributes left out of the cross-chain message records"),
+		metric.WithUnit("{events}")); err != nil {
+		return nil, fmt.Errorf("creating the xchain rejected counter: %w", err)
+	}
+	if t.xchainHistDropped, err = meter.Int64Counter("otelcol_processor_correlation_xchain_histogram_series_dropped",
+		metric.WithDescription("Number of relayer histogram data points dropped because the series table (xchain::max_metric_scopes) was full"),
+		metric.WithUnit("{points}")); err != nil {
+		return nil, fmt.Errorf("creating the xchain histogram series counter: %w", err)
 	}
 	for _, typ := range entity.Types {
 		t.byType[typ] = metric.WithAttributeSet(attribute.NewSet(attribute.String(attrEntityType, string(typ))))

@@ -30,6 +30,7 @@ func Merge(snap *entity.Snapshot, e entity.Entity) {
 	cur.Metrics = mergeMap(cur.Metrics, e.Metrics)
 	cur.Evidence.Exemplars = append(cur.Evidence.Exemplars, e.Evidence.Exemplars...)
 	cur.Evidence.LogSamples = append(cur.Evidence.LogSamples, e.Evidence.LogSamples...)
+	cur.Evidence.Stuck = append(cur.Evidence.Stuck, e.Evidence.Stuck...)
 }
 
 func mergeMap[V any](dst, src map[string]V) map[string]V {
