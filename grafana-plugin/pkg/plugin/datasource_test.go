@@ -386,6 +386,7 @@ func TestCallResource(t *testing.T) {
 		{"features", "features?entity=service%3Ashop%2Fcheckout", 200, `[{"text":"error.ratio","value":"error.ratio"},{"text":"latency.p99_ms","value":"latency.p99_ms"},{"text":"request.rate","value":"request.rate"}]`},
 		{"features", "features?entity=nope", 404, "no entity nope"},
 		{"features", "features", 400, "entity is required"},
+		{"alerts", "alerts?state=firing", 200, `{"text":"ConnectionPoolSaturated on checkout (firing)","value":"database/ConnectionPoolSaturated@service:shop/checkout"}`},
 		{"nothing", "nothing", 404, "unknown resource nothing"},
 	}
 	for _, tt := range tests {

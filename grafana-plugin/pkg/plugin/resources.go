@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 )
@@ -30,6 +32,7 @@ type Option struct {
 //	GET entity-types                  -> [Option] of entity types
 //	GET entities?type=T&q=S&limit=N   -> [Option] text=name, value=id
 //	GET features?entity=ID            -> [Option] of the entity's feature names
+//	GET alerts?state=S                -> [Option] text="rule on entity (state)", value=alert id
 func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResourceRequest, sender backend.CallResourceResponseSender) error {
 	if d.settingsErr != nil {
 		return sendJSON(sender, http.StatusBadRequest, map[string]string{"error": "the Junction data source is misconfigured: " + d.settingsErr.Error()})
@@ -89,8 +92,19 @@ func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResource
 			out[i] = Option{Text: n, Value: n}
 		}
 		return sendJSON(sender, http.StatusOK, out)
+	case "alerts":
+		f := AlertFilter{State: params.Get("state"), Entity: params.Get("entity"), Rule: params.Get("rule"), Limit: maxResourceEntities}
+		alerts, err := d.client.Alerts(ctx, f, time.Time{}, time.Time{})
+		if err != nil {
+			return sendAPIError(sender, err)
+		}
+		out := make([]Option, len(alerts))
+		for i, a := range alerts {
+			out[i] = Option{Text: fmt.Sprintf("%s on %s (%s)", a.Rule, a.Entity.Label(), a.State), Value: a.ID}
+		}
+		return sendJSON(sender, http.StatusOK, out)
 	}
-	return sendJSON(sender, http.StatusNotFound, map[string]string{"error": "unknown resource " + req.Path + ": use entity-types, entities or features"})
+	return sendJSON(sender, http.StatusNotFound, map[string]string{"error": "unknown resource " + req.Path + ": use entity-types, entities, features or alerts"})
 }
 
 func sendAPIError(sender backend.CallResourceResponseSender, err error) error {

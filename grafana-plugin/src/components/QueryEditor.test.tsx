@@ -1,5 +1,5 @@
 import React from 'react';
-import { fireEvent, render, screen } from '@testing-library/react';
+import { fireEvent, render, screen, waitFor } from '@testing-library/react';
 
 import { QueryEditor } from './QueryEditor';
 import { VariableQueryEditor } from './VariableQueryEditor';
@@ -67,5 +67,61 @@ describe('VariableQueryEditor', () => {
     expect(onChange).toHaveBeenCalledWith({ refId: 'V', kind: 'entities', entityType: 'database' }, 'entities(database)');
     fireEvent.click(screen.getByText('Features'));
     expect(onChange).toHaveBeenLastCalledWith({ refId: 'V', kind: 'features' }, 'features()');
+  });
+});
+
+describe('QueryEditor suggestions', () => {
+  it('suggests entities and then the features of the chosen entity from the backend resources', async () => {
+    const getResource = jest.fn((path: string, params?: Record<string, string>) => {
+      if (path === 'entities') {
+        return Promise.resolve([{ text: 'checkout', value: 'service:shop/checkout' }]);
+      }
+      if (path === 'features' && params?.entity === 'service:shop/checkout') {
+        return Promise.resolve([{ text: 'latency.p99_ms', value: 'latency.p99_ms' }]);
+      }
+      return Promise.reject(new Error('unexpected ' + path));
+    });
+    const ds = { getResource } as unknown as DataSource;
+    render(
+      <QueryEditor
+        query={{ refId: 'A', queryType: 'series', entity: 'service:shop/checkout' }}
+        onChange={jest.fn()}
+        onRunQuery={jest.fn()}
+        datasource={ds}
+      />
+    );
+    const entities = await screen.findByTestId('entity-suggestions');
+    expect(entities.querySelector('option')).toHaveAttribute('value', 'service:shop/checkout');
+    const features = await screen.findByTestId('feature-suggestions');
+    expect(features.querySelector('option')).toHaveAttribute('value', 'latency.p99_ms');
+    expect(getResource).toHaveBeenCalledWith('features', { entity: 'service:shop/checkout' });
+  });
+
+  it('does not ask for features of a variable and stays usable when resources fail', async () => {
+    const getResource = jest.fn(() => Promise.reject(new Error('no connection')));
+    render(
+      <QueryEditor
+        query={{ refId: 'A', queryType: 'series', entity: '$entity' }}
+        onChange={jest.fn()}
+        onRunQuery={jest.fn()}
+        datasource={{ getResource } as unknown as DataSource}
+      />
+    );
+    await waitFor(() => expect(getResource).toHaveBeenCalledWith('entities', undefined));
+    expect(getResource).not.toHaveBeenCalledWith('features', expect.anything());
+    expect(screen.queryByTestId('entity-suggestions')).not.toBeInTheDocument();
+    expect(screen.getByLabelText('Feature')).toBeInTheDocument();
+  });
+
+  it('suggests alert ids for evidence', async () => {
+    const getResource = jest.fn(() =>
+      Promise.resolve([{ text: 'ConnectionPoolSaturated on checkout (firing)', value: 'database/ConnectionPoolSaturated@service:shop/checkout' }])
+    );
+    render(
+      <QueryEditor query={{ refId: 'B', queryType: 'evidence' }} onChange={jest.fn()} onRunQuery={jest.fn()} datasource={{ getResource } as unknown as DataSource} />
+    );
+    const list = await screen.findByTestId('alertId-suggestions');
+    expect(list.querySelector('option')).toHaveAttribute('label', 'ConnectionPoolSaturated on checkout (firing)');
+    expect(getResource).toHaveBeenCalledWith('alerts', undefined);
   });
 });

@@ -1,4 +1,4 @@
-import React, { ChangeEvent } from 'react';
+import React, { ChangeEvent, useEffect, useState } from 'react';
 import { InlineField, InlineSwitch, Input, RadioButtonGroup, Stack } from '@grafana/ui';
 import { QueryEditorProps, SelectableValue } from '@grafana/data';
 
@@ -12,28 +12,84 @@ const ENTITY_TYPE_OPTIONS: Array<SelectableValue<string>> = [
   ...ENTITY_TYPES.map((t) => ({ label: t, value: t })),
 ];
 
+interface Option {
+  text: string;
+  value: string;
+}
+
+/**
+ * useSuggestions reads a backend resource (entities, features, alerts) for a
+ * field's suggestion list. Suggestions are a help, not a requirement: when the
+ * resource fails (no connection yet, old server) the field stays a plain input.
+ */
+function useSuggestions(datasource: DataSource, path: string | undefined, params?: Record<string, string>): Option[] {
+  const [loaded, setLoaded] = useState<{ key: string; options: Option[] }>({ key: '', options: [] });
+  const key = path ? path + JSON.stringify(params ?? {}) : '';
+  useEffect(() => {
+    if (!path || typeof datasource?.getResource !== 'function') {
+      return;
+    }
+    let live = true;
+    datasource
+      .getResource<Option[]>(path, params)
+      .then((o) => live && setLoaded({ key, options: Array.isArray(o) ? o : [] }))
+      .catch(() => live && setLoaded({ key, options: [] }));
+    return () => {
+      live = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [datasource, key]);
+  return key !== '' && loaded.key === key ? loaded.options : [];
+}
+
+/** A single concrete entity id, not a variable or a list. */
+const isConcrete = (entity?: string) => !!entity && !/[$,{]/.test(entity);
+
 /** QueryEditor picks the query type and shows the fields that type uses. */
-export function QueryEditor({ query, onChange, onRunQuery }: Props) {
+export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) {
   const queryType: QueryType = query.queryType ?? 'alerts';
+  const wantsEntities = queryType === 'series' || queryType === 'alerts' || queryType === 'alertTimeline';
+  const entities = useSuggestions(datasource, wantsEntities ? 'entities' : undefined);
+  const features = useSuggestions(
+    datasource,
+    queryType === 'series' && isConcrete(query.entity) ? 'features' : undefined,
+    { entity: query.entity ?? '' }
+  );
+  const alerts = useSuggestions(datasource, queryType === 'evidence' ? 'alerts' : undefined);
+  const suggestions: Partial<Record<keyof JunctionQuery, Option[]>> = { entity: entities, feature: features, alertId: alerts };
   const set = (patch: Partial<JunctionQuery>, run = false) => {
     onChange({ ...query, ...patch });
     if (run) {
       onRunQuery();
     }
   };
-  const text = (key: keyof JunctionQuery, label: string, placeholder: string, width = 24, tooltip?: string) => (
-    <InlineField label={label} htmlFor={`junction-${String(key)}`} tooltip={tooltip}>
-      <Input
-        id={`junction-${String(key)}`}
-        aria-label={label}
-        width={width}
-        value={(query[key] as string | undefined) ?? ''}
-        placeholder={placeholder}
-        onChange={(e: ChangeEvent<HTMLInputElement>) => set({ [key]: e.target.value })}
-        onBlur={onRunQuery}
-      />
-    </InlineField>
-  );
+  const text = (key: keyof JunctionQuery, label: string, placeholder: string, width = 24, tooltip?: string) => {
+    const id = `junction-${query.refId}-${String(key)}`;
+    const options = suggestions[key] ?? [];
+    return (
+      <React.Fragment key={id}>
+        <InlineField label={label} htmlFor={id} tooltip={tooltip}>
+          <Input
+            id={id}
+            aria-label={label}
+            width={width}
+            list={options.length > 0 ? `${id}-options` : undefined}
+            value={(query[key] as string | undefined) ?? ''}
+            placeholder={placeholder}
+            onChange={(e: ChangeEvent<HTMLInputElement>) => set({ [key]: e.target.value })}
+            onBlur={onRunQuery}
+          />
+        </InlineField>
+        {options.length > 0 && (
+          <datalist id={`${id}-options`} data-testid={`${String(key)}-suggestions`}>
+            {options.map((o) => (
+              <option key={o.value} value={o.value} label={o.text} />
+            ))}
+          </datalist>
+        )}
+      </React.Fragment>
+    );
+  };
 
   const filters = (
     <Stack gap={0.5} wrap="wrap">
