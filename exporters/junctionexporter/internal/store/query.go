@@ -512,21 +512,21 @@ func (s *Store) graphStatsFromRollup(fromMs, toMs int64) ([]*nodeSeries, map[str
 	edges := make(map[string]*edgeAcc)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, rs := range r.series {
+	for _, rs := range r.series {
 		sum, n := rs.sum(r.slots, fromB, toB)
 		if n == 0 {
 			continue
 		}
-		if !k.edge {
-			nodes = append(nodes, &nodeSeries{id: k.id, name: rs.name, feature: k.feature, typ: rs.typ, virtual: rs.virtual, acc: &meanAcc{sum, n}})
+		if !rs.edge {
+			nodes = append(nodes, &nodeSeries{id: rs.id, name: rs.name, feature: rs.feature, typ: rs.typ, virtual: rs.virtual, acc: &meanAcc{sum, n}})
 			continue
 		}
-		ea := edges[k.id]
+		ea := edges[rs.id]
 		if ea == nil {
-			ea = &edgeAcc{e: GraphEdge{ID: k.id, Source: rs.source, Target: rs.target, Type: rs.edgeType}}
-			edges[k.id] = ea
+			ea = &edgeAcc{e: GraphEdge{ID: rs.id, Source: rs.source, Target: rs.target, Type: rs.edgeType}}
+			edges[rs.id] = ea
 		}
-		a := &ea.acc[edgeStatIndex[k.feature]]
+		a := &ea.acc[edgeStatIndex[rs.feature]]
 		a.sum += sum
 		a.n += n
 	}

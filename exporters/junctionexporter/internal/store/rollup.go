@@ -18,19 +18,34 @@ type rollup struct {
 	mu        sync.Mutex
 	slots     int // buckets kept: window / bucket
 	maxSeries int
-	series    map[rollupKey]*rollupSeries
+	// series are keyed by rollupKey.
+	series map[string]*rollupSeries
 	// incompleteUntil is the last bucket in which a series was refused.
 	incompleteUntil int64
 	refused         int64
 }
 
-type rollupKey struct {
-	id      string // entity id, or edge key for edges
+// rollupFeatureInfo says which rollup feature a metric name is.
+type rollupFeatureInfo struct {
 	feature string
+	idx     byte
 	edge    bool
 }
 
+// appendRollupKey appends the key of feature f of the entity or edge id:
+// kind, feature index, id.
+func appendRollupKey(dst []byte, f rollupFeatureInfo, id string) []byte {
+	kind := byte('n')
+	if f.edge {
+		kind = 'e'
+	}
+	return append(append(dst, kind, f.idx), id...)
+}
+
 type rollupSeries struct {
+	id      string // entity id or edge key
+	feature string
+	edge    bool
 	// node identity
 	typ     entity.Type
 	name    string
@@ -48,14 +63,15 @@ type rollupSeries struct {
 // newRollup returns a rollup over windowMs; a window of 0 turns it off.
 func newRollup(windowMs int64, maxSeries int) *rollup {
 	if windowMs <= 0 {
-		return &rollup{series: make(map[rollupKey]*rollupSeries), incompleteUntil: -1}
+		return &rollup{series: make(map[string]*rollupSeries), incompleteUntil: -1}
 	}
-	return &rollup{slots: int(windowMs/rollupBucketMs) + 1, maxSeries: maxSeries, series: make(map[rollupKey]*rollupSeries), incompleteUntil: -1}
+	return &rollup{slots: int(windowMs/rollupBucketMs) + 1, maxSeries: maxSeries, series: make(map[string]*rollupSeries), incompleteUntil: -1}
 }
 
-// get returns the series for k, creating it with init when there is room.
-func (r *rollup) get(k rollupKey, bucket int64, init func(*rollupSeries)) *rollupSeries {
-	rs := r.series[k]
+// get returns the series of feature f of id under key (appendRollupKey),
+// creating it with init when there is room.
+func (r *rollup) get(key []byte, f rollupFeatureInfo, id string, bucket int64, init func(*rollupSeries)) *rollupSeries {
+	rs := r.series[string(key)]
 	if rs != nil || r.slots == 0 {
 		return rs
 	}
@@ -64,12 +80,13 @@ func (r *rollup) get(k rollupKey, bucket int64, init func(*rollupSeries)) *rollu
 		r.incompleteUntil = max(r.incompleteUntil, bucket)
 		return nil
 	}
-	rs = &rollupSeries{sums: make([]float64, r.slots), counts: make([]uint32, r.slots), epochs: make([]int32, r.slots)}
+	rs = &rollupSeries{id: id, feature: f.feature, edge: f.edge,
+		sums: make([]float64, r.slots), counts: make([]uint32, r.slots), epochs: make([]int32, r.slots)}
 	for i := range rs.epochs {
 		rs.epochs[i] = -1
 	}
 	init(rs)
-	r.series[k] = rs
+	r.series[string(key)] = rs
 	return rs
 }
 
@@ -141,13 +158,13 @@ func (r *rollup) expire(nowMs int64) {
 
 // rollupFeature maps derived metric names onto the rollup: entity feature
 // gauges of nodeStats and edge feature gauges of edgeStats.
-var rollupFeature = func() map[string]rollupKey {
-	m := make(map[string]rollupKey)
-	for _, f := range nodeStats {
-		m[entity.MetricPrefix+f] = rollupKey{feature: f}
+var rollupFeature = func() map[string]rollupFeatureInfo {
+	m := make(map[string]rollupFeatureInfo)
+	for i, f := range nodeStats {
+		m[entity.MetricPrefix+f] = rollupFeatureInfo{feature: f, idx: byte(i)}
 	}
-	for _, f := range edgeStats {
-		m[entity.EdgeMetricPrefix+f] = rollupKey{feature: f, edge: true}
+	for i, f := range edgeStats {
+		m[entity.EdgeMetricPrefix+f] = rollupFeatureInfo{feature: f, idx: byte(i), edge: true}
 	}
 	return m
 }()

@@ -92,6 +92,8 @@ type Store struct {
 
 	// rollup has its own lock, taken after stateMu.
 	rollup *rollup
+	// keyBuf and edgeKeyBuf are scratch buffers guarded by stateMu.
+	keyBuf, edgeKeyBuf []byte
 
 	// alertMu guards alerts.
 	alertMu sync.Mutex
@@ -276,9 +278,14 @@ func (s *Store) AddMetrics(md pmetric.Metrics) int {
 					case name == alert.RuleStatusMetric:
 						s.putRuleLocked(alert.RuleStatusFromDataPoint(dp), ts)
 					case strings.HasPrefix(name, entity.EdgeMetricPrefix):
-						s.putEdgeFeatureLocked(dp.Attributes(), name[len(entity.EdgeMetricPrefix):], v, ts)
+						src, dst, typ := edgeAttrs(dp.Attributes())
+						if src == "" || dst == "" {
+							break
+						}
+						s.edgeKeyBuf = appendEdgeKey(s.edgeKeyBuf[:0], src, dst, typ)
+						s.putEdgeFeatureLocked(src, dst, typ, s.edgeKeyBuf, name[len(entity.EdgeMetricPrefix):], v, ts)
 						if rolled {
-							s.rollEdgeLocked(rk, dp.Attributes(), ts, v)
+							s.rollEdgeLocked(rk, src, dst, typ, s.edgeKeyBuf, ts, v)
 						}
 					case strings.HasPrefix(name, entity.MetricPrefix) && ref.ID != "":
 						if rolled {
@@ -372,7 +379,7 @@ func (s *Store) entityLocked(ref entity.Ref, virtual bool, res pcommon.Map, ts i
 		es.ref.Type = ref.Type
 	}
 	es.virtual = virtual
-	if res.Len() > 0 {
+	if res.Len() > 0 && !sameAttributes(es.attributes, res) {
 		attrs := make(map[string]string, min(res.Len(), maxAttributes))
 		for k, v := range res.All() {
 			if len(attrs) == maxAttributes {
@@ -385,26 +392,54 @@ func (s *Store) entityLocked(ref entity.Ref, virtual bool, res pcommon.Map, ts i
 	return es
 }
 
-func (s *Store) putEdgeFeatureLocked(at pcommon.Map, feature string, v float64, ts int64) {
-	str := func(k string) string {
-		if v, ok := at.Get(k); ok {
-			return v.AsString()
+// edgeAttrs reads an edge's identity from data point attributes.
+func edgeAttrs(at pcommon.Map) (src, dst string, typ entity.EdgeType) {
+	if v, ok := at.Get(entity.AttrEdgeSource); ok {
+		src = v.AsString()
+	}
+	if v, ok := at.Get(entity.AttrEdgeTarget); ok {
+		dst = v.AsString()
+	}
+	if v, ok := at.Get(entity.AttrEdgeType); ok {
+		typ = entity.EdgeType(v.AsString())
+	}
+	return src, dst, typ
+}
+
+// appendEdgeKey appends entity.Edge.Key without building an Edge.
+func appendEdgeKey(b []byte, src, dst string, typ entity.EdgeType) []byte {
+	b = append(b, src...)
+	b = append(b, "->"...)
+	b = append(b, dst...)
+	b = append(b, '#')
+	return append(b, typ...)
+}
+
+// sameAttributes reports whether attrs already hold res (as kept: at most
+// maxAttributes), so the common case allocates nothing.
+func sameAttributes(attrs map[string]string, res pcommon.Map) bool {
+	if len(attrs) != min(res.Len(), maxAttributes) {
+		return false
+	}
+	same := true
+	for k, v := range res.All() {
+		if old, ok := attrs[k]; !ok || old != v.AsString() {
+			same = false
+			break
 		}
-		return ""
 	}
-	src, dst, typ := str(entity.AttrEdgeSource), str(entity.AttrEdgeTarget), entity.EdgeType(str(entity.AttrEdgeType))
-	if src == "" || dst == "" {
-		return
-	}
-	key := entity.Edge{Source: src, Target: dst, Type: typ}.Key()
-	e := s.edges[key]
+	return same
+}
+
+func (s *Store) putEdgeFeatureLocked(src, dst string, typ entity.EdgeType, key []byte, feature string, v float64, ts int64) {
+	e := s.edges[string(key)]
 	if e == nil {
 		if len(s.edges) >= s.opts.MaxEdges {
 			s.edgeDrops.Add(1)
 			return
 		}
 		e = &edgeState{source: src, target: dst, typ: typ, features: make(map[string]sample)}
-		s.edges[key] = e
+		s.edges[string(key)] = e
 	}
 	putFeature(e.features, feature, v, ts)
 	e.updated = max(e.updated, ts)
@@ -423,9 +458,9 @@ func (s *Store) putRuleLocked(r alert.RuleStatus, ts int64) {
 }
 
 // rollNodeLocked adds a node feature sample to the graph rollup.
-func (s *Store) rollNodeLocked(k rollupKey, ref entity.Ref, virtual bool, ts int64, v float64) {
-	k.id = ref.ID
-	rs := s.rollup.get(k, ts/rollupBucketMs, func(rs *rollupSeries) {
+func (s *Store) rollNodeLocked(f rollupFeatureInfo, ref entity.Ref, virtual bool, ts int64, v float64) {
+	s.keyBuf = appendRollupKey(s.keyBuf[:0], f, ref.ID)
+	rs := s.rollup.get(s.keyBuf, f, ref.ID, ts/rollupBucketMs, func(rs *rollupSeries) {
 		rs.typ, rs.name, rs.virtual = ref.Type, ref.Name, virtual
 	})
 	if rs != nil {
@@ -434,17 +469,10 @@ func (s *Store) rollNodeLocked(k rollupKey, ref entity.Ref, virtual bool, ts int
 }
 
 // rollEdgeLocked adds an edge feature sample to the graph rollup.
-func (s *Store) rollEdgeLocked(k rollupKey, at pcommon.Map, ts int64, v float64) {
-	src, _ := at.Get(entity.AttrEdgeSource)
-	dst, _ := at.Get(entity.AttrEdgeTarget)
-	typ, _ := at.Get(entity.AttrEdgeType)
-	e := entity.Edge{Source: src.AsString(), Target: dst.AsString(), Type: entity.EdgeType(typ.AsString())}
-	if e.Source == "" || e.Target == "" {
-		return
-	}
-	k.id = e.Key()
-	rs := s.rollup.get(k, ts/rollupBucketMs, func(rs *rollupSeries) {
-		rs.source, rs.target, rs.edgeType = e.Source, e.Target, e.Type
+func (s *Store) rollEdgeLocked(f rollupFeatureInfo, src, dst string, typ entity.EdgeType, edgeKey []byte, ts int64, v float64) {
+	s.keyBuf = append(appendRollupKey(s.keyBuf[:0], f, ""), edgeKey...)
+	rs := s.rollup.get(s.keyBuf, f, "", ts/rollupBucketMs, func(rs *rollupSeries) {
+		rs.id, rs.source, rs.target, rs.edgeType = string(edgeKey), src, dst, typ
 	})
 	if rs != nil {
 		rs.add(s.rollup.slots, ts, v)
@@ -466,28 +494,30 @@ func (s *Store) rebuildRollup(now time.Time) error {
 		names = append(names, name)
 	}
 	for _, name := range names {
+		f := rollupFeature[name]
 		var rs *rollupSeries
 		err := s.series.Search([]Filter{{Value: name}}, from, to, func(b SeriesBlock) {
 			if b.NewSeries {
 				rs = nil
-				k, ok := rollupFeature[string(b.Name.MetricGroup)]
-				if !ok {
-					return
-				}
 				tag := func(name string) string { return string(b.Name.GetTagValue(name)) }
 				bucket := b.Timestamps[0] / rollupBucketMs
-				if k.edge {
-					e := entity.Edge{Source: tag(entity.AttrEdgeSource), Target: tag(entity.AttrEdgeTarget), Type: entity.EdgeType(tag(entity.AttrEdgeType))}
-					if e.Source == "" || e.Target == "" {
+				if f.edge {
+					src, dst, typ := tag(entity.AttrEdgeSource), tag(entity.AttrEdgeTarget), entity.EdgeType(tag(entity.AttrEdgeType))
+					if src == "" || dst == "" {
 						return
 					}
-					k.id = e.Key()
-					rs = s.rollup.get(k, bucket, func(rs *rollupSeries) { rs.source, rs.target, rs.edgeType = e.Source, e.Target, e.Type })
+					s.edgeKeyBuf = appendEdgeKey(s.edgeKeyBuf[:0], src, dst, typ)
+					s.keyBuf = append(appendRollupKey(s.keyBuf[:0], f, ""), s.edgeKeyBuf...)
+					rs = s.rollup.get(s.keyBuf, f, "", bucket, func(rs *rollupSeries) {
+						rs.id, rs.source, rs.target, rs.edgeType = string(s.edgeKeyBuf), src, dst, typ
+					})
 				} else {
-					if k.id = tag(entity.AttrEntityID); k.id == "" {
+					id := tag(entity.AttrEntityID)
+					if id == "" {
 						return
 					}
-					rs = s.rollup.get(k, bucket, func(rs *rollupSeries) {
+					s.keyBuf = appendRollupKey(s.keyBuf[:0], f, id)
+					rs = s.rollup.get(s.keyBuf, f, id, bucket, func(rs *rollupSeries) {
 						rs.typ, rs.name, rs.virtual = entity.Type(tag(entity.AttrEntityType)), tag(entity.AttrEntityName), tag(entity.AttrVirtual) == "true"
 					})
 				}
@@ -581,11 +611,12 @@ func (s *Store) rebuild(now time.Time) error {
 			md.SetDoubleValue(l.v)
 			s.putRuleLocked(alert.RuleStatusFromDataPoint(md), l.t)
 		case strings.HasPrefix(l.name, entity.EdgeMetricPrefix):
-			at := pcommon.NewMap()
-			for k, v := range l.labels {
-				at.PutStr(k, v)
+			src, dst, typ := l.labels[entity.AttrEdgeSource], l.labels[entity.AttrEdgeTarget], entity.EdgeType(l.labels[entity.AttrEdgeType])
+			if src == "" || dst == "" {
+				continue
 			}
-			s.putEdgeFeatureLocked(at, l.name[len(entity.EdgeMetricPrefix):], l.v, l.t)
+			s.edgeKeyBuf = appendEdgeKey(s.edgeKeyBuf[:0], src, dst, typ)
+			s.putEdgeFeatureLocked(src, dst, typ, s.edgeKeyBuf, l.name[len(entity.EdgeMetricPrefix):], l.v, l.t)
 		default:
 			id := l.labels[entity.AttrEntityID]
 			if id == "" {
