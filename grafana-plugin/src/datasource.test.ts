@@ -73,7 +73,10 @@ describe('DataSource', () => {
 
   it('interpolates template variables in the fields the backend reads', () => {
     const ds = new DataSource(settings);
-    const q = ds.applyTemplateVariables({ refId: 'A', queryType: 'series', entity: '$entity', feature: 'latency.p99_ms' }, {});
+    const q = ds.applyTemplateVariables(
+      { refId: 'A', queryType: 'series', entity: '$entity', feature: 'latency.p99_ms' },
+      {}
+    );
     expect(q.entity).toBe('service:shop/checkout');
     expect(replace).toHaveBeenCalledWith('$entity', {}, 'csv');
   });
@@ -95,7 +98,11 @@ describe('DataSource', () => {
       complete: () => {
         expect(getDataStream).toHaveBeenCalledTimes(1);
         const addr = getDataStream.mock.calls[0][0].addr;
-        expect(addr).toEqual({ scope: LiveChannelScope.DataSource, stream: 'junction-uid', path: streamPath({ severity: 'critical' }) });
+        expect(addr).toEqual({
+          scope: LiveChannelScope.DataSource,
+          stream: 'junction-uid',
+          path: streamPath({ severity: 'critical' }),
+        });
         done();
       },
     });

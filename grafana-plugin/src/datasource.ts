@@ -127,7 +127,10 @@ export class DataSource extends DataSourceWithBackend<JunctionQuery, JunctionOpt
   }
 
   /** Values of template variables: entity types, entities of a type, features of an entity. */
-  async metricFindQuery(query: VariableQuery | string, options?: { scopedVars?: ScopedVars }): Promise<MetricFindValue[]> {
+  async metricFindQuery(
+    query: VariableQuery | string,
+    options?: { scopedVars?: ScopedVars }
+  ): Promise<MetricFindValue[]> {
     const q = parseVariableQuery(query);
     const t = getTemplateSrv();
     const r = (v?: string) => (v ? t.replace(v, options?.scopedVars) : undefined);

@@ -5,7 +5,11 @@ import { DataQuery } from '@grafana/schema';
 export type QueryType = 'alerts' | 'alertTimeline' | 'graph' | 'series' | 'evidence' | 'rules';
 
 export const QUERY_TYPES: Array<SelectableValue<QueryType>> = [
-  { label: 'Alerts', value: 'alerts', description: 'Alert table: state, severity, kind, entity, blamed entity, summary' },
+  {
+    label: 'Alerts',
+    value: 'alerts',
+    description: 'Alert table: state, severity, kind, entity, blamed entity, summary',
+  },
   { label: 'Alert timeline', value: 'alertTimeline', description: 'State of each alert over time' },
   { label: 'Graph', value: 'graph', description: 'Entity graph for the Node Graph panel' },
   { label: 'Entity series', value: 'series', description: 'A feature of entities over time (usable in alert rules)' },

@@ -54,7 +54,9 @@ describe('ConfigEditor', () => {
 
   it('resets a configured token', () => {
     const onOptionsChange = jest.fn();
-    render(<ConfigEditor options={settings({ secureJsonFields: { bearerToken: true } })} onOptionsChange={onOptionsChange} />);
+    render(
+      <ConfigEditor options={settings({ secureJsonFields: { bearerToken: true } })} onOptionsChange={onOptionsChange} />
+    );
     expect(screen.getAllByDisplayValue('configured').length).toBeGreaterThan(0);
     fireEvent.click(screen.getAllByRole('button', { name: /reset/i })[0]);
     const next = onOptionsChange.mock.calls[0][0] as Settings;

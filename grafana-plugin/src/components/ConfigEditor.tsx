@@ -45,7 +45,12 @@ export function ConfigEditor(props: Props) {
             onChange={(e: ChangeEvent<HTMLInputElement>) => onOptionsChange({ ...options, url: e.target.value })}
           />
         </InlineField>
-        <InlineField label="Timeout (seconds)" labelWidth={LABEL_WIDTH} htmlFor="junction-timeout" tooltip="Bounds one API call; 30 when empty">
+        <InlineField
+          label="Timeout (seconds)"
+          labelWidth={LABEL_WIDTH}
+          htmlFor="junction-timeout"
+          tooltip="Bounds one API call; 30 when empty"
+        >
           <Input
             id="junction-timeout"
             aria-label="Timeout"
@@ -55,14 +60,22 @@ export function ConfigEditor(props: Props) {
             value={jsonData.timeoutSeconds ?? ''}
             placeholder="30"
             onChange={(e: ChangeEvent<HTMLInputElement>) =>
-              setJSON('timeoutSeconds', e.target.value === '' ? undefined : Math.max(0, parseInt(e.target.value, 10) || 0))
+              setJSON(
+                'timeoutSeconds',
+                e.target.value === '' ? undefined : Math.max(0, parseInt(e.target.value, 10) || 0)
+              )
             }
           />
         </InlineField>
       </FieldSet>
 
       <FieldSet label="Authentication">
-        <InlineField label="Bearer token" labelWidth={LABEL_WIDTH} htmlFor="junction-token" tooltip="Sent as Authorization: Bearer; stored encrypted">
+        <InlineField
+          label="Bearer token"
+          labelWidth={LABEL_WIDTH}
+          htmlFor="junction-token"
+          tooltip="Sent as Authorization: Bearer; stored encrypted"
+        >
           <SecretInput
             id="junction-token"
             aria-label="Bearer token"
@@ -77,14 +90,23 @@ export function ConfigEditor(props: Props) {
       </FieldSet>
 
       <FieldSet label="TLS">
-        <InlineField label="Skip certificate check" labelWidth={LABEL_WIDTH} tooltip="Do not verify the server certificate (testing only)">
+        <InlineField
+          label="Skip certificate check"
+          labelWidth={LABEL_WIDTH}
+          tooltip="Do not verify the server certificate (testing only)"
+        >
           <InlineSwitch
             aria-label="Skip certificate check"
             value={!!jsonData.tlsSkipVerify}
             onChange={(e) => setJSON('tlsSkipVerify', e.currentTarget.checked)}
           />
         </InlineField>
-        <InlineField label="Server name" labelWidth={LABEL_WIDTH} htmlFor="junction-tls-server-name" tooltip="Name expected in the server certificate">
+        <InlineField
+          label="Server name"
+          labelWidth={LABEL_WIDTH}
+          htmlFor="junction-tls-server-name"
+          tooltip="Name expected in the server certificate"
+        >
           <Input
             id="junction-tls-server-name"
             aria-label="Server name"
@@ -93,7 +115,11 @@ export function ConfigEditor(props: Props) {
             onChange={(e: ChangeEvent<HTMLInputElement>) => setJSON('tlsServerName', e.target.value)}
           />
         </InlineField>
-        <InlineField label="Client certificate" labelWidth={LABEL_WIDTH} tooltip="Present a client certificate (mutual TLS)">
+        <InlineField
+          label="Client certificate"
+          labelWidth={LABEL_WIDTH}
+          tooltip="Present a client certificate (mutual TLS)"
+        >
           <InlineSwitch
             aria-label="Client certificate"
             value={!!jsonData.tlsAuth}

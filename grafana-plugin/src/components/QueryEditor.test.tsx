@@ -39,7 +39,12 @@ describe('QueryEditor', () => {
     const { onChange, onRunQuery } = renderEditor({ refId: 'A', queryType: 'series', entity: '$entity' });
     expect(screen.getByLabelText('Entity')).toHaveValue('$entity');
     fireEvent.change(screen.getByLabelText('Feature'), { target: { value: 'latency.p99_ms' } });
-    expect(onChange).toHaveBeenCalledWith({ refId: 'A', queryType: 'series', entity: '$entity', feature: 'latency.p99_ms' });
+    expect(onChange).toHaveBeenCalledWith({
+      refId: 'A',
+      queryType: 'series',
+      entity: '$entity',
+      feature: 'latency.p99_ms',
+    });
     fireEvent.blur(screen.getByLabelText('Feature'));
     expect(onRunQuery).toHaveBeenCalled();
     expect(screen.queryByLabelText('Live')).not.toBeInTheDocument();
@@ -64,7 +69,10 @@ describe('VariableQueryEditor', () => {
     const onChange = jest.fn();
     render(<VariableQueryEditor query={{ refId: 'V', kind: 'entities' }} onChange={onChange} />);
     fireEvent.change(screen.getByLabelText('Entity type'), { target: { value: 'database' } });
-    expect(onChange).toHaveBeenCalledWith({ refId: 'V', kind: 'entities', entityType: 'database' }, 'entities(database)');
+    expect(onChange).toHaveBeenCalledWith(
+      { refId: 'V', kind: 'entities', entityType: 'database' },
+      'entities(database)'
+    );
     fireEvent.click(screen.getByText('Features'));
     expect(onChange).toHaveBeenLastCalledWith({ refId: 'V', kind: 'features' }, 'features()');
   });
@@ -115,10 +123,20 @@ describe('QueryEditor suggestions', () => {
 
   it('suggests alert ids for evidence', async () => {
     const getResource = jest.fn(() =>
-      Promise.resolve([{ text: 'ConnectionPoolSaturated on checkout (firing)', value: 'database/ConnectionPoolSaturated@service:shop/checkout' }])
+      Promise.resolve([
+        {
+          text: 'ConnectionPoolSaturated on checkout (firing)',
+          value: 'database/ConnectionPoolSaturated@service:shop/checkout',
+        },
+      ])
     );
     render(
-      <QueryEditor query={{ refId: 'B', queryType: 'evidence' }} onChange={jest.fn()} onRunQuery={jest.fn()} datasource={{ getResource } as unknown as DataSource} />
+      <QueryEditor
+        query={{ refId: 'B', queryType: 'evidence' }}
+        onChange={jest.fn()}
+        onRunQuery={jest.fn()}
+        datasource={{ getResource } as unknown as DataSource}
+      />
     );
     const list = await screen.findByTestId('alertId-suggestions');
     expect(list.querySelector('option')).toHaveAttribute('label', 'ConnectionPoolSaturated on checkout (firing)');

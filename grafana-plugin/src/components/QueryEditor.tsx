@@ -56,7 +56,11 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
     { entity: query.entity ?? '' }
   );
   const alerts = useSuggestions(datasource, queryType === 'evidence' ? 'alerts' : undefined);
-  const suggestions: Partial<Record<keyof JunctionQuery, Option[]>> = { entity: entities, feature: features, alertId: alerts };
+  const suggestions: Partial<Record<keyof JunctionQuery, Option[]>> = {
+    entity: entities,
+    feature: features,
+    alertId: alerts,
+  };
   const set = (patch: Partial<JunctionQuery>, run = false) => {
     onChange({ ...query, ...patch });
     if (run) {
@@ -130,7 +134,11 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
             />
           </InlineField>
           <InlineField label="Live" tooltip="Stream alert state changes as they happen">
-            <InlineSwitch aria-label="Live" value={!!query.live} onChange={(e) => set({ live: e.currentTarget.checked }, true)} />
+            <InlineSwitch
+              aria-label="Live"
+              value={!!query.live}
+              onChange={(e) => set({ live: e.currentTarget.checked }, true)}
+            />
           </InlineField>
         </Stack>
       )}
@@ -154,7 +162,13 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
       )}
 
       {queryType === 'evidence' &&
-        text('alertId', 'Alert id', 'database/ConnectionPoolSaturated@service:shop/checkout', 60, 'Id of the alert to explain')}
+        text(
+          'alertId',
+          'Alert id',
+          'database/ConnectionPoolSaturated@service:shop/checkout',
+          60,
+          'Id of the alert to explain'
+        )}
     </Stack>
   );
 }
