@@ -2,6 +2,7 @@ package correlationprocessor
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -34,7 +35,17 @@ type harness struct {
 	clock   *fakeClock
 }
 
+// newHarness creates the harness and starts it with a host without
+// extensions. The emit loop never ticks by itself: tests call tick.
 func newHarness(t testing.TB, name string, cfg *Config, set processor.Settings) *harness {
+	t.Helper()
+	h := createHarness(t, name, cfg, set)
+	require.NoError(t, h.start(componenttest.NewNopHost()))
+	return h
+}
+
+// createHarness creates the harness without starting it.
+func createHarness(t testing.TB, name string, cfg *Config, set processor.Settings) *harness {
 	t.Helper()
 	f := NewFactory()
 	set.ID = component.MustNewIDWithName(typeStr, name)
@@ -51,6 +62,7 @@ func newHarness(t testing.TB, name string, cfg *Config, set processor.Settings) 
 	require.Same(t, h.p, h.metrics.(*metricsProcessor).p, "one instance is shared by the pipelines")
 	require.Same(t, h.p, h.logs.(*logsProcessor).p)
 	h.p.now = h.clock.now
+	h.p.ticker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 	t.Cleanup(func() {
 		for _, c := range []component.Component{h.traces, h.metrics, h.logs} {
 			require.NoError(t, c.Shutdown(context.Background()))
@@ -76,3 +88,22 @@ func testConfig() *Config {
 }
 
 type processorSettings = processor.Settings
+
+// start starts the three pipelines' processors with host.
+func (h *harness) start(host component.Host) error {
+	for _, c := range []component.Component{h.traces, h.metrics, h.logs} {
+		if err := c.Start(context.Background(), host); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// shutdown shuts the three pipelines' processors down.
+func (h *harness) shutdown() error {
+	var err error
+	for _, c := range []component.Component{h.traces, h.metrics, h.logs} {
+		err = errors.Join(err, c.Shutdown(context.Background()))
+	}
+	return err
+}

@@ -65,6 +65,9 @@ type correlationProcessor struct {
 	telset component.TelemetrySettings
 	// now is the clock; tests replace it.
 	now func() time.Time
+	// ticker returns the emit loop's ticks and their stop function; tests
+	// replace it and call tick themselves.
+	ticker func(d time.Duration) (<-chan time.Time, func())
 
 	owner *sharedProcessors
 	id    component.ID
@@ -110,6 +113,7 @@ func newProcessor(set processor.Settings, cfg *Config, now func() time.Time) (*c
 		tel:            tel,
 		telset:         set.TelemetrySettings,
 		now:            now,
+		ticker:         realTicker,
 		relayerMetrics: relayerMetricNames(cfg.XChain.Metrics.LatestHeight, cfg.XChain.Metrics.FinalizedHeight),
 		hist:           newHistMeans(cfg.XChain.MaxMetricScopes, cfg.XChain.MetricStaleness, tel),
 	}
@@ -222,15 +226,15 @@ func (p *correlationProcessor) shutdown(ctx context.Context) error {
 
 func (p *correlationProcessor) loop(stop, done chan struct{}) {
 	defer close(done)
-	t := time.NewTicker(p.cfg.EmitInterval)
-	defer t.Stop()
+	ticks, stopTicks := p.ticker(p.cfg.EmitInterval)
+	defer stopTicks()
 	rw := p.watchRules()
 	defer rw.close()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
+		case <-ticks:
 			if err := p.tick(context.Background(), p.now()); err != nil {
 				p.logger.Warn("emitting derived metrics failed", zap.Error(err))
 			}
@@ -240,6 +244,11 @@ func (p *correlationProcessor) loop(stop, done chan struct{}) {
 			p.reloadRulesIfChanged(rw)
 		}
 	}
+}
+
+func realTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
 }
 
 // tick advances the graph to now and emits the derived metrics of its

@@ -89,12 +89,26 @@ func (p *correlationProcessor) observeSpans(ctx context.Context, td ptrace.Trace
 						firstErr = err
 					}
 				case ok:
+					if ev.Relayer == "" && (sp.Kind() == ptrace.SpanKindClient || sp.Kind() == ptrace.SpanKindProducer) {
+						// A call to the relayer names it as the graph does:
+						// by peer.service (identity::peer_service).
+						ev.Relayer = p.peerService(sp.Attributes())
+					}
 					evs = append(evs, ev)
 				}
 			}
 		}
 	}
 	p.observeEvents(ctx, tr, evs, rejected, firstErr)
+}
+
+func (p *correlationProcessor) peerService(attrs pcommon.Map) string {
+	for _, k := range p.cfg.Identity.PeerService {
+		if v, ok := attrs.Get(k); ok && v.Str() != "" {
+			return v.Str()
+		}
+	}
+	return ""
 }
 
 // observeLogs feeds the log records carrying xchain.* attributes to the
