@@ -1,0 +1,320 @@
+package deploy
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/json"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "regenerate configmaps.yaml from configs/")
+
+// strict decodes YAML into the client-go scheme's types and fails on unknown
+// and duplicate fields, as `kubectl apply --validate=strict` does.
+var strict = json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme.Scheme, scheme.Scheme,
+	json.SerializerOptions{Yaml: true, Strict: true})
+
+// object is one decoded manifest document.
+type object struct {
+	file string
+	doc  int
+	obj  runtime.Object
+}
+
+func (o object) String() string { return fmt.Sprintf("%s (document %d)", o.file, o.doc) }
+
+// decodeAll decodes every document of one manifest file strictly.
+func decodeAll(name string, data []byte) ([]object, error) {
+	r := utilyaml.NewYAMLReader(bufioReader(data))
+	var out []object
+	for i := 1; ; i++ {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", name, i, err)
+		}
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			i--
+			continue
+		}
+		obj, _, err := strict.Decode(doc, nil, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", name, i, err)
+		}
+		out = append(out, object{file: name, doc: i, obj: obj})
+	}
+}
+
+func stripComments(doc []byte) []byte {
+	var b bytes.Buffer
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+			b.Write(line)
+			b.WriteByte('\n')
+		}
+	}
+	return b.Bytes()
+}
+
+func manifestFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 6 {
+		t.Fatalf("found %d manifests in deploy/, want at least 6: %v", len(files), files)
+	}
+	return files
+}
+
+func decodeManifests(t *testing.T) []object {
+	t.Helper()
+	var all []object
+	for _, f := range manifestFiles(t) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := decodeAll(f, data)
+		if err != nil {
+			t.Fatalf("strict decoding: %v", err)
+		}
+		all = append(all, objs...)
+	}
+	return all
+}
+
+// TestManifestsDecodeStrictly decodes every document of every manifest
+// into its Kubernetes API type; a misspelt or unknown field fails.
+func TestManifestsDecodeStrictly(t *testing.T) {
+	kinds := map[string]int{}
+	for _, o := range decodeManifests(t) {
+		kinds[fmt.Sprintf("%T", o.obj)]++
+	}
+	for _, want := range []string{
+		"*v1.DaemonSet", "*v1.Deployment", "*v2.HorizontalPodAutoscaler",
+		"*v1.PodDisruptionBudget", "*v1.ConfigMap", "*v1.ClusterRole",
+		"*v1.ClusterRoleBinding", "*v1.ServiceAccount", "*v1.Namespace",
+	} {
+		if kinds[want] == 0 {
+			t.Errorf("no %s in deploy/*.yaml (have %v)", want, kinds)
+		}
+	}
+}
+
+// TestStrictDecodingRejectsMistakes proves the check above can fail: each
+// case is a valid manifest with one mistake a person makes.
+func TestStrictDecodingRejectsMistakes(t *testing.T) {
+	base, err := os.ReadFile("gateway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeAll("gateway.yaml", base); err != nil {
+		t.Fatalf("unchanged gateway.yaml: %v", err)
+	}
+	tests := []struct {
+		name, old, new, wantErr string
+	}{
+		{"misspelt field", "  replicas: 2\n", "  replica: 2\n", `unknown field "spec.replica"`},
+		{"misspelt nested field", "containerPort: 13133", "containerport: 13133", `unknown field "spec.template.spec.containers[0].ports[0].containerport"`},
+		{"field at the wrong level", "      serviceAccountName: junction-gateway\n", "      serviceAccount_name: junction-gateway\n", `unknown field "spec.template.spec.serviceAccount_name"`},
+		{"duplicate field", "  minReplicas: 2\n", "  minReplicas: 2\n  minReplicas: 3\n", `key "minReplicas" already set`},
+		{"wrong type", "  maxReplicas: 12\n", "  maxReplicas: twelve\n", "maxReplicas"},
+		{"unknown kind", "kind: PodDisruptionBudget", "kind: PodDisruptionBudgett", "no kind"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !bytes.Contains(base, []byte(tt.old)) {
+				t.Fatalf("gateway.yaml lacks %q", tt.old)
+			}
+			bad := bytes.Replace(base, []byte(tt.old), []byte(tt.new), 1)
+			_, err := decodeAll("gateway.yaml", bad)
+			if err == nil {
+				t.Fatalf("decoding accepted %s", tt.name)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %q does not mention %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestManifestsConsistent checks what strict decoding cannot: names that
+// must refer to each other do.
+func TestManifestsConsistent(t *testing.T) {
+	objs := decodeManifests(t)
+	configMaps := map[string]bool{}
+	accounts := map[string]bool{}
+	for _, o := range objs {
+		switch v := o.obj.(type) {
+		case *corev1.ConfigMap:
+			configMaps[v.Namespace+"/"+v.Name] = true
+		case *corev1.ServiceAccount:
+			accounts[v.Namespace+"/"+v.Name] = true
+		}
+	}
+	pdbs := map[string]*policyv1.PodDisruptionBudget{}
+	for _, o := range objs {
+		if p, ok := o.obj.(*policyv1.PodDisruptionBudget); ok {
+			pdbs[p.Namespace] = p
+		}
+	}
+	checkPod := func(o object, ns string, labels map[string]string, sel map[string]string, spec corev1.PodSpec) {
+		for k, v := range sel {
+			if labels[k] != v {
+				t.Errorf("%s: selector %s=%s does not match the pod template labels %v", o, k, v, labels)
+			}
+		}
+		if sa := spec.ServiceAccountName; sa != "" && !accounts[ns+"/"+sa] {
+			t.Errorf("%s: service account %s/%s is not defined in deploy/", o, ns, sa)
+		}
+		for _, vol := range spec.Volumes {
+			if vol.ConfigMap != nil && !configMaps[ns+"/"+vol.ConfigMap.Name] {
+				t.Errorf("%s: ConfigMap %s/%s is not defined in deploy/configmaps.yaml", o, ns, vol.ConfigMap.Name)
+			}
+		}
+		var junction []corev1.Container
+		for _, c := range append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...) {
+			if c.Name == "junction" {
+				junction = append(junction, c)
+			}
+			if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
+				t.Errorf("%s: container %s has no CPU request or memory limit", o, c.Name)
+			}
+		}
+		if len(junction) != 1 {
+			t.Fatalf("%s: %d junction containers, want 1", o, len(junction))
+		}
+		c := junction[0]
+		ports := map[string]int32{}
+		for _, p := range c.Ports {
+			ports[p.Name] = p.ContainerPort
+		}
+		for name, p := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe} {
+			if p == nil || p.HTTPGet == nil {
+				t.Errorf("%s: junction container has no HTTP %s probe", o, name)
+				continue
+			}
+			if got := ports[p.HTTPGet.Port.StrVal]; got != 13133 {
+				t.Errorf("%s: %s probe port %q is %d, want health_check's 13133", o, name, p.HTTPGet.Port.StrVal, got)
+			}
+		}
+	}
+	var sawDS, sawGW bool
+	for _, o := range objs {
+		switch v := o.obj.(type) {
+		case *appsv1.DaemonSet:
+			sawDS = true
+			checkPod(o, v.Namespace, v.Spec.Template.Labels, v.Spec.Selector.MatchLabels, v.Spec.Template.Spec)
+		case *appsv1.Deployment:
+			if v.Name == "junction-gateway" {
+				sawGW = true
+			}
+			checkPod(o, v.Namespace, v.Spec.Template.Labels, v.Spec.Selector.MatchLabels, v.Spec.Template.Spec)
+			p := pdbs[v.Namespace]
+			if p == nil {
+				t.Errorf("%s: Deployment %s has no PodDisruptionBudget", o, v.Name)
+				continue
+			}
+			for k, want := range p.Spec.Selector.MatchLabels {
+				if v.Spec.Template.Labels[k] != want {
+					t.Errorf("%s: PodDisruptionBudget %s does not select Deployment %s", o, p.Name, v.Name)
+				}
+			}
+		}
+	}
+	if !sawDS || !sawGW {
+		t.Errorf("daemonset seen %v, gateway seen %v", sawDS, sawGW)
+	}
+}
+
+// configMapNamespace is where each role's ConfigMap lives: the sidecar's
+// next to the example application, the rest in junction's namespace.
+var configMapNamespace = map[string]string{"sidecar": "shop"}
+
+// renderConfigMaps builds configmaps.yaml from configs/*.yaml.
+func renderConfigMaps() ([]byte, error) {
+	files, err := filepath.Glob(filepath.Join("configs", "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	var b bytes.Buffer
+	b.WriteString("# Generated from deploy/configs/*.yaml by `go test ./deploy -run TestConfigMaps -update`.\n# Edit the configs, not this file.\n")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		role := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		ns := configMapNamespace[role]
+		if ns == "" {
+			ns = "junction"
+		}
+		cm := corev1.ConfigMap{
+			TypeMeta:   metaType("v1", "ConfigMap"),
+			ObjectMeta: objectMeta("junction-"+role, ns),
+			Data:       map[string]string{"config.yaml": string(data)},
+		}
+		out, err := yaml.Marshal(cm)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		b.WriteString("---\n")
+		b.Write(out)
+	}
+	return b.Bytes(), nil
+}
+
+// TestConfigMapsMatchConfigs keeps configmaps.yaml in step with configs/.
+func TestConfigMapsMatchConfigs(t *testing.T) {
+	want, err := renderConfigMaps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile("configmaps.yaml", want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile("configmaps.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("configmaps.yaml differs from configs/*.yaml: run `go test ./deploy -run TestConfigMapsMatchConfigs -update`")
+	}
+	objs, err := decodeAll("configmaps.yaml", got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		cm := o.obj.(*corev1.ConfigMap)
+		role := strings.TrimPrefix(cm.Name, "junction-")
+		cfg, err := os.ReadFile(filepath.Join("configs", role+".yaml"))
+		if err != nil {
+			t.Fatalf("%s: %v", o, err)
+		}
+		if cm.Data["config.yaml"] != string(cfg) {
+			t.Errorf("%s: ConfigMap %s does not hold configs/%s.yaml byte for byte", o, cm.Name, role)
+		}
+	}
+}
