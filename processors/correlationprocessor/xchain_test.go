@@ -342,4 +342,3 @@ func TestXChainStorageStartErrors(t *testing.T) {
 		})
 	}
 }
-
