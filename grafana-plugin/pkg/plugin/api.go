@@ -20,6 +20,10 @@ const APIVersion = 1
 // maxErrorBody bounds how much of a failed answer is read for its message.
 const maxErrorBody = 64 << 10
 
+// maxAnswerBytes bounds one decoded answer; the API's own limits (5000
+// alerts, 11000 points) stay far below it.
+var maxAnswerBytes int64 = 128 << 20
+
 // Ref names an entity of the graph.
 type Ref struct {
 	Type string `json:"type"`
@@ -293,7 +297,11 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, out any) er
 	if resp.StatusCode/100 != 2 {
 		return readAPIError(resp)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	lr := &io.LimitedReader{R: resp.Body, N: maxAnswerBytes + 1}
+	if err := json.NewDecoder(lr).Decode(out); err != nil {
+		if lr.N <= 0 {
+			return fmt.Errorf("the answer of %s is larger than %d MiB: narrow the query (time range, filters, limit)", req.URL.Path, maxAnswerBytes>>20)
+		}
 		return fmt.Errorf("decoding the answer of %s: %w", req.URL.Path, err)
 	}
 	return nil

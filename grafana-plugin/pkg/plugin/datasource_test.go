@@ -569,3 +569,16 @@ func TestRunStreamCatchesUpAfterABreak(t *testing.T) {
 		t.Errorf("catch-up request %v", u.String())
 	}
 }
+
+func TestAnswerTooLarge(t *testing.T) {
+	srv := fakejunction.Start(fakejunction.Options{})
+	defer srv.Close()
+	d := newTestDatasource(t, srv.URL, "", nil)
+	old := maxAnswerBytes
+	maxAnswerBytes = 100
+	defer func() { maxAnswerBytes = old }()
+	dr := runQuery(t, d, QueryTypeGraph, nil)
+	if dr.Error == nil || !strings.Contains(dr.Error.Error(), "larger than") {
+		t.Errorf("error %v", dr.Error)
+	}
+}
