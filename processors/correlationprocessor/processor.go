@@ -239,6 +239,8 @@ func (p *correlationProcessor) loop(stop, done chan struct{}) {
 				p.logger.Warn("emitting derived metrics failed", zap.Error(err))
 			}
 		case <-rw.events:
+			rw.changed()
+		case <-rw.settled:
 			p.reloadRulesIfChanged(rw)
 		case <-rw.ticks:
 			p.reloadRulesIfChanged(rw)

@@ -39,6 +39,10 @@ type rulesWatch struct {
 	ticks   <-chan time.Time
 	watcher *fsnotify.Watcher
 	ticker  *time.Ticker
+	// settled fires rulesSettle after the last file-system event, so that
+	// a file being written is read once complete.
+	settled <-chan time.Time
+	settle  *time.Timer
 	// sum is the hash of the rule files last loaded or tried.
 	sum [sha256.Size]byte
 }
@@ -64,7 +68,25 @@ func (p *correlationProcessor) watchRules() *rulesWatch {
 	return rw
 }
 
+// rulesSettle is how long the rule files must be quiet after a
+// file-system event before they are read: editors and ConfigMap updates
+// write in several steps (truncate, write, rename).
+const rulesSettle = 500 * time.Millisecond
+
+// changed notes a file-system event and (re)starts the settle timer.
+func (rw *rulesWatch) changed() {
+	if rw.settle == nil {
+		rw.settle = time.NewTimer(rulesSettle)
+		rw.settled = rw.settle.C
+		return
+	}
+	rw.settle.Reset(rulesSettle)
+}
+
 func (rw *rulesWatch) close() {
+	if rw.settle != nil {
+		rw.settle.Stop()
+	}
 	if rw.watcher != nil {
 		rw.watcher.Close()
 	}

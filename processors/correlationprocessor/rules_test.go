@@ -206,12 +206,22 @@ func TestRulesReload(t *testing.T) {
 		return out
 	}
 
-	require.NoError(t, os.WriteFile(path, []byte("groups: [{name: x, rules: [{alert: A, for_each: service, expr: 'service.nope > 1'}]}]\n"), 0o600))
+	require.NoError(t, writeAtomic(path, []byte("groups: [{name: x, rules: [{alert: A, for_each: service, expr: 'service.nope > 1'}]}]\n")))
 	h.p.reloadRulesIfChanged(rw)
 	assert.Equal(t, []string{"DependencyFailing"}, ruleNames(), "a broken file keeps the running rules")
 
 	renamed := []byte(string(good[:len(good)-1]) + "\n      - alert: SlowService\n        kind: bottleneck\n        for_each: service\n        expr: service.latency.p99_ms > 1000\n")
-	require.NoError(t, os.WriteFile(path, renamed, 0o600))
+	require.NoError(t, writeAtomic(path, renamed))
 	h.p.reloadRulesIfChanged(rw)
 	assert.Equal(t, []string{"DependencyFailing", "SlowService"}, ruleNames())
+}
+
+// writeAtomic replaces path as deployments do (a new file renamed over
+// the old), so the running emit loop's watcher never reads a partial file.
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
