@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # Short fuzz runs in `make test`; raise for a longer local run.
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-go check-generated generate lint bench tools
+.PHONY: all build run test check-generated generate lint bench tools plugin fuzz
 all: build
 
 ## build: the junction binary (bin/junction)
@@ -29,9 +29,12 @@ $(TOOLS)/staticcheck:
 
 tools: $(TOOLS)/builder $(TOOLS)/staticcheck
 
-## generate: regenerate collector/components.go from builder-config.yaml
+## generate: regenerate collector/components.go from builder-config.yaml and
+## the generated parts of the docs
 generate: $(TOOLS)/builder
 	scripts/generate.sh $(TOOLS)/builder collector
+	$(GO) generate ./rules
+	$(GO) test ./processors/correlationprocessor -run 'TestEntitiesDocInSync' -update
 
 ## check-generated: fail when collector/ differs from what the builder generates
 check-generated: $(TOOLS)/builder
@@ -41,6 +44,11 @@ check-generated: $(TOOLS)/builder
 test: check-generated build
 	JUNCTION_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 ./...
 	$(MAKE) fuzz
+	$(MAKE) -C grafana-plugin test
+
+## plugin: the Grafana plugin (grafana-plugin/dist: frontend bundle and backend binary)
+plugin:
+	$(MAKE) -C grafana-plugin build
 
 ## fuzz: short fuzz runs of the telemetry consume paths
 fuzz:
