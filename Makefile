@@ -52,7 +52,7 @@ plugin:
 
 ## fuzz: short fuzz runs of the telemetry consume paths
 fuzz:
-	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r grep -H '^func Fuzz' | sed -E 's#^\./(.*)/[^/]*_test.go:func (Fuzz[A-Za-z0-9_]*)\(.*#\1:\2#' | sort -u); do \
+	@for spec in $$(grep -rl --include='*_test.go' --exclude-dir=node_modules --exclude-dir=grafana-plugin '^func Fuzz' . | xargs -r grep -H '^func Fuzz' | sed -E 's#^\./(.*)/[^/]*_test.go:func (Fuzz[A-Za-z0-9_]*)\(.*#\1:\2#' | sort -u); do \
 		pkg=$${spec%%:*}; fn=$${spec##*:}; \
 		echo "fuzz ./$$pkg $$fn ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
