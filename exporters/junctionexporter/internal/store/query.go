@@ -370,10 +370,13 @@ type Graph struct {
 	Edges []GraphEdge `json:"edges"`
 }
 
+// nodeStatsArr backs nodeStats with a fixed length for per-entity arrays.
+var nodeStatsArr = [...]string{"request.rate", "error.ratio", "latency.p99_ms"}
+
 // Node and edge stats the graph shows: the mean of each feature over the
 // range.
 var (
-	nodeStats = []string{"request.rate", "error.ratio", "latency.p99_ms"}
+	nodeStats = nodeStatsArr[:]
 	edgeStats = []string{"request.rate", "error.ratio", "latency.p99_ms", "latency.share"}
 )
 

@@ -46,6 +46,9 @@ type rollupSeries struct {
 	id      string // entity id or edge key
 	feature string
 	edge    bool
+	// dead is set when the series leaves the rollup; holders of a pointer
+	// to it (entity and edge state) must look it up again.
+	dead bool
 	// node identity
 	typ     entity.Type
 	name    string
@@ -151,6 +154,7 @@ func (r *rollup) expire(nowMs int64) {
 	nowB := nowMs / rollupBucketMs
 	for k, rs := range r.series {
 		if nowB-rs.last >= int64(r.slots) {
+			rs.dead = true
 			delete(r.series, k)
 		}
 	}

@@ -69,6 +69,8 @@ type entityState struct {
 	attributes map[string]string
 	features   map[string]sample
 	updated    int64
+	// roll caches the entity's graph rollup series, by nodeStats index.
+	roll [len(nodeStatsArr)]*rollupSeries
 }
 
 type edgeState struct {
@@ -76,6 +78,8 @@ type edgeState struct {
 	typ            entity.EdgeType
 	features       map[string]sample
 	updated        int64
+	// roll caches the edge's graph rollup series, by edgeStats index.
+	roll [numEdgeStats]*rollupSeries
 }
 
 // Store holds series, alerts and the latest state. It is safe for
@@ -283,20 +287,36 @@ func (s *Store) AddMetrics(md pmetric.Metrics) int {
 							break
 						}
 						s.edgeKeyBuf = appendEdgeKey(s.edgeKeyBuf[:0], src, dst, typ)
-						s.putEdgeFeatureLocked(src, dst, typ, s.edgeKeyBuf, name[len(entity.EdgeMetricPrefix):], v, ts)
+						e := s.putEdgeFeatureLocked(src, dst, typ, s.edgeKeyBuf, name[len(entity.EdgeMetricPrefix):], v, ts)
 						if rolled {
-							s.rollEdgeLocked(rk, src, dst, typ, s.edgeKeyBuf, ts, v)
+							var rs *rollupSeries
+							if e != nil && e.roll[rk.idx] != nil && !e.roll[rk.idx].dead {
+								rs = e.roll[rk.idx]
+							} else if rs = s.rollEdgeLocked(rk, src, dst, typ, s.edgeKeyBuf, ts); e != nil {
+								e.roll[rk.idx] = rs
+							}
+							if rs != nil {
+								rs.add(s.rollup.slots, ts, v)
+							}
 						}
 					case strings.HasPrefix(name, entity.MetricPrefix) && ref.ID != "":
-						if rolled {
-							s.rollNodeLocked(rk, ref, virtual, ts, v)
-						}
 						if es == nil {
 							es = s.entityLocked(ref, virtual, res, ts)
 						}
 						if es != nil {
 							putFeature(es.features, name[len(entity.MetricPrefix):], v, ts)
 							es.updated = max(es.updated, ts)
+						}
+						if rolled {
+							var rs *rollupSeries
+							if es != nil && es.roll[rk.idx] != nil && !es.roll[rk.idx].dead {
+								rs = es.roll[rk.idx]
+							} else if rs = s.rollNodeLocked(rk, ref, virtual, ts); es != nil {
+								es.roll[rk.idx] = rs
+							}
+							if rs != nil {
+								rs.add(s.rollup.slots, ts, v)
+							}
 						}
 					}
 				}
@@ -431,18 +451,21 @@ func sameAttributes(attrs map[string]string, res pcommon.Map) bool {
 	return same
 }
 
-func (s *Store) putEdgeFeatureLocked(src, dst string, typ entity.EdgeType, key []byte, feature string, v float64, ts int64) {
+// putEdgeFeatureLocked stores an edge feature and returns the edge's state
+// (nil when max_edges is reached).
+func (s *Store) putEdgeFeatureLocked(src, dst string, typ entity.EdgeType, key []byte, feature string, v float64, ts int64) *edgeState {
 	e := s.edges[string(key)]
 	if e == nil {
 		if len(s.edges) >= s.opts.MaxEdges {
 			s.edgeDrops.Add(1)
-			return
+			return nil
 		}
 		e = &edgeState{source: src, target: dst, typ: typ, features: make(map[string]sample)}
 		s.edges[string(key)] = e
 	}
 	putFeature(e.features, feature, v, ts)
 	e.updated = max(e.updated, ts)
+	return e
 }
 
 func (s *Store) putRuleLocked(r alert.RuleStatus, ts int64) {
@@ -457,26 +480,21 @@ func (s *Store) putRuleLocked(r alert.RuleStatus, ts int64) {
 	s.rules[key] = r
 }
 
-// rollNodeLocked adds a node feature sample to the graph rollup.
-func (s *Store) rollNodeLocked(f rollupFeatureInfo, ref entity.Ref, virtual bool, ts int64, v float64) {
+// rollNodeLocked returns the graph rollup series of a node feature (nil
+// when the rollup is off or full).
+func (s *Store) rollNodeLocked(f rollupFeatureInfo, ref entity.Ref, virtual bool, ts int64) *rollupSeries {
 	s.keyBuf = appendRollupKey(s.keyBuf[:0], f, ref.ID)
-	rs := s.rollup.get(s.keyBuf, f, ref.ID, ts/rollupBucketMs, func(rs *rollupSeries) {
+	return s.rollup.get(s.keyBuf, f, ref.ID, ts/rollupBucketMs, func(rs *rollupSeries) {
 		rs.typ, rs.name, rs.virtual = ref.Type, ref.Name, virtual
 	})
-	if rs != nil {
-		rs.add(s.rollup.slots, ts, v)
-	}
 }
 
-// rollEdgeLocked adds an edge feature sample to the graph rollup.
-func (s *Store) rollEdgeLocked(f rollupFeatureInfo, src, dst string, typ entity.EdgeType, edgeKey []byte, ts int64, v float64) {
+// rollEdgeLocked returns the graph rollup series of an edge feature.
+func (s *Store) rollEdgeLocked(f rollupFeatureInfo, src, dst string, typ entity.EdgeType, edgeKey []byte, ts int64) *rollupSeries {
 	s.keyBuf = append(appendRollupKey(s.keyBuf[:0], f, ""), edgeKey...)
-	rs := s.rollup.get(s.keyBuf, f, "", ts/rollupBucketMs, func(rs *rollupSeries) {
+	return s.rollup.get(s.keyBuf, f, "", ts/rollupBucketMs, func(rs *rollupSeries) {
 		rs.id, rs.source, rs.target, rs.edgeType = string(edgeKey), src, dst, typ
 	})
-	if rs != nil {
-		rs.add(s.rollup.slots, ts, v)
-	}
 }
 
 // rebuildRollup fills the graph rollup from the series of its window.
