@@ -1,0 +1,198 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/junction-sre/junction/scenarios"
+)
+
+const groupID = "junction-gateway"
+
+// shortPlan is the bottleneck scenario with one-minute phases: a few
+// thousand traces through every hop of the simulated shop.
+func shortPlan(t *testing.T) *scenarios.Plan {
+	t.Helper()
+	plan, err := scenarios.NewPlan(scenarios.Bottleneck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan.Healthy, plan.Fault, plan.Recover = time.Minute, time.Minute, time.Minute
+	return plan
+}
+
+// waitGroupStable waits until the consumer group has want members, each
+// with partitions assigned, so the test's data is split by the group's
+// assignment and not by who joined first.
+func waitGroupStable(t *testing.T, c *kfake.Cluster, want int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	waitFor(t, fmt.Sprintf("consumer group %s to be stable with %d members", groupID, want), 30*time.Second, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		groups, err := adm.DescribeGroups(ctx, groupID)
+		if err != nil {
+			return false, err.Error()
+		}
+		g := groups[groupID]
+		assigned := 0
+		for _, m := range g.Members {
+			if ca, ok := m.Assigned.AsConsumer(); ok && len(ca.Topics) > 0 {
+				assigned++
+			}
+		}
+		return g.State == "Stable" && len(g.Members) == want && assigned == want,
+			fmt.Sprintf("state %q, %d members, %d with partitions", g.State, len(g.Members), assigned)
+	})
+}
+
+// spansByTrace counts the spans of every trace in batches.
+func spansByTrace(batches []ptrace.Traces) map[pcommon.TraceID]int {
+	out := map[pcommon.TraceID]int{}
+	for _, td := range batches {
+		forEachSpan(td, func(_ pcommon.Resource, s ptrace.Span) { out[s.TraceID()]++ })
+	}
+	return out
+}
+
+// instrumentedServices are the services that report SERVER spans
+// themselves: none of them may turn up as a virtual peer.
+func instrumentedServices(batches []ptrace.Traces) map[string]bool {
+	out := map[string]bool{}
+	for _, td := range batches {
+		forEachSpan(td, func(res pcommon.Resource, s ptrace.Span) {
+			if s.Kind() == ptrace.SpanKindServer {
+				if v, ok := res.Attributes().Get("service.name"); ok {
+					out[v.Str()] = true
+				}
+			}
+		})
+	}
+	return out
+}
+
+// settle waits until the sink has seen enough ticks after now for every
+// pending client span to have been paired or expired into a virtual peer,
+// and returns the graph of the latest tick.
+func settle(t *testing.T, name string, d *derivedSink) graphView {
+	t.Helper()
+	start, _ := d.latest()
+	// pending_span_ttl 1s at a 200ms emit interval: 10 ticks is twice the TTL.
+	waitFor(t, name+" to tick past the pending-span TTL", 30*time.Second, func() (bool, string) {
+		n, _ := d.latest()
+		return n >= start+10, describe(n-start, "ticks")
+	})
+	_, md := d.latest()
+	return viewOf(md)
+}
+
+// TestTracesSplitByTraceID sends the simulator's traces through the
+// agent's kafka exporter (partitioned by trace id, as deployed) to two
+// gateway replicas in one consumer group. Every trace must land whole on
+// one replica, no span may be lost or read twice, and the replicas together
+// must build the same edges and virtual peers as one node that saw
+// everything: every CLIENT/SERVER edge paired, no instrumented service
+// mistaken for a virtual peer.
+func TestTracesSplitByTraceID(t *testing.T) {
+	batches, sent := recordTraces(t, shortPlan(t))
+	want := spansByTrace(batches)
+	if sent == 0 || len(want) < 100 {
+		t.Fatalf("the plan produced %d spans in %d traces, want a few thousand", sent, len(want))
+	}
+
+	// The reference: one node that sees every trace.
+	single := &derivedSink{}
+	sp, _ := newCorrelation(t, "single", newCorrelationConfig(), single)
+	for _, td := range batches {
+		if err := sp.ConsumeTraces(context.Background(), td); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	broker := startBroker(t)
+	brokers := broker.ListenAddrs()
+	replicas := []*replica{startReplica(t, "r0", brokers), startReplica(t, "r1", brokers)}
+	waitGroupStable(t, broker, len(replicas))
+
+	te, me, le := agentExporter(t, brokers)
+	for _, td := range batches {
+		if err := te.ConsumeTraces(context.Background(), td); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []interface{ Shutdown(context.Context) error }{te, me, le} {
+		if err := c.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	waitFor(t, "the replicas to consume every span", 60*time.Second, func() (bool, string) {
+		total := 0
+		for _, r := range replicas {
+			_, n := r.seen.snapshot()
+			total += n
+		}
+		return total >= sent, fmt.Sprintf("%d of %d spans", total, sent)
+	})
+
+	owner := map[pcommon.TraceID]string{}
+	total := 0
+	for _, r := range replicas {
+		got, n := r.seen.snapshot()
+		total += n
+		if len(got) == 0 {
+			t.Errorf("replica %s consumed no trace: the group did not split the partitions", r.name)
+		}
+		t.Logf("replica %s: %d traces, %d spans", r.name, len(got), n)
+		for id, spans := range got {
+			if o, ok := owner[id]; ok {
+				t.Errorf("trace %s split across replicas %s and %s", id, o, r.name)
+			}
+			owner[id] = r.name
+			if spans != want[id] {
+				t.Errorf("trace %s: replica %s consumed %d spans, %d were sent", id, r.name, spans, want[id])
+			}
+		}
+	}
+	if total != sent {
+		t.Errorf("replicas consumed %d spans, %d were sent", total, sent)
+	}
+	if len(owner) != len(want) {
+		t.Errorf("replicas consumed %d traces, %d were sent", len(owner), len(want))
+	}
+
+	ref := settle(t, "the single node", single)
+	merged := graphView{entities: map[string]bool{}, virtual: map[string]string{}, edges: map[string]bool{}}
+	for _, r := range replicas {
+		merged.merge(settle(t, "replica "+r.name, r.derived))
+	}
+	if len(ref.edges) == 0 {
+		t.Fatal("the single node built no edges")
+	}
+	if a, b := sortedKeys(ref.edges), sortedKeys(merged.edges); fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Errorf("edges differ:\nsingle node: %v\nreplicas:    %v", a, b)
+	}
+	if a, b := sortedKeys(ref.virtual), sortedKeys(merged.virtual); fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Errorf("virtual peers differ:\nsingle node: %v\nreplicas:    %v", a, b)
+	}
+	inst := instrumentedServices(batches)
+	for id, name := range merged.virtual {
+		if inst[name] {
+			t.Errorf("virtual peer %s (%s) is an instrumented service: a CLIENT span missed its SERVER span", id, name)
+		}
+	}
+	t.Logf("%d edges, %d virtual peers (%v)", len(merged.edges), len(merged.virtual), sortedKeys(merged.virtual))
+}
