@@ -9,6 +9,7 @@ import (
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/connector/spanmetricsconnector"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
@@ -185,6 +186,12 @@ func newBenchCorrelation(b *testing.B) (func(context.Context, ptrace.Traces) err
 	p := tp.(*tracesProcessor).p
 	clock := &fakeClock{t: t0}
 	p.now = clock.now
+	// Started, so that spans are also scanned for cross-chain events; the
+	// loop does not tick by itself.
+	p.ticker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+	if err := tp.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		b.Fatal(err)
+	}
 	consume := func(ctx context.Context, td ptrace.Traces) error {
 		// Time moves 100 ms per batch, so buckets rotate and the pending
 		// store and sampled traces expire as in production, with a tick
@@ -195,7 +202,11 @@ func newBenchCorrelation(b *testing.B) (func(context.Context, ptrace.Traces) err
 		}
 		return tp.ConsumeTraces(ctx, td)
 	}
-	return consume, func() { shared.remove(set.ID, p) }
+	return consume, func() {
+		if err := tp.Shutdown(context.Background()); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 func newBenchSpanmetrics(b *testing.B) func(context.Context, ptrace.Traces) error {

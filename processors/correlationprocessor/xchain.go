@@ -76,11 +76,15 @@ func (p *correlationProcessor) observeSpans(ctx context.Context, td ptrace.Trace
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
 		res := rs.Resource().Attributes()
+		_, resHasID := res.Get(xchain.AttrMessageID)
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			spans := sss.At(j).Spans()
 			for k := 0; k < spans.Len(); k++ {
 				sp := spans.At(k)
+				if !resHasID && !hasMessageID(sp.Attributes()) {
+					continue // the common case: not a cross-chain event
+				}
 				ev, ok, err := xchain.EventFromAttributes(res, sp.Attributes(), sp.EndTimestamp().AsTime())
 				switch {
 				case err != nil:
@@ -126,11 +130,15 @@ func (p *correlationProcessor) observeLogs(ctx context.Context, ld plog.Logs) {
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
 		res := rl.Resource().Attributes()
+		_, resHasID := res.Get(xchain.AttrMessageID)
 		sls := rl.ScopeLogs()
 		for j := 0; j < sls.Len(); j++ {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
 				lr := lrs.At(k)
+				if !resHasID && !hasMessageID(lr.Attributes()) {
+					continue
+				}
 				ts := lr.Timestamp()
 				if ts == 0 {
 					ts = lr.ObservedTimestamp()
@@ -149,6 +157,11 @@ func (p *correlationProcessor) observeLogs(ctx context.Context, ld plog.Logs) {
 		}
 	}
 	p.observeEvents(ctx, tr, evs, rejected, firstErr)
+}
+
+func hasMessageID(attrs pcommon.Map) bool {
+	_, ok := attrs.Get(xchain.AttrMessageID)
+	return ok
 }
 
 func (p *correlationProcessor) observeEvents(ctx context.Context, tr *xchain.Tracker, evs []xchain.Event, rejected int64, firstErr error) {
