@@ -227,10 +227,10 @@ func (consumerNop) ConsumeTraces(context.Context, ptrace.Traces) error {
 // traceRecorder counts the spans of every trace a replica consumed and
 // passes the batch on.
 type traceRecorder struct {
-	mu     sync.Mutex
-	spans  map[pcommon.TraceID]int
-	total  int
-	next   consumer.Traces
+	mu    sync.Mutex
+	spans map[pcommon.TraceID]int
+	total int
+	next  consumer.Traces
 }
 
 func newTraceRecorder() *traceRecorder { return &traceRecorder{spans: map[pcommon.TraceID]int{}} }

@@ -196,3 +196,72 @@ func TestTracesSplitByTraceID(t *testing.T) {
 	}
 	t.Logf("%d edges, %d virtual peers (%v)", len(merged.edges), len(merged.virtual), sortedKeys(merged.virtual))
 }
+
+// TestReplicaLeavesPartitionsMove stops one of two replicas halfway through
+// the stream: the group gives its partitions to the survivor, which reads
+// on from the offsets the stopped replica committed. No span is lost, and
+// since the replica left cleanly (it committed what its pipeline had taken)
+// none is read twice either.
+func TestReplicaLeavesPartitionsMove(t *testing.T) {
+	batches, sent := recordTraces(t, shortPlan(t))
+	want := spansByTrace(batches)
+	half := len(batches) / 2
+	firstHalf := 0
+	for _, td := range batches[:half] {
+		firstHalf += td.SpanCount()
+	}
+
+	broker := startBroker(t)
+	brokers := broker.ListenAddrs()
+	r0, r1 := startReplica(t, "r0", brokers), startReplica(t, "r1", brokers)
+	waitGroupStable(t, broker, 2)
+
+	te, me, le := agentExporter(t, brokers)
+	t.Cleanup(func() {
+		for _, c := range []interface{ Shutdown(context.Context) error }{te, me, le} {
+			_ = c.Shutdown(context.Background())
+		}
+	})
+	send := func(bs []ptrace.Traces) {
+		for _, td := range bs {
+			if err := te.ConsumeTraces(context.Background(), td); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	consumed := func() int {
+		_, a := r0.seen.snapshot()
+		_, b := r1.seen.snapshot()
+		return a + b
+	}
+
+	send(batches[:half])
+	waitFor(t, "the first half to be consumed", 60*time.Second, func() (bool, string) {
+		return consumed() >= firstHalf, fmt.Sprintf("%d of %d spans", consumed(), firstHalf)
+	})
+	_, r1Before := r1.seen.snapshot()
+	if r1Before == 0 {
+		t.Fatal("replica r1 consumed nothing before it stopped: the group did not split the partitions")
+	}
+	r1.stop(t)
+	waitGroupStable(t, broker, 1)
+
+	send(batches[half:])
+	waitFor(t, "the survivor to consume the rest", 60*time.Second, func() (bool, string) {
+		return consumed() >= sent, fmt.Sprintf("%d of %d spans", consumed(), sent)
+	})
+	got0, n0 := r0.seen.snapshot()
+	got1, n1 := r1.seen.snapshot()
+	if n1 != r1Before {
+		t.Errorf("replica r1 consumed %d spans after it stopped", n1-r1Before)
+	}
+	for id, n := range want {
+		if got := got0[id] + got1[id]; got != n {
+			t.Errorf("trace %s: %d spans consumed, %d sent", id, got, n)
+		}
+	}
+	if n0+n1 != sent {
+		t.Errorf("consumed %d spans, sent %d", n0+n1, sent)
+	}
+	t.Logf("r1 consumed %d spans before it stopped; r0 %d in all; %d sent", r1Before, n0, sent)
+}
