@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
@@ -224,4 +225,51 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// TestRulePacksOnStuckMessage runs the repository's rule packs on the
+// cross-chain tracker's features: a message pending for more than 15
+// minutes raises CrossChainMessagesStuck on its relayer, firing after a
+// minute, and resolves once the message is executed.
+func TestRulePacksOnStuckMessage(t *testing.T) {
+	cfg := testConfig()
+	cfg.Rules.Files = []string{filepath.Join("..", "..", "rules", "packs")}
+	h := newHarness(t, "packsxchain", cfg, nopSettings())
+	ctx := context.Background()
+	require.NoError(t, h.traces.ConsumeTraces(ctx, xchainSpans("hermes", ptrace.SpanKindInternal,
+		xstage{id: "osmosis-1/channel-0/9", stage: "sent", at: t0, srcTx: "AA09"},
+		xstage{id: "osmosis-1/channel-0/9", stage: "relayed", at: t0.Add(time.Second), dstTx: "BB09"})))
+
+	stuck := func(alerts []alert.Alert) *alert.Alert {
+		for i := range alerts {
+			if alerts[i].Rule == "CrossChainMessagesStuck" {
+				return &alerts[i]
+			}
+		}
+		return nil
+	}
+	alerts, _, _ := tickAlerts(t, h, t0.Add(10*time.Minute))
+	assert.Nil(t, stuck(alerts), "10 minutes is not stuck yet")
+
+	alerts, _, _ = tickAlerts(t, h, t0.Add(16*time.Minute))
+	a := stuck(alerts)
+	require.NotNil(t, a)
+	assert.Equal(t, alert.StatePending, a.State)
+	assert.Equal(t, hermesRoute, a.Entity.ID)
+	assert.Equal(t, hermesRoute, a.Blame.ID)
+	assert.InDelta(t, (16 * time.Minute).Seconds(), a.Evidence.Values[hermesRoute+" messages.oldest_pending_age_s"], 1e-6)
+
+	alerts, _, _ = tickAlerts(t, h, t0.Add(17*time.Minute))
+	a = stuck(alerts)
+	require.NotNil(t, a)
+	assert.Equal(t, alert.StateFiring, a.State)
+	assert.Equal(t, "hermes osmosis-1->cosmoshub-4: 1 messages pending, oldest 1020s", a.Annotations["summary"])
+
+	h.clock.t = t0.Add(17*time.Minute + 10*time.Second)
+	require.NoError(t, h.logs.ConsumeLogs(ctx, xchainLogs("hermes",
+		xstage{id: "osmosis-1/channel-0/9", stage: "executed", at: h.clock.t, dstTx: "BB09"})))
+	alerts, _, _ = tickAlerts(t, h, t0.Add(17*time.Minute+30*time.Second))
+	a = stuck(alerts)
+	require.NotNil(t, a)
+	assert.Equal(t, alert.StateResolved, a.State)
 }

@@ -342,3 +342,72 @@ func TestXChainStorageStartErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestHistMeans checks the mean of new observations of relayer
+// histograms, and the bound of the cumulative series table.
+func TestHistMeans(t *testing.T) {
+	tel, err := newTelemetry(componenttest.NewNopTelemetrySettings())
+	require.NoError(t, err)
+	res := pcommon.NewMap()
+	res.PutStr("service.name", "hermes")
+	series := func(channel string) pcommon.Map {
+		m := pcommon.NewMap()
+		m.PutStr("chain", "cosmoshub-4")
+		m.PutStr("channel", channel)
+		return m
+	}
+	type point struct {
+		channel string
+		sum     float64
+		count   uint64
+		delta   bool
+		at      time.Duration
+		want    float64
+		ok      bool
+	}
+	tests := []struct {
+		name   string
+		points []point
+	}{
+		{"delta points are their own mean", []point{
+			{channel: "a", sum: 900, count: 3, delta: true, want: 300, ok: true},
+			{channel: "a", sum: 0, count: 0, delta: true},
+		}},
+		{"cumulative points yield the mean of what they add", []point{
+			{channel: "a", sum: 3000, count: 3, want: 1000, ok: true},
+			{channel: "a", sum: 3600, count: 5, at: time.Minute, want: 300, ok: true},
+			{channel: "a", sum: 3600, count: 5, at: 2 * time.Minute},
+		}},
+		{"a reset starts over", []point{
+			{channel: "a", sum: 3000, count: 3, want: 1000, ok: true},
+			{channel: "a", sum: 400, count: 2, at: time.Minute, want: 200, ok: true},
+		}},
+		{"series are apart", []point{
+			{channel: "a", sum: 3000, count: 3, want: 1000, ok: true},
+			{channel: "b", sum: 100, count: 1, want: 100, ok: true},
+			{channel: "a", sum: 3100, count: 4, at: time.Minute, want: 100, ok: true},
+		}},
+		{"a full table drops new series", []point{
+			{channel: "a", sum: 10, count: 1, want: 10, ok: true},
+			{channel: "b", sum: 20, count: 1, want: 20, ok: true},
+			{channel: "c", sum: 30, count: 1, at: time.Minute},
+			{channel: "a", sum: 20, count: 2, at: time.Minute, want: 10, ok: true},
+		}},
+		{"stale series make room", []point{
+			{channel: "a", sum: 10, count: 1, want: 10, ok: true},
+			{channel: "b", sum: 20, count: 1, want: 20, ok: true},
+			{channel: "c", sum: 30, count: 1, at: 10 * time.Minute, want: 30, ok: true},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHistMeans(2, 5*time.Minute, tel)
+			for i, p := range tt.points {
+				got, ok := h.mean(res, "tx_latency_confirmed", series(p.channel), p.sum, p.count, p.delta, t0.Add(p.at))
+				require.Equal(t, p.ok, ok, "point %d", i)
+				assert.InDelta(t, p.want, got, 1e-9, "point %d", i)
+			}
+			assert.LessOrEqual(t, len(h.last), 2)
+		})
+	}
+}
