@@ -20,7 +20,7 @@ type Config struct {
 	// and rule groups that are due evaluated.
 	EmitInterval time.Duration `mapstructure:"emit_interval"`
 
-	graph.Settings `mapstructure:",squash"`
+	GraphSettings `mapstructure:",squash"`
 
 	// XChain configures the cross-chain message tracker
 	// (docs/crosschain.md).
@@ -29,6 +29,14 @@ type Config struct {
 	// collector"). Without files no rules run.
 	Rules RulesConfig `mapstructure:"rules"`
 }
+
+// GraphSettings are the entity graph's settings (graph.Settings) at the
+// top of this config. A distinct type, like XChainTrackerConfig, so that
+// the collector's config validation reports each error once.
+type GraphSettings graph.Settings
+
+// Graph returns the entity graph's settings.
+func (c *Config) Graph() *graph.Settings { return (*graph.Settings)(&c.GraphSettings) }
 
 // XChainConfig is the xchain section: the tracker's bounds and the storage
 // extension that keeps pending messages across restarts.
@@ -65,7 +73,7 @@ func (c *Config) Validate() error {
 	if c.EmitInterval <= 0 {
 		errs = append(errs, fmt.Errorf("emit_interval must be positive, got %s", c.EmitInterval))
 	}
-	if err := c.Settings.Validate(); err != nil {
+	if err := c.Graph().Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	tracker := c.XChain.Tracker()

@@ -2,6 +2,7 @@ package correlationprocessor
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,7 +87,7 @@ func TestLoadConfig(t *testing.T) {
 			if len(tt.wantErr) > 0 {
 				require.Error(t, err)
 				for _, w := range tt.wantErr {
-					assert.Contains(t, err.Error(), w)
+					assert.Equal(t, 1, strings.Count(err.Error(), w), "%q reported once in:\n%s", w, err)
 				}
 				return
 			}

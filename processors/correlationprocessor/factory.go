@@ -69,7 +69,7 @@ func NewFactory() processor.Factory {
 func createDefaultConfig() component.Config {
 	return &Config{
 		EmitInterval: defaultEmitInterval,
-		Settings: graph.Settings{
+		GraphSettings: GraphSettings{
 			Window: graph.WindowSettings{
 				Bucket:         defaultBucket,
 				Long:           defaultLongWindow,

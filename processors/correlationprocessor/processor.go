@@ -109,7 +109,7 @@ func newProcessor(set processor.Settings, cfg *Config, now func() time.Time) (*c
 	p := &correlationProcessor{
 		cfg:            cfg,
 		logger:         set.Logger,
-		graph:          graph.New(&cfg.Settings, tel),
+		graph:          graph.New(cfg.Graph(), tel),
 		tel:            tel,
 		telset:         set.TelemetrySettings,
 		now:            now,
