@@ -1,0 +1,259 @@
+// Package querysource builds entity snapshots for the rule engine from
+// series that gateway replicas write to VictoriaMetrics (or any store with
+// Prometheus' query API), so rules in a gateway tier see the graph of all
+// replicas rather than one replica's share (docs/deploy.md "Merged series").
+//
+// Each replica emits its snapshot as mergeable series (AppendSeries): every
+// value is either a sum, a weighted sum with its weight, or a maximum, so
+// the store merges replicas with sum and max. Source queries the merged
+// series and rebuilds the snapshot.
+package querysource
+
+import (
+	"encoding/json"
+	"sort"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/junction-sre/junction/entity"
+)
+
+// Metric names of the mergeable series, as OTel metrics; a Prometheus
+// remote-write exporter writes them with dots turned into underscores
+// (junction_merge_sum, ...).
+const (
+	// MetricEntity is 1 for every entity of the snapshot; its attributes
+	// carry the entity's identity.
+	MetricEntity = "junction.merge.entity"
+	// MetricSum is a feature's value, or for a weighted feature its value
+	// times its weight. Replicas merge by addition.
+	MetricSum = "junction.merge.sum"
+	// MetricWeight is the weight of a weighted feature. Replicas merge by
+	// addition; the merged value is sum / weight.
+	MetricWeight = "junction.merge.weight"
+	// MetricMax is a feature merged by taking the largest value, and a
+	// weighted feature whose weight was zero or absent on a replica.
+	MetricMax = "junction.merge.max"
+)
+
+// Attribute keys of the mergeable series beyond the entity and edge
+// identity attributes (entity.AttrEntityID, entity.AttrEdgeSource, ...).
+// They hold no dots, so they keep their names as labels.
+const (
+	AttrFeature = "junction_feature"
+	// AttrWindow is WindowShort, WindowLong, WindowBaseline or WindowMetric.
+	AttrWindow = "junction_window"
+	// AttrAttributes holds the entity's attributes as a JSON object, so
+	// their keys survive the label-name rules of the store.
+	AttrAttributes = "junction_entity_attributes"
+)
+
+// Windows: which map of entity.Entity a value belongs to.
+const (
+	WindowShort    = "1m"       // Entity.Features, Edge.Features
+	WindowLong     = "5m"       // Entity.Features5m
+	WindowBaseline = "baseline" // Entity.Baseline
+	WindowMetric   = "metric"   // Entity.Metrics (raw metric values)
+)
+
+// Kind is how the replicas' values of one feature merge.
+type Kind int
+
+const (
+	// Max keeps the largest value: gauges that every replica sees whole
+	// (an entity's metrics arrive on one replica, partitioned by resource)
+	// or where the largest is what rules ask about (oldest age, an open
+	// circuit breaker, throttling).
+	Max Kind = iota
+	// Sum adds the replicas' values: rates, counts, cores, bytes, cost.
+	Sum
+	// Weighted is the mean weighted by another feature of the same entity
+	// and window (Merge.Weight): exact for ratios whose denominator is the
+	// weight (error ratio by request rate, CPU request utilization by
+	// requested cores), an approximation for latency quantiles (a
+	// rate-weighted mean of the replicas' quantiles).
+	Weighted
+)
+
+// Merge is the merge rule of one feature.
+type Merge struct {
+	Kind Kind
+	// Weight names the feature whose value weighs this one (Weighted).
+	Weight string
+	// WeightBaseline takes the weight from the baseline window whatever
+	// the window of the value (surge.factor = rate / baseline rate).
+	WeightBaseline bool
+}
+
+var (
+	byRate = Merge{Kind: Weighted, Weight: "request.rate"}
+	sum    = Merge{Kind: Sum}
+)
+
+// merges lists every feature that does not merge by Max. A feature a type
+// does not have is simply never emitted.
+var merges = map[string]Merge{
+	"request.rate":               sum,
+	"error.ratio":                byRate,
+	"latency.p50_ms":             byRate,
+	"latency.p90_ms":             byRate,
+	"latency.p99_ms":             byRate,
+	"shed.ratio":                 byRate,
+	"critical_path.self_share":   byRate,
+	"cost.per_1k_requests":       byRate,
+	"slo.burn_rate_5m":           byRate,
+	"slo.burn_rate_30m":          byRate,
+	"slo.burn_rate_1h":           byRate,
+	"slo.burn_rate_6h":           byRate,
+	"surge.factor":               {Kind: Weighted, Weight: "request.rate", WeightBaseline: true},
+	"log.error_rate":             sum,
+	"cpu.usage_cores":            sum,
+	"cpu.request_cores":          sum,
+	"cpu.limit_cores":            sum,
+	"cpu.request_utilization":    {Kind: Weighted, Weight: "cpu.request_cores"},
+	"cpu.limit_utilization":      {Kind: Weighted, Weight: "cpu.limit_cores"},
+	"memory.usage_bytes":         sum,
+	"memory.request_bytes":       sum,
+	"memory.limit_bytes":         sum,
+	"memory.request_utilization": {Kind: Weighted, Weight: "memory.request_bytes"},
+	"memory.limit_utilization":   {Kind: Weighted, Weight: "memory.limit_bytes"},
+	"restarts":                   sum,
+	"oom_kills":                  sum,
+	"cost.per_hour":              sum,
+	"pool.pending":               sum,
+	"pool.timeouts_rate":         sum,
+	"deadlocks.rate":             sum,
+	"query.slow_rate":            sum,
+	"pending.overflow_rate":      sum,
+	"messages.throughput":        sum,
+	"broadcast.errors_rate":      sum,
+	"produce.rate":               sum,
+	"consume.rate":               sum,
+}
+
+// edgeMerges are the merge rules of edge features.
+var edgeMerges = map[string]Merge{
+	"request.rate":   sum,
+	"error.ratio":    byRate,
+	"latency.p50_ms": byRate,
+	"latency.p99_ms": byRate,
+	"latency.share":  byRate,
+}
+
+// MergeOf returns the merge rule of an entity feature.
+func MergeOf(feature string) Merge { return merges[feature] }
+
+// EdgeMergeOf returns the merge rule of an edge feature.
+func EdgeMergeOf(feature string) Merge { return edgeMerges[feature] }
+
+// AppendSeries appends snap as mergeable series at ts to md: one resource
+// per entity (its identity as resource attributes), one for all edges.
+// Evidence is not carried: it stays with each replica's own output.
+func AppendSeries(md pmetric.Metrics, snap *entity.Snapshot, ts time.Time) {
+	t := pcommon.NewTimestampFromTime(ts)
+	for i := range snap.Entities {
+		e := &snap.Entities[i]
+		rm := md.ResourceMetrics().AppendEmpty()
+		ra := rm.Resource().Attributes()
+		ra.PutStr(entity.AttrEntityType, string(e.Type))
+		ra.PutStr(entity.AttrEntityID, e.ID)
+		ra.PutStr(entity.AttrEntityName, e.Name)
+		sm := rm.ScopeMetrics().AppendEmpty()
+		sm.Scope().SetName(scopeName)
+		w := newWriter(sm, t)
+		info := w.gauge(MetricEntity).AppendEmpty()
+		info.SetTimestamp(t)
+		info.SetDoubleValue(1)
+		if e.Virtual {
+			info.Attributes().PutBool(entity.AttrVirtual, true)
+		}
+		attrs, _ := json.Marshal(e.Attributes) // map[string]string always marshals
+		info.Attributes().PutStr(AttrAttributes, string(attrs))
+
+		w.features(e.Features, WindowShort, e.Features, e.Baseline, MergeOf)
+		w.features(e.Features5m, WindowLong, e.Features5m, e.Baseline, MergeOf)
+		w.features(e.Baseline, WindowBaseline, e.Baseline, e.Baseline, MergeOf)
+		w.features(e.Metrics, WindowMetric, nil, nil, func(string) Merge { return Merge{} })
+	}
+	if len(snap.Edges) == 0 {
+		return
+	}
+	sm := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty()
+	sm.Scope().SetName(scopeName)
+	w := newWriter(sm, t)
+	for i := range snap.Edges {
+		ed := &snap.Edges[i]
+		w.edge = ed
+		w.features(ed.Features, WindowShort, ed.Features, nil, EdgeMergeOf)
+	}
+}
+
+const scopeName = "github.com/junction-sre/junction/entity/querysource"
+
+// writer appends data points to the three value metrics of one scope.
+type writer struct {
+	sm                  pmetric.ScopeMetrics
+	t                   pcommon.Timestamp
+	sumM, weightM, maxM pmetric.NumberDataPointSlice
+	edge                *entity.Edge
+}
+
+func newWriter(sm pmetric.ScopeMetrics, t pcommon.Timestamp) *writer {
+	return &writer{sm: sm, t: t}
+}
+
+func (w *writer) gauge(name string) pmetric.NumberDataPointSlice {
+	m := w.sm.Metrics().AppendEmpty()
+	m.SetName(name)
+	return m.SetEmptyGauge().DataPoints()
+}
+
+func (w *writer) point(slot *pmetric.NumberDataPointSlice, name, feature, window string, v float64) {
+	if *slot == (pmetric.NumberDataPointSlice{}) {
+		*slot = w.gauge(name)
+	}
+	dp := slot.AppendEmpty()
+	dp.SetTimestamp(w.t)
+	dp.SetDoubleValue(v)
+	a := dp.Attributes()
+	a.PutStr(AttrFeature, feature)
+	a.PutStr(AttrWindow, window)
+	if w.edge != nil {
+		a.PutStr(entity.AttrEdgeSource, w.edge.Source)
+		a.PutStr(entity.AttrEdgeTarget, w.edge.Target)
+		a.PutStr(entity.AttrEdgeType, string(w.edge.Type))
+	}
+}
+
+// features writes one window's values; same and baseline are where the
+// weights of that window and of the baseline are found.
+func (w *writer) features(vals map[string]float64, window string, same, baseline map[string]float64, rule func(string) Merge) {
+	names := make([]string, 0, len(vals))
+	for f := range vals {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	for _, f := range names {
+		v := vals[f]
+		m := rule(f)
+		switch m.Kind {
+		case Sum:
+			w.point(&w.sumM, MetricSum, f, window, v)
+		case Weighted:
+			from := same
+			if m.WeightBaseline {
+				from = baseline
+			}
+			if wt, ok := from[m.Weight]; ok && wt > 0 {
+				w.point(&w.sumM, MetricSum, f, window, v*wt)
+				w.point(&w.weightM, MetricWeight, f, window, wt)
+				continue
+			}
+			w.point(&w.maxM, MetricMax, f, window, v)
+		default:
+			w.point(&w.maxM, MetricMax, f, window, v)
+		}
+	}
+}

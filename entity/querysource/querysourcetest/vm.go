@@ -1,0 +1,106 @@
+// Package querysourcetest runs a VictoriaMetrics single-node server for
+// tests of the query-backed source and the gateway tier.
+package querysourcetest
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Binary is where Debian's victoria-metrics package installs the server.
+const Binary = "/usr/bin/victoria-metrics"
+
+// VictoriaMetrics is a running server.
+type VictoriaMetrics struct {
+	// URL is its base, http://127.0.0.1:port.
+	URL string
+	cmd *exec.Cmd
+}
+
+// Start runs VictoriaMetrics on a free loopback port with its data in a
+// temporary directory, and stops it when the test ends. The test is
+// skipped when the binary is not installed (apt-get install
+// victoria-metrics). Retention is 100 years so that the simulator's
+// virtual timestamps are kept, and -search.latencyOffset is 0 so that
+// queries see samples at once.
+func Start(t testing.TB) *VictoriaMetrics {
+	t.Helper()
+	if _, err := os.Stat(Binary); err != nil {
+		t.Skipf("VictoriaMetrics not installed (%s missing): apt-get install victoria-metrics to run this test", Binary)
+	}
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	logf, err := os.Create(filepath.Join(dir, "victoria-metrics.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(Binary, "-storageDataPath="+filepath.Join(dir, "data"), "-httpListenAddr="+addr,
+		"-retentionPeriod=100y", "-search.latencyOffset=0s", "-search.disableCache", "-loggerLevel=WARN")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	vm := &VictoriaMetrics{URL: "http://" + addr, cmd: cmd}
+	t.Cleanup(func() {
+		vm.Stop()
+		logf.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logf.Name()); err == nil {
+				t.Logf("victoria-metrics log:\n%s", b)
+			}
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(vm.URL + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return vm
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("VictoriaMetrics at %s not ready after 30s: %v", vm.URL, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Flush makes every ingested sample searchable.
+func (vm *VictoriaMetrics) Flush(t testing.TB) {
+	t.Helper()
+	resp, err := http.Get(vm.URL + "/internal/force_flush")
+	if err != nil {
+		t.Fatalf("flushing VictoriaMetrics: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("flushing VictoriaMetrics: %s", resp.Status)
+	}
+}
+
+// Stop ends the server (idempotent): tests of an unreachable store call it
+// themselves.
+func (vm *VictoriaMetrics) Stop() {
+	if vm.cmd.ProcessState != nil || vm.cmd.Process == nil {
+		return
+	}
+	_ = vm.cmd.Process.Kill()
+	_ = vm.cmd.Wait()
+}
+
+// RemoteWriteURL is the server's Prometheus remote-write endpoint.
+func (vm *VictoriaMetrics) RemoteWriteURL() string { return vm.URL + "/api/v1/write" }
+
+func (vm *VictoriaMetrics) String() string { return fmt.Sprintf("VictoriaMetrics at %s", vm.URL) }

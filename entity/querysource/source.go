@@ -1,0 +1,292 @@
+package querysource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/junction-sre/junction/entity"
+)
+
+// DefaultLookback is how far back a query looks for each replica's latest
+// value: the correlation processor's default emit interval.
+const DefaultLookback = 15 * time.Second
+
+// Config configures a Source.
+type Config struct {
+	// URL is the base of the Prometheus query API: a single-node
+	// VictoriaMetrics (http://vm:8428), a vmselect
+	// (http://vmselect:8481/select/0/prometheus) or Prometheus.
+	URL string
+	// Lookback bounds how old a replica's latest value may be to count:
+	// the replicas' emit interval. A replica that stopped reporting an
+	// entity stops counting for it after Lookback.
+	Lookback time.Duration
+	// Client is the HTTP client; http.DefaultClient when nil.
+	Client *http.Client
+}
+
+// Validate checks the config.
+func (c *Config) Validate() error {
+	var errs []error
+	u, err := url.Parse(c.URL)
+	switch {
+	case c.URL == "":
+		errs = append(errs, errors.New("url: required"))
+	case err != nil:
+		errs = append(errs, fmt.Errorf("url: %w", err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		errs = append(errs, fmt.Errorf("url %q: scheme must be http or https", c.URL))
+	}
+	if c.Lookback < time.Second {
+		errs = append(errs, fmt.Errorf("lookback %v: must be at least 1s", c.Lookback))
+	}
+	return errors.Join(errs...)
+}
+
+// Source is an entity.Source over the merged series in a store with
+// Prometheus' query API.
+type Source struct {
+	cfg    Config
+	client *http.Client
+}
+
+var _ entity.Source = (*Source)(nil)
+
+// New returns a Source; cfg must be valid.
+func New(cfg Config) (*Source, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	c := cfg.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	return &Source{cfg: cfg, client: c}, nil
+}
+
+// label is the store's name of an attribute: the Prometheus remote-write
+// translation turns every character outside [a-zA-Z0-9_] into '_'.
+func label(k string) string { return strings.ReplaceAll(k, ".", "_") }
+
+var (
+	lEntityID   = label(entity.AttrEntityID)
+	lEntityType = label(entity.AttrEntityType)
+	lEntityName = label(entity.AttrEntityName)
+	lVirtual    = label(entity.AttrVirtual)
+	lEdgeSource = label(entity.AttrEdgeSource)
+	lEdgeTarget = label(entity.AttrEdgeTarget)
+	lEdgeType   = label(entity.AttrEdgeType)
+	valueLabels = strings.Join([]string{lEntityID, lEdgeSource, lEdgeTarget, lEdgeType, AttrFeature, AttrWindow}, ", ")
+	infoLabels  = strings.Join([]string{lEntityID, lEntityType, lEntityName, lVirtual, AttrAttributes}, ", ")
+)
+
+// Queries returns the four queries a snapshot at lookback runs: the
+// entities, the summed values, the summed weights and the maxima, each
+// merging the replicas' latest samples.
+func Queries(lookback time.Duration) (info, sums, weights, maxes string) {
+	lb := strconv.FormatInt(int64(lookback/time.Second), 10) + "s"
+	last := func(m string) string { return "last_over_time(" + label(m) + "[" + lb + "])" }
+	return "max by (" + infoLabels + ") (" + last(MetricEntity) + ")",
+		"sum by (" + valueLabels + ") (" + last(MetricSum) + ")",
+		"sum by (" + valueLabels + ") (" + last(MetricWeight) + ")",
+		"max by (" + valueLabels + ") (" + last(MetricMax) + ")"
+}
+
+// Snapshot builds the merged graph as of at.
+func (s *Source) Snapshot(ctx context.Context, at time.Time) (*entity.Snapshot, error) {
+	qi, qs, qw, qm := Queries(s.cfg.Lookback)
+	info, err := s.query(ctx, qi, at)
+	if err != nil {
+		return nil, err
+	}
+	sums, err := s.query(ctx, qs, at)
+	if err != nil {
+		return nil, err
+	}
+	weights, err := s.query(ctx, qw, at)
+	if err != nil {
+		return nil, err
+	}
+	maxes, err := s.query(ctx, qm, at)
+	if err != nil {
+		return nil, err
+	}
+	return build(at, info, sums, weights, maxes)
+}
+
+type sample struct {
+	labels map[string]string
+	value  float64
+}
+
+type valueKey struct {
+	entity, source, target, edgeType, feature, window string
+}
+
+func keyOf(l map[string]string) valueKey {
+	return valueKey{l[lEntityID], l[lEdgeSource], l[lEdgeTarget], l[lEdgeType], l[AttrFeature], l[AttrWindow]}
+}
+
+// build assembles the snapshot from the query results.
+func build(at time.Time, info, sums, weights, maxes []sample) (*entity.Snapshot, error) {
+	snap := &entity.Snapshot{Time: at}
+	index := map[string]int{}
+	for _, smp := range info {
+		id := smp.labels[lEntityID]
+		if id == "" {
+			continue
+		}
+		var attrs map[string]string
+		if a := smp.labels[AttrAttributes]; a != "" && a != "null" {
+			if err := json.Unmarshal([]byte(a), &attrs); err != nil {
+				return nil, fmt.Errorf("entity %s: label %s: %w", id, AttrAttributes, err)
+			}
+		}
+		if i, ok := index[id]; ok {
+			// Replicas that know different attributes: keep them all.
+			e := &snap.Entities[i]
+			for k, v := range attrs {
+				if e.Attributes == nil {
+					e.Attributes = map[string]string{}
+				}
+				e.Attributes[k] = v
+			}
+			e.Virtual = e.Virtual && smp.labels[lVirtual] == "true"
+			continue
+		}
+		index[id] = len(snap.Entities)
+		snap.Entities = append(snap.Entities, entity.Entity{
+			Ref:        entity.Ref{Type: entity.Type(smp.labels[lEntityType]), ID: id, Name: smp.labels[lEntityName]},
+			Virtual:    smp.labels[lVirtual] == "true",
+			Attributes: attrs,
+		})
+	}
+	weight := map[valueKey]float64{}
+	for _, smp := range weights {
+		weight[keyOf(smp.labels)] = smp.value
+	}
+	edges := map[string]int{}
+	set := func(k valueKey, v float64) {
+		var m *map[string]float64
+		if k.entity != "" {
+			i, ok := index[k.entity]
+			if !ok {
+				return // values of an entity whose info series is gone
+			}
+			e := &snap.Entities[i]
+			switch k.window {
+			case WindowShort:
+				m = &e.Features
+			case WindowLong:
+				m = &e.Features5m
+			case WindowBaseline:
+				m = &e.Baseline
+			case WindowMetric:
+				m = &e.Metrics
+			default:
+				return
+			}
+		} else {
+			if k.source == "" || k.target == "" || k.window != WindowShort {
+				return
+			}
+			ed := entity.Edge{Source: k.source, Target: k.target, Type: entity.EdgeType(k.edgeType)}
+			i, ok := edges[ed.Key()]
+			if !ok {
+				i = len(snap.Edges)
+				edges[ed.Key()] = i
+				snap.Edges = append(snap.Edges, ed)
+			}
+			m = &snap.Edges[i].Features
+		}
+		if *m == nil {
+			*m = map[string]float64{}
+		}
+		(*m)[k.feature] = v
+	}
+	// Maxima first: a weighted feature that some replica could only report
+	// as a maximum (no weight) is overwritten by the weighted mean of the
+	// replicas that had a weight.
+	for _, smp := range maxes {
+		set(keyOf(smp.labels), smp.value)
+	}
+	for _, smp := range sums {
+		k := keyOf(smp.labels)
+		v := smp.value
+		if w, ok := weight[k]; ok {
+			if w <= 0 {
+				continue
+			}
+			v /= w
+		}
+		set(k, v)
+	}
+	snap.Sort()
+	return snap, nil
+}
+
+// query runs one instant query.
+func (s *Source) query(ctx context.Context, q string, at time.Time) ([]sample, error) {
+	form := url.Values{}
+	form.Set("query", q)
+	form.Set("time", strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL+"/api/v1/query", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("querying %s: %w", s.cfg.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer of %s: %w", s.cfg.URL, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("query %q at %s: %s: %s", q, s.cfg.URL, resp.Status, strings.TrimSpace(string(body)))
+	}
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string `json:"resultType"`
+			Result     []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("query %q at %s: decoding the answer: %w", q, s.cfg.URL, err)
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("query %q at %s: %s", q, s.cfg.URL, r.Error)
+	}
+	if r.Data.ResultType != "vector" {
+		return nil, fmt.Errorf("query %q at %s: result type %q, want vector", q, s.cfg.URL, r.Data.ResultType)
+	}
+	out := make([]sample, 0, len(r.Data.Result))
+	for _, res := range r.Data.Result {
+		str, _ := res.Value[1].(string)
+		v, err := strconv.ParseFloat(str, 64)
+		if err != nil {
+			return nil, fmt.Errorf("query %q at %s: value %v: %w", q, s.cfg.URL, res.Value[1], err)
+		}
+		out = append(out, sample{labels: res.Metric, value: v})
+	}
+	return out, nil
+}
+
+// maxResponse bounds one query's answer (a few hundred thousand series).
+const maxResponse = 256 << 20
