@@ -246,6 +246,7 @@ func (e *junctionExporter) registerTelemetry() error {
 		o.ObserveInt64(stateDropped, st.EntityDrops, metric.WithAttributes(attribute.String("kind", "entity")))
 		o.ObserveInt64(stateDropped, st.EdgeDrops, metric.WithAttributes(attribute.String("kind", "edge")))
 		o.ObserveInt64(stateDropped, st.RuleDrops, metric.WithAttributes(attribute.String("kind", "rule")))
+		o.ObserveInt64(stateDropped, st.RollupRefused, metric.WithAttributes(attribute.String("kind", "graph_cache")))
 		o.ObserveInt64(stored, st.Alerts.Stored)
 		o.ObserveInt64(skipped, e.logsSkipped.Load())
 		o.ObserveInt64(evicted, st.Alerts.Evicted)
