@@ -29,6 +29,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
@@ -70,9 +71,13 @@ func startExporter(t *testing.T, cfg *Config, host component.Host) *running {
 // startExporterAt is startExporter with the given clock.
 func startExporterAt(t *testing.T, cfg *Config, host component.Host, now func() time.Time) *running {
 	t.Helper()
+	return startExporterWith(t, cfg, host, now, exportertest.NewNopSettings(Type))
+}
+
+func startExporterWith(t *testing.T, cfg *Config, host component.Host, now func() time.Time, set exporter.Settings) *running {
+	t.Helper()
 	ctx := context.Background()
 	f := NewFactory()
-	set := exportertest.NewNopSettings(Type)
 	me, err := f.CreateMetrics(ctx, set, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -420,6 +425,30 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 		code, body := get(t, r.base+strings.ReplaceAll(p, "{id}", "x")+"?state=bad", nil)
 		if msg, _ := body["error"].(string); code == 404 && strings.Contains(msg, "no such endpoint") {
 			t.Errorf("%s is documented but not served", p)
+		}
+	}
+}
+
+func TestOwnTelemetry(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	defer tel.Shutdown(context.Background())
+	set := exportertest.NewNopSettings(Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	r := startExporterWith(t, testConfig(t), componenttest.NewNopHost(), func() time.Time { return t0.Add(time.Hour) }, set)
+	feed(t, r)
+	for name, want := range map[string]int64{
+		"otelcol_exporter_junction_samples_written":      7, // 3 + 2 entity samples, 1 edge, 1 rule status
+		"otelcol_exporter_junction_alert_records_stored": 2,
+		"otelcol_exporter_junction_log_records_skipped":  1,
+	} {
+		m, err := tel.GetMetric(name)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		sum, ok := m.Data.(metricdata.Sum[int64])
+		if !ok || len(sum.DataPoints) == 0 || sum.DataPoints[0].Value != want {
+			t.Errorf("%s = %+v, want %d", name, m.Data, want)
 		}
 	}
 }
