@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,5 +242,26 @@ func TestAlertInstancesBounded(t *testing.T) {
 	}
 	if _, _, err := s.Alert("a"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("oldest instance not evicted")
+	}
+}
+
+func TestHealthDegradedWhenAlertLogFails(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	if h := s.Health(); !h.OK || h.FreeBytes == 0 {
+		t.Fatalf("fresh store health = %+v", h)
+	}
+	// The file goes away under the log, as when its disk fails.
+	s.alertMu.Lock()
+	s.alerts.f.Close()
+	s.alertMu.Unlock()
+	a := alert.Alert{ID: "g/r@e", Rule: "r", Entity: checkout, State: alert.StateFiring, EvaluatedAt: t0}
+	if _, err := s.AddAlerts([]alert.Alert{a}); err != nil {
+		t.Fatal(err) // buffered: the error shows at the flush
+	}
+	if err := s.Flush(); !errors.Is(err, ErrStorage) {
+		t.Fatalf("Flush = %v, want ErrStorage", err)
+	}
+	if h := s.Health(); h.OK || !strings.Contains(h.Reason, "alert log") {
+		t.Fatalf("health = %+v, want degraded naming the alert log", h)
 	}
 }
