@@ -402,6 +402,33 @@ func TestAPI(t *testing.T) {
 	}
 }
 
+// TestAPILargeGraph serves a graph of 1k nodes and 5k edges through the
+// API (docs/benchmarks.md measures the same graph over an hour).
+func TestAPILargeGraph(t *testing.T) {
+	r := startExporter(t, testConfig(t), componenttest.NewNopHost())
+	ctx := context.Background()
+	for i := 0; i < 4; i++ {
+		if err := r.metrics.ConsumeMetrics(ctx, benchBatch(t0.Add(time.Duration(i)*15*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.e.st.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	code, body := get(t, r.base+"/api/v1/graph?from="+t0.Format(time.RFC3339)+"&to="+t0.Add(time.Hour).Format(time.RFC3339), nil)
+	if code != 200 || count(body["nodes"]) != 1000 || count(body["edges"]) != 5000 {
+		t.Fatalf("graph = %d with %d nodes, %d edges; want 1000 and 5000", code, count(body["nodes"]), count(body["edges"]))
+	}
+	e := body["edges"].([]any)[0].(map[string]any)
+	if st := e["stats"].(map[string]any); len(st) != 4 {
+		t.Errorf("edge %v stats = %v, want 4 stats", e["id"], st)
+	}
+	code, body = get(t, r.base+"/api/v1/entities?limit=5000", nil)
+	if code != 200 || count(body["entities"]) != 1000 {
+		t.Fatalf("entities = %d with %d", code, count(body["entities"]))
+	}
+}
+
 // TestOpenAPIMatchesServer keeps docs/openapi.yaml and the server in step:
 // the same paths, each one served.
 func TestOpenAPIMatchesServer(t *testing.T) {

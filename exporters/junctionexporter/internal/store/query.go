@@ -195,7 +195,7 @@ func (s *Store) Timeline(f AlertFilter) []Interval {
 type Entity struct {
 	entity.Ref
 	Virtual    bool               `json:"virtual"`
-	Attributes map[string]string  `json:"attributes,omitempty"`
+	Attributes map[string]string  `json:"attributes"`
 	Features   map[string]float64 `json:"features"`
 	UpdatedAt  time.Time          `json:"updated_at"`
 }
@@ -205,6 +205,9 @@ func (e *entityState) view() Entity {
 		Features: make(map[string]float64, len(e.features)), UpdatedAt: time.UnixMilli(e.updated).UTC()}
 	for k, v := range e.features {
 		out.Features[k] = v.v
+	}
+	if out.Attributes == nil {
+		out.Attributes = map[string]string{}
 	}
 	return out
 }
