@@ -331,6 +331,12 @@ func evidence(r *rule, ev, blamed *entityVal) alert.Evidence {
 			}
 			out.LogSamples = append(out.LogSamples, x)
 		}
+		for _, x := range e.Evidence.Stuck {
+			if len(out.Stuck) >= maxEvidenceItems {
+				break
+			}
+			out.Stuck = append(out.Stuck, x)
+		}
 		for _, rd := range r.reads {
 			var v float64
 			var ok bool

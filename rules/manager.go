@@ -445,6 +445,9 @@ func (m *Manager) SaveState() error {
 
 func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("rules: state file %s: %w", path, err)
+	}
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("rules: state file %s: %w", path, err)

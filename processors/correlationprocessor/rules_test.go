@@ -258,6 +258,7 @@ func TestRulePacksOnStuckMessage(t *testing.T) {
 	assert.Equal(t, hermesRoute, a.Entity.ID)
 	assert.Equal(t, hermesRoute, a.Blame.ID)
 	assert.InDelta(t, (16 * time.Minute).Seconds(), a.Evidence.Values[hermesRoute+" messages.oldest_pending_age_s"], 1e-6)
+	assert.NotEmpty(t, a.Evidence.Stuck, "the alert carries the stuck message as evidence")
 
 	alerts, _, _ = tickAlerts(t, h, t0.Add(17*time.Minute))
 	a = stuck(alerts)

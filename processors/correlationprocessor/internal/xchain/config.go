@@ -28,8 +28,8 @@ const (
 	// DefaultClosedRetention is how long a closed message is remembered.
 	DefaultClosedRetention = 24 * time.Hour
 	// DefaultStuckAfter is the pending age from which a message is listed
-	// as stuck in the evidence.
-	DefaultStuckAfter = 30 * time.Minute
+	// as stuck in the evidence; the crosschain pack alerts from the same age.
+	DefaultStuckAfter = 15 * time.Minute
 	// DefaultMaxRelayers bounds the relayer entities (relayer + route).
 	DefaultMaxRelayers = 1000
 	// DefaultMaxMetricScopes bounds the relayer metric scopes (route,
