@@ -28,6 +28,11 @@ type Config struct {
 	// Rules configures the rule engine (docs/rules.md "Running rules in the
 	// collector"). Without files no rules run.
 	Rules RulesConfig `mapstructure:"rules"`
+	// MergeableSeries also emits every tick's snapshot as mergeable series
+	// (entity/querysource.AppendSeries) into the metrics pipeline: what a
+	// gateway replica remote-writes so that a query-backed source can merge
+	// the replicas' graphs (docs/deploy.md "Merged series").
+	MergeableSeries bool `mapstructure:"mergeable_series"`
 }
 
 // GraphSettings are the entity graph's settings (graph.Settings) at the

@@ -18,6 +18,7 @@ import (
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/entity/querysource"
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/graph"
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/xchain"
 	"github.com/junction-sre/junction/rules"
@@ -265,6 +266,9 @@ func (p *correlationProcessor) tick(ctx context.Context, now time.Time) error {
 	if next := p.metricsConsumers(); len(next) > 0 {
 		md := pmetric.NewMetrics()
 		graph.AppendDerived(md, snap, now)
+		if p.cfg.MergeableSeries {
+			querysource.AppendSeries(md, snap, now)
+		}
 		if md.ResourceMetrics().Len() > 0 {
 			for _, n := range next {
 				err = errors.Join(err, n.ConsumeMetrics(ctx, md))

@@ -1,0 +1,374 @@
+package correlationprocessor
+
+// The gateway tier's contract (docs/deploy.md "Merged series"): replicas
+// that each see a share of the telemetry, partitioned as the agents' kafka
+// exporter partitions it, emit mergeable series; VictoriaMetrics merges
+// them; rules evaluated on the query-backed snapshot raise the same alerts,
+// blaming the same entities, as rules on one node that saw everything.
+// The test lives here because only this package can drive the processor on
+// the simulator's virtual clock; the Kafka path itself is tested over the
+// wire in scenarios/gateway.
+
+import (
+	"context"
+	"hash/fnv"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+
+	"github.com/junction-sre/junction/alert"
+	"github.com/junction-sre/junction/entity/querysource"
+	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
+	"github.com/junction-sre/junction/rules"
+	"github.com/junction-sre/junction/scenarios"
+)
+
+var (
+	gatewayDeployConfig = filepath.Join("..", "..", "deploy", "configs", "gateway.yaml")
+	rulePacks           = filepath.Join("..", "..", "rules", "packs")
+)
+
+// node is one processor instance on the virtual clock, in all three
+// pipelines.
+type node struct {
+	p       *correlationProcessor
+	traces  consumer.Traces
+	metrics consumer.Metrics
+	logs    consumer.Logs
+	now     time.Time
+}
+
+func newNode(t *testing.T, name string, cfg *Config, metricsNext consumer.Metrics) *node {
+	t.Helper()
+	f := NewFactory()
+	set := nopSettings()
+	set.ID = component.MustNewIDWithName(typeStr, name)
+	ctx := context.Background()
+	tp, err := f.CreateTraces(ctx, set, cfg, new(consumertest.TracesSink))
+	require.NoError(t, err)
+	mp, err := f.CreateMetrics(ctx, set, cfg, metricsNext)
+	require.NoError(t, err)
+	lp, err := f.CreateLogs(ctx, set, cfg, new(consumertest.LogsSink))
+	require.NoError(t, err)
+	n := &node{p: tp.(*tracesProcessor).p, traces: tp, metrics: mp, logs: lp}
+	n.p.now = func() time.Time { return n.now }
+	n.p.ticker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+	for _, c := range []component.Component{tp, mp, lp} {
+		require.NoError(t, c.Start(ctx, componenttest.NewNopHost()))
+	}
+	t.Cleanup(func() {
+		for _, c := range []component.Component{tp, mp, lp} {
+			require.NoError(t, c.Shutdown(context.Background()))
+		}
+	})
+	return n
+}
+
+// remoteWriter is the gateway's deployed prometheus_remote_write exporter
+// for one replica, writing synchronously (no queue, no WAL) to vm.
+func remoteWriter(t *testing.T, vm *querysourcetest.VictoriaMetrics, replica string) consumer.Metrics {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(gatewayDeployConfig)
+	require.NoError(t, err)
+	sub, err := cm.Sub("exporters::prometheus_remote_write")
+	require.NoError(t, err)
+	f := prometheusremotewriteexporter.NewFactory()
+	cfg := f.CreateDefaultConfig().(*prometheusremotewriteexporter.Config)
+	require.NoError(t, sub.Unmarshal(cfg))
+	cfg.ExternalLabels["junction_replica"] = replica
+	cfg.HTTP.Endpoint = vm.RemoteWriteURL()
+	cfg.RemoteWriteQueue.Enabled = false
+	cfg.WAL = configoptional.None[prometheusremotewriteexporter.WALConfig]()
+	exp, err := f.CreateMetrics(context.Background(), exportertest.NewNopSettings(f.Type()), cfg)
+	require.NoError(t, err)
+	require.NoError(t, exp.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
+	return exp
+}
+
+// derivedOnly passes on only what the processor derives (metrics named
+// junction.*), keeping the store to derived and mergeable series.
+type derivedOnly struct{ next consumer.Metrics }
+
+func (derivedOnly) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+func (d derivedOnly) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	out := pmetric.NewMetrics()
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		rm := md.ResourceMetrics().At(i)
+		sms := rm.ScopeMetrics()
+		if sms.Len() > 0 && sms.At(0).Metrics().Len() > 0 && strings.HasPrefix(sms.At(0).Metrics().At(0).Name(), "junction.") {
+			rm.CopyTo(out.ResourceMetrics().AppendEmpty())
+		}
+	}
+	if out.ResourceMetrics().Len() == 0 {
+		return nil
+	}
+	return d.next.ConsumeMetrics(ctx, out)
+}
+
+// partition returns the replica of a key, as a Kafka partitioner hashes a
+// record key onto partitions owned by the replicas.
+func partition(key []byte, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write(key)
+	return int(h.Sum32() % uint32(n))
+}
+
+func resourceKey(res pcommon.Resource) []byte {
+	var kv []string
+	res.Attributes().Range(func(k string, v pcommon.Value) bool {
+		kv = append(kv, k+"="+v.AsString())
+		return true
+	})
+	sort.Strings(kv)
+	return []byte(strings.Join(kv, ","))
+}
+
+// splitter routes the simulator's batches to replicas: spans by trace id,
+// metrics and logs by resource, as the agents' kafka exporter keys them
+// (partition_traces_by_id, partition_*_by_resource_attributes).
+type splitter struct{ nodes []*node }
+
+func (s splitter) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	outs := make([]ptrace.Traces, len(s.nodes))
+	for i := range outs {
+		outs[i] = ptrace.NewTraces()
+	}
+	for i := 0; i < td.ResourceSpans().Len(); i++ {
+		rs := td.ResourceSpans().At(i)
+		for j := 0; j < rs.ScopeSpans().Len(); j++ {
+			ss := rs.ScopeSpans().At(j)
+			for k := 0; k < ss.Spans().Len(); k++ {
+				sp := ss.Spans().At(k)
+				id := sp.TraceID()
+				o := outs[partition(id[:], len(s.nodes))]
+				ors := o.ResourceSpans().AppendEmpty()
+				rs.Resource().CopyTo(ors.Resource())
+				oss := ors.ScopeSpans().AppendEmpty()
+				ss.Scope().CopyTo(oss.Scope())
+				sp.CopyTo(oss.Spans().AppendEmpty())
+			}
+		}
+	}
+	for i, o := range outs {
+		if o.SpanCount() > 0 {
+			if err := s.nodes[i].traces.ConsumeTraces(ctx, o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s splitter) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	outs := make([]pmetric.Metrics, len(s.nodes))
+	for i := range outs {
+		outs[i] = pmetric.NewMetrics()
+	}
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		rm := md.ResourceMetrics().At(i)
+		rm.CopyTo(outs[partition(resourceKey(rm.Resource()), len(s.nodes))].ResourceMetrics().AppendEmpty())
+	}
+	for i, o := range outs {
+		if o.ResourceMetrics().Len() > 0 {
+			if err := s.nodes[i].metrics.ConsumeMetrics(ctx, o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s splitter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	outs := make([]plog.Logs, len(s.nodes))
+	for i := range outs {
+		outs[i] = plog.NewLogs()
+	}
+	for i := 0; i < ld.ResourceLogs().Len(); i++ {
+		rl := ld.ResourceLogs().At(i)
+		rl.CopyTo(outs[partition(resourceKey(rl.Resource()), len(s.nodes))].ResourceLogs().AppendEmpty())
+	}
+	for i, o := range outs {
+		if o.ResourceLogs().Len() > 0 {
+			if err := s.nodes[i].logs.ConsumeLogs(ctx, o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func newRuleManager(t *testing.T) *rules.Manager {
+	t.Helper()
+	m, err := rules.NewManager(rules.Config{Files: []string{rulePacks}, CostLimit: rules.DefaultCostLimit}, rules.Settings{Logger: zap.NewNop()})
+	require.NoError(t, err)
+	return m
+}
+
+// firing collects the alert instances that fired: rule, entity, blame.
+type firing map[string]time.Time
+
+func (f firing) add(alerts []alert.Alert) {
+	for _, a := range alerts {
+		if a.State != alert.StateFiring {
+			continue
+		}
+		k := a.Rule + " on " + a.Entity.ID + " blames " + a.Blame.ID
+		if _, ok := f[k]; !ok {
+			f[k] = a.EvaluatedAt
+		}
+	}
+}
+
+func (f firing) keys() []string {
+	out := make([]string, 0, len(f))
+	for k := range f {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestReplicasAgreeWithSingleNode runs the bottleneck scenario once
+// through one node (rules on its in-process snapshot) and once split
+// across two replicas whose mergeable series go through the deployed
+// remote-write config into VictoriaMetrics (rules on the query-backed
+// snapshot), and compares the alerts that fired.
+func TestReplicasAgreeWithSingleNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 15-minute scenario against VictoriaMetrics")
+	}
+	vm := querysourcetest.Start(t)
+	plan, err := scenarios.NewPlan(scenarios.Bottleneck)
+	require.NoError(t, err)
+
+	cfg := createDefaultConfig().(*Config)
+	cfg.EmitInterval = plan.Step
+	single := newNode(t, "single", cfg, new(consumertest.MetricsSink))
+
+	rcfg := createDefaultConfig().(*Config)
+	rcfg.EmitInterval = plan.Step
+	rcfg.MergeableSeries = true
+	replicas := []*node{
+		newNode(t, "replica0", rcfg, derivedOnly{remoteWriter(t, vm, "replica0")}),
+		newNode(t, "replica1", rcfg, derivedOnly{remoteWriter(t, vm, "replica1")}),
+	}
+	// The query window is below the emit interval: every replica ticks at
+	// the same virtual instants here, so each query sees exactly that tick.
+	src, err := querysource.New(querysource.Config{URL: vm.URL, Lookback: plan.Step / 2})
+	require.NoError(t, err)
+
+	singleRules, mergedRules := newRuleManager(t), newRuleManager(t)
+	singleFired, mergedFired := firing{}, firing{}
+	ctx := context.Background()
+	var last time.Time
+	evaluate := func(at time.Time) {
+		require.NoError(t, single.p.tick(ctx, at))
+		snap, err := single.p.Snapshot(ctx, at)
+		require.NoError(t, err)
+		alerts, _ := singleRules.EvalDue(ctx, snap, at)
+		singleFired.add(alerts)
+
+		for _, r := range replicas {
+			require.NoError(t, r.p.tick(ctx, at))
+		}
+		vm.Flush(t)
+		merged, err := src.Snapshot(ctx, at)
+		require.NoError(t, err)
+		alerts, _ = mergedRules.EvalDue(ctx, merged, at)
+		mergedFired.add(alerts)
+	}
+	setNow := func(at time.Time) {
+		single.now = at
+		for _, r := range replicas {
+			r.now = at
+		}
+	}
+	clock := scenarios.ClockFunc(func(ctx context.Context, at time.Time) error {
+		// Called before the batches of the step ending at `at`: the step
+		// before it is complete, so tick and evaluate at its end.
+		if !last.IsZero() {
+			evaluate(last)
+		}
+		setNow(at)
+		last = at
+		return ctx.Err()
+	})
+	both := fanout{single: single, split: splitter{nodes: replicas}}
+	_, err = scenarios.Run(ctx, plan, both, clock)
+	require.NoError(t, err)
+	evaluate(last)
+
+	t.Logf("single node fired: %v", singleFired.keys())
+	t.Logf("replicas fired:    %v", mergedFired.keys())
+	require.NotEmpty(t, singleFired, "the single node raised no alert on the bottleneck scenario")
+	require.Equal(t, singleFired.keys(), mergedFired.keys(), "replicas through VictoriaMetrics and one node fired different alerts or blamed different entities")
+	for k, at := range singleFired {
+		if d := mergedFired[k].Sub(at); d > 2*plan.Step || d < -2*plan.Step {
+			t.Errorf("%s: fired at %s on one node, %s from the replicas", k, at.Format(time.TimeOnly), mergedFired[k].Format(time.TimeOnly))
+		}
+	}
+	blamed := false
+	for _, gt := range plan.Truth() {
+		for _, e := range gt.Expect {
+			for k := range mergedFired {
+				if strings.HasSuffix(k, " blames "+e.Blame) {
+					blamed = true
+				}
+			}
+		}
+	}
+	require.True(t, blamed, "no alert from the replicas blamed the scenario's culprit")
+}
+
+// fanout hands every batch to the single node whole and to the replicas
+// split.
+type fanout struct {
+	single *node
+	split  splitter
+}
+
+func (f fanout) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	c := ptrace.NewTraces()
+	td.CopyTo(c)
+	if err := f.single.traces.ConsumeTraces(ctx, c); err != nil {
+		return err
+	}
+	return f.split.ConsumeTraces(ctx, td)
+}
+
+func (f fanout) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	c := pmetric.NewMetrics()
+	md.CopyTo(c)
+	if err := f.single.metrics.ConsumeMetrics(ctx, c); err != nil {
+		return err
+	}
+	return f.split.ConsumeMetrics(ctx, md)
+}
+
+func (f fanout) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	c := plog.NewLogs()
+	ld.CopyTo(c)
+	if err := f.single.logs.ConsumeLogs(ctx, c); err != nil {
+		return err
+	}
+	return f.split.ConsumeLogs(ctx, ld)
+}
