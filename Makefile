@@ -10,12 +10,17 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # Short fuzz runs in `make test`; raise for a longer local run.
 FUZZTIME ?= 10s
 
-.PHONY: all build run test check-generated generate lint bench tools plugin fuzz
+.PHONY: all build run demo test check-generated generate lint bench tools plugin fuzz
 all: build
 
 ## build: the junction binary (bin/junction)
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./collector
+
+## demo: Junction on its default config fed by the scenario simulator, with a
+## live view of the alerts; leaves the API up for Grafana
+demo: build
+	scripts/demo.sh
 
 ## run: Junction on its embedded default config (OTLP on 127.0.0.1:4317/4318)
 run: build
