@@ -120,6 +120,10 @@ func (e *junctionExporter) doStart(ctx context.Context, host component.Host) err
 			InitialBackoff: am.InitialBackoff, MaxBackoff: am.MaxBackoff, Now: e.now,
 			GeneratorURL: "http://" + e.addr.String() + "/api/v1/alerts",
 		})
+		// Alerts firing before a restart do not change state when the
+		// rules report them again: send them now, and resend them from
+		// here on, or Alertmanager would resolve them on its own.
+		e.notifier.Notify(st.Alerts(store.AlertFilter{States: []alert.State{alert.StateFiring}, To: e.now()}))
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()

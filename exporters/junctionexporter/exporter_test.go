@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -399,6 +400,45 @@ func TestAPI(t *testing.T) {
 	}
 	if st := r.e.st.Stats(); st.Alerts.Stored != 2 || r.e.logsSkipped.Load() != 1 {
 		t.Errorf("stored %d alert records (want 2), skipped %d log records (want 1)", st.Alerts.Stored, r.e.logsSkipped.Load())
+	}
+}
+
+// TestFiringAlertsResentAfterRestart: an alert firing when the collector
+// stopped reaches Alertmanager from the new process without a state change.
+func TestFiringAlertsResentAfterRestart(t *testing.T) {
+	cfg := testConfig(t)
+	r := startExporter(t, cfg, componenttest.NewNopHost())
+	if err := r.logs.ConsumeLogs(context.Background(), alertLogs(poolAlert(alert.StatePending), poolAlert(alert.StateFiring))); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.metrics.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.logs.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	got := make(chan string, 10)
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var batch []struct {
+			Labels map[string]string `json:"labels"`
+		}
+		_ = json.NewDecoder(req.Body).Decode(&batch)
+		for _, a := range batch {
+			got <- a.Labels["alertname"] + " " + a.Labels["entity"]
+		}
+	}))
+	defer am.Close()
+	cfg.Alertmanager.Endpoint = am.URL
+	startExporter(t, cfg, componenttest.NewNopHost())
+	select {
+	case a := <-got:
+		if want := "ConnectionPoolSaturated " + checkout.ID; a != want {
+			t.Fatalf("Alertmanager got %q, want %q", a, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the firing alert was not sent after the restart")
 	}
 }
 
