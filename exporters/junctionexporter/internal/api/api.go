@@ -75,6 +75,22 @@ func NewHandler(st *store.Store, hub *Hub, opts Options) http.Handler {
 	return mux
 }
 
+// alertSummary is an alert without its evidence, as list endpoints and the
+// stream send it: the outer Evidence field hides the embedded one and,
+// being nil, is omitted.
+type alertSummary struct {
+	alert.Alert
+	Evidence *struct{} `json:"evidence,omitempty"`
+}
+
+func summaries(alerts []alert.Alert) []alertSummary {
+	out := make([]alertSummary, len(alerts))
+	for i := range alerts {
+		out[i].Alert = alerts[i]
+	}
+	return out
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -215,11 +231,7 @@ func (h *handler) alerts(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	out := h.st.Alerts(f)
-	if out == nil {
-		out = []alert.Alert{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"alerts": out})
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": summaries(h.st.Alerts(f))})
 }
 
 func (h *handler) alert(w http.ResponseWriter, r *http.Request) {
@@ -303,13 +315,10 @@ func (h *handler) entity(w http.ResponseWriter, r *http.Request) {
 		States: []alert.State{alert.StatePending, alert.StateFiring}, Entity: id,
 		From: now.Add(-defaultRange), To: now, Limit: maxLimit,
 	})
-	if active == nil {
-		active = []alert.Alert{}
-	}
 	writeJSON(w, http.StatusOK, struct {
 		store.Entity
-		Alerts []alert.Alert `json:"alerts"`
-	}{e, active})
+		Alerts []alertSummary `json:"alerts"`
+	}{e, summaries(active)})
 }
 
 func (h *handler) series(w http.ResponseWriter, r *http.Request) {
@@ -391,7 +400,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 			}
 			fl.Flush()
 		case a := <-sub.ch:
-			b, _ := json.Marshal(a)
+			b, _ := json.Marshal(alertSummary{Alert: a})
 			if _, err := fmt.Fprintf(w, "event: alert\ndata: %s\n\n", b); err != nil {
 				return
 			}

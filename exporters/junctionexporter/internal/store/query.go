@@ -279,7 +279,7 @@ type SeriesResult struct {
 // (t-step, t]. An entity neither in the latest state nor in storage is
 // ErrNotFound.
 func (s *Store) Series(entityID, feature string, from, to time.Time, step time.Duration) (SeriesResult, error) {
-	res := SeriesResult{Feature: feature, Step: step.String(), Points: []Point{}}
+	res := SeriesResult{Feature: feature, Step: FormatStep(step), Points: []Point{}}
 	s.stateMu.RLock()
 	e := s.entities[entityID]
 	if e != nil {
@@ -328,6 +328,19 @@ func (s *Store) Series(entityID, feature string, from, to time.Time, step time.D
 		}
 	}
 	return res, nil
+}
+
+// FormatStep prints a step as Prometheus does: 15s, 1m, 1h30m (Go's
+// Duration.String would say 1m0s, 1h30m0s).
+func FormatStep(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 func ceilDiv(a, b int64) int64 {

@@ -265,3 +265,17 @@ func TestHealthDegradedWhenAlertLogFails(t *testing.T) {
 		t.Fatalf("health = %+v, want degraded naming the alert log", h)
 	}
 }
+
+func TestFormatStep(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		15 * time.Second: "15s", time.Minute: "1m", 5 * time.Minute: "5m", time.Hour: "1h",
+		90 * time.Minute: "1h30m", 90 * time.Second: "1m30s", 1500 * time.Millisecond: "1.5s",
+	} {
+		if got := FormatStep(d); got != want {
+			t.Errorf("FormatStep(%s) = %q, want %q", d, got, want)
+		}
+		if back, err := time.ParseDuration(FormatStep(d)); err != nil || back != d {
+			t.Errorf("FormatStep(%s) does not parse back: %v %v", d, back, err)
+		}
+	}
+}
