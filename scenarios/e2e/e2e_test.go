@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/junction-sre/junction/scenarios"
+	"github.com/junction-sre/junction/scenarios/detect"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/detection.md from this run")
+
+// onset is how long after the fault starts a rule's condition can first
+// hold by the rule's own definition, for rules whose condition is an age
+// or a window that must fill: the detection bound is onset + `for` + two
+// evaluation intervals of the rule's group. Every other rule has none.
+var onset = map[string]time.Duration{
+	// relayer.messages.oldest_pending_age_s > 900: a stalled message is
+	// 15 minutes old 15 minutes into the stall.
+	scenarios.RuleCrossChainMessagesStuck: 900 * time.Second,
+	// stream.lag.seconds > 60: the dashboard is a minute behind a minute
+	// after the consumer slows down.
+	scenarios.RuleDashboardStale: 60 * time.Second,
+	// slo.burn_rate_1h > 14.4 (fast window): with the cost cut's 20 %
+	// errors against a 99.9 % target (200x), the 1-hour ratio passes
+	// 14.4x after 14.4/200 of an hour.
+	scenarios.RuleErrorBudgetBurn: time.Hour * 144 / 2000,
+}
+
+var (
+	runOnce sync.Once
+	shared  *Result
+	runErr  error
+)
+
+// defaultRun is one run of every scenario with the default plan, shared by
+// the tests (about 15 s on one core).
+func defaultRun(t *testing.T) *Result {
+	t.Helper()
+	runOnce.Do(func() {
+		plan, err := DocPlan(scenarios.DefaultSeed)
+		if err != nil {
+			runErr = err
+			return
+		}
+		shared, runErr = Run(context.Background(), plan)
+	})
+	if runErr != nil {
+		t.Fatal(runErr)
+	}
+	return shared
+}
+
+// TestScenariosDetected is the end-to-end detection test: for every
+// scenario, each expected alert fires on the expected blamed entity within
+// onset + `for` + 2 evaluation intervals of the fault start, every
+// detecting episode resolves before the scenario ends, and nothing fires
+// in the healthy phase.
+func TestScenariosDetected(t *testing.T) {
+	res := defaultRun(t)
+	timings, err := PackTimings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := res.Score(ScoreOptions())
+	t.Logf("%d alert records, %d ticks; %s", len(res.Alerts), res.Ticks, rep.Summary())
+	if len(rep.Scenarios) != len(scenarios.Names()) {
+		t.Fatalf("scored %d scenarios, want every one of %v", len(rep.Scenarios), scenarios.Names())
+	}
+	for _, sr := range rep.Scenarios {
+		t.Run(sr.Scenario, func(t *testing.T) {
+			for _, er := range sr.Expect {
+				want := fmt.Sprintf("%s → %s", strings.Join(er.Rules, " or "), er.Blame)
+				if !er.Detected {
+					t.Errorf("%s: not detected (expected rules blamed instead: %v)", want, er.WrongBlame)
+					continue
+				}
+				tm, ok := timings[er.Rule]
+				if !ok {
+					t.Fatalf("rule %s is not in the built-in packs", er.Rule)
+				}
+				bound := onset[er.Rule] + tm.Bound()
+				if er.Latency > bound {
+					t.Errorf("%s: %s fired %v after the fault started, later than %v (onset %v + for %v + 2 × %v interval of group %s)",
+						want, er.Rule, er.Latency, bound, onset[er.Rule], tm.For, tm.Interval, tm.Group)
+				} else {
+					t.Logf("%s: %s fired after %v (bound %v)", want, er.Rule, er.Latency, bound)
+				}
+				if !er.Resolved {
+					t.Errorf("%s: still firing when the scenario ended", want)
+				}
+			}
+			for _, fp := range sr.False {
+				msg := fmt.Sprintf("%s on %s (blamed %s) fired in the %s phase at +%v", fp.Rule, fp.Entity, fp.Blame, fp.Phase, fp.Offset)
+				if fp.Phase == scenarios.PhaseHealthy {
+					t.Errorf("false positive: %s", msg)
+				} else {
+					t.Logf("counted against precision: %s", msg)
+				}
+			}
+		})
+	}
+}
+
+// TestDetectionDocInSync checks that docs/detection.md is what
+// junction-detection prints for the default run; -update rewrites it.
+func TestDetectionDocInSync(t *testing.T) {
+	res := defaultRun(t)
+	got := Document(res)
+	path := "../../docs/detection.md"
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (generate it: %s)", err, Command)
+	}
+	if string(want) != got {
+		t.Errorf("docs/detection.md is out of date; regenerate it with `%s` or `go test ./scenarios/e2e -run TestDetectionDocInSync -update`", Command)
+	}
+}
+
+// TestPackTimings checks that rule timings come from the packs.
+func TestPackTimings(t *testing.T) {
+	timings, err := PackTimings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rule           string
+		interval, for_ time.Duration
+	}{
+		{scenarios.RuleProxyShedding, 15 * time.Second, time.Minute},
+		{scenarios.RuleProxyCircuitOpen, 15 * time.Second, 0},
+		{scenarios.RuleCrossChainMessagesStuck, 30 * time.Second, time.Minute},
+		{scenarios.RuleOverProvisioned, time.Minute, 10 * time.Minute},
+	} {
+		got, ok := timings[tc.rule]
+		if !ok || got.Interval != tc.interval || got.For != tc.for_ {
+			t.Errorf("%s: got %+v (found %v), want interval %v for %v", tc.rule, got, ok, tc.interval, tc.for_)
+		}
+	}
+	for _, gt := range defaultTruth(t) {
+		for _, e := range gt.Expect {
+			for _, r := range e.Rules {
+				if _, ok := timings[r]; !ok {
+					t.Errorf("%s expects %s, which no built-in pack defines", gt.Scenario, r)
+				}
+			}
+		}
+	}
+}
+
+func defaultTruth(t *testing.T) []scenarios.GroundTruth {
+	plan, err := DocPlan(scenarios.DefaultSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan.Truth()
+}
+
+// TestRunRejectsBadPlan checks a bad plan is refused before anything runs.
+func TestRunRejectsBadPlan(t *testing.T) {
+	plan, err := scenarios.NewPlan(scenarios.Surge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan.Step = 0
+	if _, err := Run(context.Background(), plan); err == nil {
+		t.Fatal("a plan with a zero step ran")
+	}
+}
+
+var _ = detect.Options{}
