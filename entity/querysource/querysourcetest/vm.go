@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -19,8 +20,11 @@ const Binary = "/usr/bin/victoria-metrics"
 // VictoriaMetrics is a running server.
 type VictoriaMetrics struct {
 	// URL is its base, http://127.0.0.1:port.
-	URL string
-	cmd *exec.Cmd
+	URL  string
+	addr string
+	dir  string
+	log  *os.File
+	cmd  *exec.Cmd
 }
 
 // Start runs VictoriaMetrics on a free loopback port with its data in a
@@ -45,13 +49,7 @@ func Start(t testing.TB) *VictoriaMetrics {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(Binary, "-storageDataPath="+filepath.Join(dir, "data"), "-httpListenAddr="+addr,
-		"-retentionPeriod=100y", "-search.latencyOffset=0s", "-search.disableCache", "-loggerLevel=WARN")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	vm := &VictoriaMetrics{URL: "http://" + addr, cmd: cmd}
+	vm := &VictoriaMetrics{URL: "http://" + addr, addr: addr, dir: dir, log: logf}
 	t.Cleanup(func() {
 		vm.Stop()
 		logf.Close()
@@ -61,13 +59,28 @@ func Start(t testing.TB) *VictoriaMetrics {
 			}
 		}
 	})
+	vm.Restart(t)
+	return vm
+}
+
+// Restart starts the server again after Stop, on the same address and
+// data directory.
+func (vm *VictoriaMetrics) Restart(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(Binary, "-storageDataPath="+filepath.Join(vm.dir, "data"), "-httpListenAddr="+vm.addr,
+		"-retentionPeriod=100y", "-search.latencyOffset=0s", "-search.disableCache", "-loggerLevel=WARN")
+	cmd.Stdout, cmd.Stderr = vm.log, vm.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	vm.cmd = cmd
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(vm.URL + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return vm
+				return
 			}
 		}
 		if time.Now().After(deadline) {
@@ -90,13 +103,15 @@ func (vm *VictoriaMetrics) Flush(t testing.TB) {
 	}
 }
 
-// Stop ends the server (idempotent): tests of an unreachable store call it
+// Stop stops the server (idempotent): tests of an unreachable store call it
 // themselves.
 func (vm *VictoriaMetrics) Stop() {
-	if vm.cmd.ProcessState != nil || vm.cmd.Process == nil {
+	if vm.cmd == nil || vm.cmd.ProcessState != nil || vm.cmd.Process == nil {
 		return
 	}
-	_ = vm.cmd.Process.Kill()
+	// SIGTERM: VictoriaMetrics writes what it holds in memory to disk
+	// before it exits, as it does when a pod stops.
+	_ = vm.cmd.Process.Signal(syscall.SIGTERM)
 	_ = vm.cmd.Wait()
 }
 
