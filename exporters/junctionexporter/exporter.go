@@ -182,6 +182,9 @@ func (e *junctionExporter) shutdown(ctx context.Context) error {
 
 func (e *junctionExporter) consumeMetrics(_ context.Context, md pmetric.Metrics) error {
 	e.st.AddMetrics(md)
+	if e.st.ReadOnly() {
+		return fmt.Errorf("junction exporter: series not stored: storage.directory %q has less than storage.min_free_bytes free", e.cfg.Storage.Directory)
+	}
 	return nil
 }
 
@@ -246,7 +249,8 @@ func (e *junctionExporter) registerTelemetry() error {
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		st := e.st.Stats()
 		o.ObserveInt64(written, st.SamplesWritten)
-		o.ObserveInt64(dropped, st.SamplesSkipped)
+		o.ObserveInt64(dropped, st.SamplesSkipped, metric.WithAttributes(attribute.String("reason", "unsupported_type")))
+		o.ObserveInt64(dropped, st.SamplesRejected, metric.WithAttributes(attribute.String("reason", "storage_full")))
 		o.ObserveInt64(stateDropped, st.EntityDrops, metric.WithAttributes(attribute.String("kind", "entity")))
 		o.ObserveInt64(stateDropped, st.EdgeDrops, metric.WithAttributes(attribute.String("kind", "edge")))
 		o.ObserveInt64(stateDropped, st.RuleDrops, metric.WithAttributes(attribute.String("kind", "rule")))

@@ -47,6 +47,7 @@ type Options struct {
 type Stats struct {
 	SamplesWritten  int64 // samples written to series storage
 	SamplesSkipped  int64 // data points of unsupported types (histograms, summaries)
+	SamplesRejected int64 // samples not stored because storage was read-only (disk full)
 	EntityDrops     int64 // entities not kept: max_entities reached
 	EdgeDrops       int64 // edges not kept: max_edges reached
 	RuleDrops       int64 // rule statuses not kept: max_rules reached
@@ -106,7 +107,7 @@ type Store struct {
 	dirtySeries atomic.Bool
 	closed      atomic.Bool
 
-	samplesWritten, samplesSkipped                  atomic.Int64
+	samplesWritten, samplesSkipped, samplesRejected atomic.Int64
 	entityDrops, edgeDrops, ruleDrops, ttlEvictions atomic.Int64
 
 	builderPool sync.Pool
@@ -164,7 +165,9 @@ func (s *Store) Close() error {
 // interval; a kill -9 loses at most what arrived since the last Flush.
 func (s *Store) Flush() error {
 	var errs []error
-	if s.dirtySeries.Swap(false) {
+	// A read-only (full) storage cannot take a snapshot: VictoriaMetrics
+	// would end the process.
+	if !s.series.ReadOnly() && s.dirtySeries.Swap(false) {
 		if err := s.series.Sync(); err != nil {
 			errs = append(errs, err)
 		}
@@ -179,7 +182,7 @@ func (s *Store) Flush() error {
 // Stats returns the counters.
 func (s *Store) Stats() Stats {
 	st := Stats{
-		SamplesWritten: s.samplesWritten.Load(), SamplesSkipped: s.samplesSkipped.Load(),
+		SamplesWritten: s.samplesWritten.Load(), SamplesSkipped: s.samplesSkipped.Load(), SamplesRejected: s.samplesRejected.Load(),
 		EntityDrops: s.entityDrops.Load(), EdgeDrops: s.edgeDrops.Load(), RuleDrops: s.ruleDrops.Load(),
 		EntityEvictions: s.ttlEvictions.Load(),
 	}
@@ -222,6 +225,10 @@ func (s *Store) Health() Health {
 	}
 	return h
 }
+
+// ReadOnly reports whether series storage refuses writes because free
+// space fell below storage.min_free_bytes.
+func (s *Store) ReadOnly() bool { return s.series.ReadOnly() }
 
 // AddMetrics writes every gauge and sum data point as a series sample and
 // updates the latest entity, edge and rule state. It returns the number of
@@ -327,6 +334,14 @@ func (s *Store) AddMetrics(md pmetric.Metrics) int {
 	s.stateMu.Unlock()
 
 	rows := b.Finish()
+	if s.series.ReadOnly() {
+		// The disk is (nearly) full: VictoriaMetrics would keep the rows
+		// in memory and fail to write them out. They are counted, not
+		// stored; the latest state above is still updated.
+		s.samplesRejected.Add(int64(len(rows)))
+		s.samplesSkipped.Add(int64(skipped))
+		return 0
+	}
 	s.series.Add(rows)
 	if len(rows) > 0 {
 		s.dirtySeries.Store(true)

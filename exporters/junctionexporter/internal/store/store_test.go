@@ -279,3 +279,36 @@ func TestFormatStep(t *testing.T) {
 		}
 	}
 }
+
+// TestDiskFullTurnsReadOnly: below storage.min_free_bytes, samples are
+// counted and not stored, the flush does not touch the series storage (a
+// snapshot there would end the process), and health says why.
+func TestDiskFullTurnsReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	// Reopen the series storage with a free-space limit no disk meets, as
+	// if the disk had filled up.
+	s.series.Close()
+	s.series = OpenSeries(dir, s.opts.Retention, s.opts.FlushInterval, 1<<62)
+	t.Cleanup(func() { OpenSeries(t.TempDir(), s.opts.Retention, s.opts.FlushInterval, 1<<20).Close() }) // restore the process-wide limit
+	if !s.ReadOnly() {
+		t.Fatal("storage not read-only below its free-space limit")
+	}
+	md := pmetric.NewMetrics()
+	entityMetrics(md, checkout, map[string][]float64{"request.rate": {1, 2}})
+	if n := s.AddMetrics(md); n != 0 {
+		t.Fatalf("AddMetrics wrote %d samples to a full disk", n)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.SamplesRejected != 2 || st.SamplesWritten != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+	if h := s.Health(); h.OK || !strings.Contains(h.Reason, "read-only") {
+		t.Fatalf("health = %+v", h)
+	}
+	if _, err := s.Entity(checkout.ID); err != nil {
+		t.Fatalf("latest state not kept while the disk is full: %v", err)
+	}
+}
