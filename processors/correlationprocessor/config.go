@@ -33,6 +33,9 @@ type Config struct {
 	// gateway replica remote-writes so that a query-backed source can merge
 	// the replicas' graphs (docs/deploy.md "Merged series").
 	MergeableSeries bool `mapstructure:"mergeable_series"`
+	// QuerySource, when its endpoint is set, makes the rules read the
+	// merged graph of a gateway tier from VictoriaMetrics (querysource.go).
+	QuerySource QuerySourceConfig `mapstructure:"query_source"`
 }
 
 // GraphSettings are the entity graph's settings (graph.Settings) at the
@@ -79,6 +82,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("emit_interval must be positive, got %s", c.EmitInterval))
 	}
 	if err := c.Graph().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.QuerySource.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	tracker := c.XChain.Tracker()

@@ -107,6 +107,7 @@ func createDefaultConfig() component.Config {
 			ReloadInterval: defaultRulesReloadInterval,
 			CostLimit:      rules.DefaultCostLimit,
 		},
+		QuerySource: QuerySourceConfig{Lookback: defaultQueryLookback, Timeout: defaultQueryTimeout},
 	}
 }
 

@@ -52,6 +52,7 @@ type node struct {
 	traces  consumer.Traces
 	metrics consumer.Metrics
 	logs    consumer.Logs
+	alerts  *consumertest.LogsSink
 	now     time.Time
 }
 
@@ -65,9 +66,10 @@ func newNode(t *testing.T, name string, cfg *Config, metricsNext consumer.Metric
 	require.NoError(t, err)
 	mp, err := f.CreateMetrics(ctx, set, cfg, metricsNext)
 	require.NoError(t, err)
-	lp, err := f.CreateLogs(ctx, set, cfg, new(consumertest.LogsSink))
+	ls := new(consumertest.LogsSink)
+	lp, err := f.CreateLogs(ctx, set, cfg, ls)
 	require.NoError(t, err)
-	n := &node{p: tp.(*tracesProcessor).p, traces: tp, metrics: mp, logs: lp}
+	n := &node{p: tp.(*tracesProcessor).p, traces: tp, metrics: mp, logs: lp, alerts: ls}
 	n.p.now = func() time.Time { return n.now }
 	n.p.ticker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 	for _, c := range []component.Component{tp, mp, lp} {
@@ -276,8 +278,18 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 	src, err := querysource.New(querysource.Config{URL: vm.URL, Lookback: plan.Step / 2})
 	require.NoError(t, err)
 
+	// The ruler: a processor with the rule packs and query_source, as
+	// deploy/configs/ruler.yaml runs it; its own graph stays empty.
+	rulerCfg := createDefaultConfig().(*Config)
+	rulerCfg.EmitInterval = plan.Step
+	rulerCfg.Rules.Files = []string{rulePacks}
+	rulerCfg.QuerySource.Endpoint = vm.URL
+	rulerCfg.QuerySource.Lookback = plan.Step / 2
+	require.NoError(t, rulerCfg.Validate())
+	ruler := newNode(t, "ruler", rulerCfg, new(consumertest.MetricsSink))
+
 	singleRules, mergedRules := newRuleManager(t), newRuleManager(t)
-	singleFired, mergedFired := firing{}, firing{}
+	singleFired, mergedFired, rulerFired := firing{}, firing{}, firing{}
 	ctx := context.Background()
 	var last time.Time
 	evaluate := func(at time.Time) {
@@ -295,6 +307,15 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 		require.NoError(t, err)
 		alerts, _ = mergedRules.EvalDue(ctx, merged, at)
 		mergedFired.add(alerts)
+
+		ruler.now = at
+		n := len(ruler.alerts.AllLogs())
+		require.NoError(t, ruler.p.tick(ctx, at))
+		for _, ld := range ruler.alerts.AllLogs()[n:] {
+			got, err := alertsOf(ld)
+			require.NoError(t, err)
+			rulerFired.add(got)
+		}
 	}
 	setNow := func(at time.Time) {
 		single.now = at
@@ -321,6 +342,7 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 	t.Logf("replicas fired:    %v", mergedFired.keys())
 	require.NotEmpty(t, singleFired, "the single node raised no alert on the bottleneck scenario")
 	require.Equal(t, singleFired.keys(), mergedFired.keys(), "replicas through VictoriaMetrics and one node fired different alerts or blamed different entities")
+	require.Equal(t, mergedFired.keys(), rulerFired.keys(), "the processor with query_source fired other alerts than the rules on the query-backed snapshot")
 	for k, at := range singleFired {
 		if d := mergedFired[k].Sub(at); d > 2*plan.Step || d < -2*plan.Step {
 			t.Errorf("%s: fired at %s on one node, %s from the replicas", k, at.Format(time.TimeOnly), mergedFired[k].Format(time.TimeOnly))
@@ -371,4 +393,52 @@ func (f fanout) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 		return err
 	}
 	return f.split.ConsumeLogs(ctx, ld)
+}
+
+// alertsOf decodes the alert log records of one emitted batch.
+func alertsOf(ld plog.Logs) ([]alert.Alert, error) {
+	var out []alert.Alert
+	for i := 0; i < ld.ResourceLogs().Len(); i++ {
+		sls := ld.ResourceLogs().At(i).ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			lrs := sls.At(j).LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				if !alert.IsAlert(lrs.At(k)) {
+					continue
+				}
+				a, err := alert.FromLogRecord(lrs.At(k))
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, a)
+			}
+		}
+	}
+	return out, nil
+}
+
+func TestQuerySourceConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*QuerySourceConfig)
+		wantErr string
+	}{
+		{"off by default", func(*QuerySourceConfig) {}, ""},
+		{"valid", func(c *QuerySourceConfig) { c.Endpoint = "http://vm:8428" }, ""},
+		{"not a URL", func(c *QuerySourceConfig) { c.Endpoint = "vm:8428" }, "query_source::endpoint"},
+		{"short lookback", func(c *QuerySourceConfig) { c.Endpoint = "http://vm:8428"; c.Lookback = 0 }, "query_source::lookback"},
+		{"no timeout", func(c *QuerySourceConfig) { c.Endpoint = "http://vm:8428"; c.Timeout = 0 }, "query_source::timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			tt.mutate(&cfg.QuerySource)
+			err := cfg.Validate()
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
 }

@@ -121,6 +121,13 @@ func newProcessor(set processor.Settings, cfg *Config, now func() time.Time) (*c
 	p.augment = p.augmentXChain
 	if cfg.Rules.Enabled() {
 		p.evaluate = p.evaluateRules
+		if cfg.QuerySource.Enabled() {
+			src, err := cfg.QuerySource.source()
+			if err != nil {
+				return nil, err
+			}
+			p.evaluate = p.evaluateOnQuerySource(src)
+		}
 	}
 	return p, nil
 }
