@@ -126,6 +126,31 @@ func Document(r *Result) string {
 	return detect.Document(r.Plan, r.Score(ScoreOptions()), cmd)
 }
 
+// Demo phases: `make demo` plays DemoScenarios with these phases at real
+// speed (18 minutes), short enough to watch and long enough for every
+// expected alert to fire and resolve (TestDemoPlanDetected).
+const (
+	DemoHealthy = time.Minute
+	DemoFault   = 3 * time.Minute
+	DemoRecover = 2 * time.Minute
+)
+
+// DemoScenarios are the scenarios `make demo` plays, in order. crosschain
+// and cost need 40 and 65 minutes of fault and recovery; streaming is left
+// out to keep the demo under 20 minutes.
+var DemoScenarios = []string{scenarios.Surge, scenarios.Bottleneck, scenarios.DBPool}
+
+// DemoPlan is the plan `make demo` plays from start.
+func DemoPlan(start time.Time) (*scenarios.Plan, error) {
+	plan, err := scenarios.NewPlan(DemoScenarios...)
+	if err != nil {
+		return nil, err
+	}
+	plan.Start = start
+	plan.Healthy, plan.Fault, plan.Recover = DemoHealthy, DemoFault, DemoRecover
+	return plan, plan.Validate()
+}
+
 // ScoreOptions are the options docs/detection.md is scored with: a firing
 // counts as a detection up to 2 minutes after its window ends.
 func ScoreOptions() detect.Options { return detect.DefaultOptions() }

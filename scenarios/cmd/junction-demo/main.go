@@ -1,0 +1,141 @@
+// Command junction-demo is the live view of `make demo`: it plays the demo
+// scenarios (scenarios/e2e.DemoPlan: surge, bottleneck, database; 18
+// minutes) at real speed into Junction over OTLP/gRPC, and prints the
+// alerts Junction raises as they fire and resolve, with the blamed entity
+// and a summary of the evidence, read from the junction exporter's API
+// (docs/api.md). It exits when the scenarios are over.
+//
+//	junction-demo -endpoint 127.0.0.1:4317 -api http://127.0.0.1:8480
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/junction-sre/junction/scenarios"
+	"github.com/junction-sre/junction/scenarios/e2e"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, time.Now); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		if ctx.Err() != nil {
+			os.Exit(130)
+		}
+		fmt.Fprintln(os.Stderr, "junction-demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) error {
+	fs := flag.NewFlagSet("junction-demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	endpoint := fs.String("endpoint", "127.0.0.1:4317", "Junction's OTLP/gRPC endpoint")
+	api := fs.String("api", "http://127.0.0.1:8480", "Junction's query API (junction exporter)")
+	seed := fs.Uint64("seed", scenarios.DefaultSeed, "simulator seed")
+	speed := fs.Float64("speed", 1, "virtual seconds per real second; Junction buckets by arrival time, so only 1 scores like the tests")
+	timeout := fs.Duration("timeout", 30*time.Second, "per-export timeout, including waiting for Junction to come up")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *speed <= 0 {
+		return fmt.Errorf("-speed %v: must be positive", *speed)
+	}
+	plan, err := e2e.DemoPlan(now().UTC().Truncate(scenarios.DefaultStep))
+	if err != nil {
+		return err
+	}
+	plan.Seed = *seed
+	sink, err := scenarios.DialOTLP(*endpoint)
+	if err != nil {
+		return fmt.Errorf("-endpoint: %w", err)
+	}
+	defer sink.Close()
+	sink.Timeout = *timeout
+
+	v := newView(stdout, *api, now)
+	v.printf("junction-demo: %d scenarios, %v at %vx speed, into %s; alerts from %s",
+		len(plan.Scenarios), plan.Duration(), *speed, *endpoint, *api)
+	vctx, stopView := context.WithCancel(ctx)
+	viewDone := make(chan struct{})
+	go func() {
+		defer close(viewDone)
+		v.watch(vctx)
+	}()
+
+	p := newProgress(v, plan)
+	stats, err := scenarios.RunWithOptions(ctx, plan, sink, &scenarios.Paced{Speed: *speed, Start: plan.Start},
+		scenarios.Options{Progress: p.step})
+	// Let the last resolutions arrive before the view stops.
+	if err == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(float64(2*plan.Step) / *speed)):
+		}
+	}
+	stopView()
+	<-viewDone
+	if err != nil {
+		return err
+	}
+	fired, resolved := v.counts()
+	v.printf("scenarios done: %d steps, %d spans, %d points, %d log records sent; %d alerts fired, %d resolved",
+		stats.Steps, stats.Spans, stats.Points, stats.Records, fired, resolved)
+	return nil
+}
+
+// progress prints each phase change of the plan.
+type progress struct {
+	v     *view
+	truth []scenarios.GroundTruth
+	last  string
+}
+
+func newProgress(v *view, plan *scenarios.Plan) *progress {
+	return &progress{v: v, truth: plan.Truth()}
+}
+
+func (p *progress) step(s scenarios.Step) {
+	key := s.Scenario + "/" + string(s.Phase)
+	if key == p.last {
+		return
+	}
+	p.last = key
+	for i, gt := range p.truth {
+		if gt.Scenario != s.Scenario {
+			continue
+		}
+		var until time.Time
+		switch s.Phase {
+		case scenarios.PhaseHealthy:
+			until = gt.FaultStart
+		case scenarios.PhaseFault:
+			until = gt.FaultEnd
+		default:
+			until = gt.End()
+		}
+		line := fmt.Sprintf("── [%d/%d] %s: %s until %s", i+1, len(p.truth), gt.Scenario, s.Phase, until.Local().Format("15:04:05"))
+		if s.Phase == scenarios.PhaseFault {
+			line += " ── " + gt.Summary
+			for _, e := range gt.Expect {
+				line += fmt.Sprintf("\n            expect %v → %s", e.Rules, e.Blame)
+			}
+		}
+		p.v.printf("%s", line)
+		return
+	}
+}

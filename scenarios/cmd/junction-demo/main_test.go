@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver/otlpreceiver"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/junction-sre/junction/alert"
+	"github.com/junction-sre/junction/entity"
+)
+
+var fixedNow = func() time.Time { return time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC) }
+
+// syncBuffer is a bytes.Buffer safe for the view's goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var (
+	circuit = alert.Alert{
+		ID: "surge/ProxyCircuitOpen@proxy:edge-proxy/frontend", Group: "surge", Rule: "ProxyCircuitOpen",
+		Severity: "critical", State: alert.StateFiring,
+		Entity:      entity.Ref{Type: "proxy", ID: "proxy:edge-proxy/frontend", Name: "edge-proxy/frontend"},
+		Blame:       entity.Ref{Type: "proxy", ID: "proxy:edge-proxy/frontend", Name: "edge-proxy/frontend"},
+		Annotations: map[string]string{"summary": "circuit breaker open on edge-proxy/frontend"},
+		ActiveAt:    fixedNow(), FiredAt: fixedNow(),
+	}
+	hop = alert.Alert{
+		ID: "bottleneck/HopOwnsLatency@service:shop/frontend", Group: "bottleneck", Rule: "HopOwnsLatency",
+		Severity: "warning", State: alert.StateFiring,
+		Entity:   entity.Ref{Type: "service", ID: "service:shop/frontend", Name: "frontend"},
+		Blame:    entity.Ref{Type: "service", ID: "service:shop/inventory", Name: "inventory"},
+		ActiveAt: fixedNow(), FiredAt: fixedNow().Add(time.Minute),
+	}
+)
+
+// fakeAPI serves /api/v1/alerts (the circuit breaker firing),
+// /api/v1/alerts/{id} with evidence, and a stream that resolves the
+// circuit breaker and fires the hop alert, then stays open.
+func fakeAPI(t *testing.T) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
+		if got := r.URL.Query().Get("state"); got != "pending,firing" {
+			http.Error(w, `{"error": "want state=pending,firing"}`, http.StatusBadRequest)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"alerts": []alert.Alert{circuit}})
+	})
+	mux.HandleFunc("GET /api/v1/alerts/{id...}", func(w http.ResponseWriter, r *http.Request) {
+		a := circuit
+		if r.PathValue("id") == hop.ID {
+			a = hop
+			a.Evidence.Exemplars = []entity.Exemplar{{TraceID: "aa", Reason: "slow", Value: 120}, {TraceID: "bb", Reason: "slow", Value: 812}}
+			a.Evidence.LogSamples = []entity.LogSample{{Body: "slow request: method=Reserve took 412ms", Count: 42}}
+			a.Evidence.Values = map[string]float64{"service:shop/frontend latency.p99_ms": 930}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"alert": a, "history": []any{}})
+	})
+	mux.HandleFunc("GET /api/v1/stream", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		resolved := circuit
+		resolved.State, resolved.ResolvedAt = alert.StateResolved, fixedNow().Add(4*time.Minute)
+		fmt.Fprint(w, ": stream\n\n")
+		for _, a := range []alert.Alert{circuit, hop, resolved} {
+			b, _ := json.Marshal(a)
+			fmt.Fprintf(w, "event: alert\ndata: %s\n\n", b)
+		}
+		fmt.Fprint(w, ": keepalive\n\nevent: other\ndata: {}\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestViewFollowsAPI: the active alert is shown once, the stream's
+// changes as they come, with the blamed entity and the evidence summary.
+func TestViewFollowsAPI(t *testing.T) {
+	srv := fakeAPI(t)
+	var out syncBuffer
+	v := newView(&out, srv.URL+"/", fixedNow)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); v.watch(ctx) }()
+	waitFor(t, &out, "▼ resolved  ProxyCircuitOpen")
+	cancel()
+	<-done
+	got := out.String()
+	for _, want := range []string{
+		"▲ FIRING    ProxyCircuitOpen            proxy:edge-proxy/frontend [critical]",
+		"circuit breaker open on edge-proxy/frontend",
+		"▲ FIRING    HopOwnsLatency              service:shop/frontend → blames service:shop/inventory [warning]",
+		`evidence: 2 trace(s), slowest 812ms (trace bb); log ×42 "slow request: method=Reserve took 412ms"; service:shop/frontend latency.p99_ms=930`,
+		"▼ resolved  ProxyCircuitOpen            proxy:edge-proxy/frontend after firing 4m0s",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "FIRING    ProxyCircuitOpen"); n != 1 {
+		t.Errorf("the circuit breaker firing was shown %d times, want once (list and stream repeat it):\n%s", n, got)
+	}
+	if f, r := v.counts(); f != 2 || r != 1 {
+		t.Errorf("counted %d fired, %d resolved; want 2, 1", f, r)
+	}
+}
+
+// TestViewAPIDown: without an API the view says so once and keeps
+// retrying; it attaches when the API comes up.
+func TestViewAPIDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var out syncBuffer
+	v := newView(&out, "http://"+addr, fixedNow)
+	v.retry = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); v.watch(ctx) }()
+	waitFor(t, &out, "Retrying every")
+
+	// The API comes up on the same address.
+	api := fakeAPI(t)
+	api.Close()
+	l2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("address %s taken again: %v", addr, err)
+	}
+	srv := &http.Server{Handler: api.Config.Handler}
+	go srv.Serve(l2)
+	t.Cleanup(func() { srv.Close() })
+	waitFor(t, &out, "is answering")
+	waitFor(t, &out, "▼ resolved")
+	cancel()
+	<-done
+	if n := strings.Count(out.String(), "is not answering"); n != 1 {
+		t.Errorf("the API-down message was printed %d times, want once:\n%s", n, out.String())
+	}
+}
+
+// TestViewReportsAPIErrors: a non-200 answer is reported with the API's
+// error text.
+func TestViewReportsAPIErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"error": "storage is read-only"}`)
+	}))
+	defer srv.Close()
+	v := newView(new(syncBuffer), srv.URL, fixedNow)
+	err := v.follow(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "storage is read-only") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestRunAgainstReceiver plays the demo plan (sped up) into a real OTLP
+// receiver with the fake API: phases and alerts are shown, the run ends.
+func TestRunAgainstReceiver(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	f := otlpreceiver.NewFactory()
+	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
+	cfg.Protocols.GRPC.GetOrInsertDefault().NetAddr.Endpoint = addr
+	cfg.Protocols.HTTP = configoptional.None[otlpreceiver.HTTPConfig]()
+	set := receivertest.NewNopSettings(component.MustNewType("otlp"))
+	spans := new(consumertest.TracesSink)
+	ctx := context.Background()
+	tr, err := f.CreateTraces(ctx, set, cfg, spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr, err := f.CreateMetrics(ctx, set, cfg, consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := f.CreateLogs(ctx, set, cfg, consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []component.Component{tr, mr, lr} {
+		if err := c.Start(ctx, componenttest.NewNopHost()); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Shutdown(context.Background())
+	}
+	api := fakeAPI(t)
+	var out syncBuffer
+	if err := run(ctx, []string{"-endpoint", addr, "-api", api.URL, "-speed", "1000000"}, &out, &out, fixedNow); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		"junction-demo: 3 scenarios, 18m0s",
+		"── [1/3] surge: healthy until",
+		"── [2/3] bottleneck: fault until",
+		"expect [ConnectionPoolSaturated] → database:postgresql/postgres.shop.svc:5432/shop",
+		"── [3/3] database: recover until",
+		"scenarios done: 108 steps",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in\n%s", want, got)
+		}
+	}
+	if spans.SpanCount() == 0 {
+		t.Error("no span reached the receiver")
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"-speed", "0"}, {"extra"}, {"-nope"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, &out, &out, fixedNow); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+}
+
+// waitFor waits until out contains want; the test's deadline bounds it.
+func waitFor(t *testing.T, out *syncBuffer, want string) {
+	t.Helper()
+	for !strings.Contains(out.String(), want) {
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("never printed %q:\n%s", want, out.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
