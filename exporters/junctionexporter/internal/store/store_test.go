@@ -290,7 +290,12 @@ func TestDiskFullTurnsReadOnly(t *testing.T) {
 	// if the disk had filled up.
 	s.series.Close()
 	s.series = OpenSeries(dir, s.opts.Retention, s.opts.FlushInterval, 1<<62)
-	t.Cleanup(func() { OpenSeries(t.TempDir(), s.opts.Retention, s.opts.FlushInterval, 1<<20).Close() }) // restore the process-wide limit
+	defer func() {
+		// Restore the process-wide limit once no storage is open: it is
+		// read by VictoriaMetrics' background goroutines.
+		s.Close()
+		OpenSeries(t.TempDir(), s.opts.Retention, s.opts.FlushInterval, 0).Close()
+	}()
 	if !s.ReadOnly() {
 		t.Fatal("storage not read-only below its free-space limit")
 	}
