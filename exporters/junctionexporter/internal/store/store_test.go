@@ -317,3 +317,52 @@ func TestDiskFullTurnsReadOnly(t *testing.T) {
 		t.Fatalf("latest state not kept while the disk is full: %v", err)
 	}
 }
+
+// TestAlertLogCompaction: the log is rewritten when it outgrows its bound,
+// keeping each instance's latest record and history, and dropping resolved
+// instances older than the retention.
+func TestAlertLogCompaction(t *testing.T) {
+	dir := t.TempDir()
+	now := t0.Add(48 * time.Hour)
+	opts := testOptions(dir, func() time.Time { return now })
+	opts.Retention = 24 * time.Hour
+	opts.AlertLogMaxBytes = 4096
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := alert.Alert{ID: "old", Rule: "r", Entity: checkout, State: alert.StateResolved, ResolvedAt: t0, EvaluatedAt: t0}
+	if _, err := s.AddAlerts([]alert.Alert{old}); err != nil {
+		t.Fatal(err)
+	}
+	states := []alert.State{alert.StatePending, alert.StateFiring, alert.StateResolved}
+	for i := 0; i < 60; i++ {
+		ts := now.Add(time.Duration(i) * time.Minute)
+		a := alert.Alert{ID: "flappy", Rule: "r", Entity: checkout, State: states[i%3], ActiveAt: ts, FiredAt: ts, ResolvedAt: ts, EvaluatedAt: ts}
+		if _, err := s.AddAlerts([]alert.Alert{a}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s.alertMu.Lock()
+	compactions, size := s.alerts.compactions, s.alerts.size
+	s.alertMu.Unlock()
+	if compactions < 2 || size > opts.AlertLogMaxBytes {
+		t.Fatalf("%d compactions, log %d bytes (bound %d)", compactions, size, opts.AlertLogMaxBytes)
+	}
+	if _, _, err := s.Alert("old"); !errors.Is(err, ErrNotFound) {
+		t.Fatal("resolved instance older than the retention kept")
+	}
+	s.Close()
+	s2, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	_, hist, err := s2.Alert("flappy")
+	if err != nil || len(hist) != opts.MaxAlertHistory || hist[len(hist)-1].State != alert.StateResolved {
+		t.Fatalf("history after compaction and reopen = %v, %v (want the last %d changes)", hist, err, opts.MaxAlertHistory)
+	}
+}
