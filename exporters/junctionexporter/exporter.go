@@ -251,6 +251,7 @@ func (e *junctionExporter) registerTelemetry() error {
 		o.ObserveInt64(written, st.SamplesWritten)
 		o.ObserveInt64(dropped, st.SamplesSkipped, metric.WithAttributes(attribute.String("reason", "unsupported_type")))
 		o.ObserveInt64(dropped, st.SamplesRejected, metric.WithAttributes(attribute.String("reason", "storage_full")))
+		o.ObserveInt64(dropped, st.SamplesNoEntity, metric.WithAttributes(attribute.String("reason", "no_entity")))
 		o.ObserveInt64(stateDropped, st.EntityDrops, metric.WithAttributes(attribute.String("kind", "entity")))
 		o.ObserveInt64(stateDropped, st.EdgeDrops, metric.WithAttributes(attribute.String("kind", "edge")))
 		o.ObserveInt64(stateDropped, st.RuleDrops, metric.WithAttributes(attribute.String("kind", "rule")))

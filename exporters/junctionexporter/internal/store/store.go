@@ -48,6 +48,7 @@ type Stats struct {
 	SamplesWritten  int64 // samples written to series storage
 	SamplesSkipped  int64 // data points of unsupported types (histograms, summaries)
 	SamplesRejected int64 // samples not stored because storage was read-only (disk full)
+	SamplesNoEntity int64 // data points of other metrics without junction.entity.id
 	EntityDrops     int64 // entities not kept: max_entities reached
 	EdgeDrops       int64 // edges not kept: max_edges reached
 	RuleDrops       int64 // rule statuses not kept: max_rules reached
@@ -108,6 +109,7 @@ type Store struct {
 	closed      atomic.Bool
 
 	samplesWritten, samplesSkipped, samplesRejected atomic.Int64
+	samplesNoEntity                                 atomic.Int64
 	entityDrops, edgeDrops, ruleDrops, ttlEvictions atomic.Int64
 
 	builderPool sync.Pool
@@ -183,7 +185,8 @@ func (s *Store) Flush() error {
 func (s *Store) Stats() Stats {
 	st := Stats{
 		SamplesWritten: s.samplesWritten.Load(), SamplesSkipped: s.samplesSkipped.Load(), SamplesRejected: s.samplesRejected.Load(),
-		EntityDrops: s.entityDrops.Load(), EdgeDrops: s.edgeDrops.Load(), RuleDrops: s.ruleDrops.Load(),
+		SamplesNoEntity: s.samplesNoEntity.Load(),
+		EntityDrops:     s.entityDrops.Load(), EdgeDrops: s.edgeDrops.Load(), RuleDrops: s.ruleDrops.Load(),
 		EntityEvictions: s.ttlEvictions.Load(),
 	}
 	s.rollup.mu.Lock()
@@ -230,8 +233,10 @@ func (s *Store) Health() Health {
 // space fell below storage.min_free_bytes.
 func (s *Store) ReadOnly() bool { return s.series.ReadOnly() }
 
-// AddMetrics writes every gauge and sum data point as a series sample and
-// updates the latest entity, edge and rule state. It returns the number of
+// AddMetrics writes gauge and sum data points as series samples and updates
+// the latest entity, edge and rule state. Stored are junction.* metrics,
+// ALERTS, and any other metric whose resource carries junction.entity.id;
+// the rest is counted (SamplesNoEntity) and skipped. It returns the number of
 // samples written.
 func (s *Store) AddMetrics(md pmetric.Metrics) int {
 	b, _ := s.builderPool.Get().(*RowBuilder)
@@ -240,7 +245,7 @@ func (s *Store) AddMetrics(md pmetric.Metrics) int {
 	}
 	defer func() { b.Reset(); s.builderPool.Put(b) }()
 	nowMs := s.opts.Now().UnixMilli()
-	skipped := 0
+	skipped, noEntity := 0, 0
 
 	s.stateMu.Lock()
 	s.rollup.mu.Lock()
@@ -261,6 +266,12 @@ func (s *Store) AddMetrics(md pmetric.Metrics) int {
 					continue
 				}
 				name := m.Name()
+				if ref.ID == "" && name != alert.MetricName && !strings.HasPrefix(name, entity.MetricPrefix) {
+					// Without entity identity the series of different
+					// resources would merge into one: not stored.
+					noEntity += dps.Len()
+					continue
+				}
 				rk, rolled := rollupFeature[name]
 				for _, dp := range dps.All() {
 					ts := dp.Timestamp().AsTime().UnixMilli()
@@ -333,6 +344,7 @@ func (s *Store) AddMetrics(md pmetric.Metrics) int {
 	s.rollup.mu.Unlock()
 	s.stateMu.Unlock()
 
+	s.samplesNoEntity.Add(int64(noEntity))
 	rows := b.Finish()
 	if s.series.ReadOnly() {
 		// The disk is (nearly) full: VictoriaMetrics would keep the rows

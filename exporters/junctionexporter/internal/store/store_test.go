@@ -118,6 +118,31 @@ func TestSeriesAndGraph(t *testing.T) {
 	}
 }
 
+func TestOtherMetricsNeedAnEntity(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	md := pmetric.NewMetrics()
+	// A raw metric of some pod, passed through without entity identity.
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("k8s.pod.cpu.usage")
+	m.SetEmptyGauge().DataPoints().AppendEmpty().SetDoubleValue(0.5)
+	// The same metric stamped with the entity id is kept.
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr(entity.AttrEntityID, "pod:shop/checkout-1")
+	m = rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("k8s.pod.cpu.usage")
+	m.SetEmptyGauge().DataPoints().AppendEmpty().SetDoubleValue(0.5)
+	// A histogram is not stored.
+	m = rm.ScopeMetrics().At(0).Metrics().AppendEmpty()
+	m.SetName("http.server.request.duration")
+	m.SetEmptyHistogram().DataPoints().AppendEmpty()
+	if n := s.AddMetrics(md); n != 1 {
+		t.Fatalf("wrote %d samples, want 1", n)
+	}
+	if st := s.Stats(); st.SamplesNoEntity != 1 || st.SamplesSkipped != 1 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
 func TestAlertsHistoryAndHealth(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir)
