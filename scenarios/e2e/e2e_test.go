@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/junction-sre/junction/scenarios"
+	"github.com/junction-sre/junction/scenarios/detect"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/detection.md from this run")
@@ -107,6 +108,28 @@ func TestScenariosDetected(t *testing.T) {
 	}
 }
 
+// TestEveryAlertResolves: every alert that fires during the run resolves
+// before the run ends (the last scenario's recovery is at least 35
+// minutes): an alert still firing long after every fault is gone says
+// nothing true about the system and hides the next fault on its entity.
+func TestEveryAlertResolves(t *testing.T) {
+	res := defaultRun(t)
+	truth := res.Plan.Truth()
+	for _, ep := range detect.Episodes(res.Alerts) {
+		if !ep.Resolved.IsZero() {
+			continue
+		}
+		where := "outside every scenario"
+		for _, gt := range truth {
+			if !ep.Fired.Before(gt.Start) && ep.Fired.Before(gt.End()) {
+				where = fmt.Sprintf("in %s at +%v", gt.Scenario, ep.Fired.Sub(gt.Start))
+			}
+		}
+		t.Errorf("%s on %s (blamed %s) fired %s and was still firing when the run ended %v later",
+			ep.Rule, ep.Entity, ep.Blame, where, res.Plan.End().Sub(ep.Fired))
+	}
+}
+
 // TestDetectionDocInSync checks that docs/detection.md is what
 // junction-detection prints for the default run; -update rewrites it.
 func TestDetectionDocInSync(t *testing.T) {
@@ -177,7 +200,6 @@ func TestRunRejectsBadPlan(t *testing.T) {
 		t.Fatal("a plan with a zero step ran")
 	}
 }
-
 
 // TestDemoPlanDetected plays the plan of `make demo` in virtual time: every
 // expected alert fires on the expected entity and resolves before its
