@@ -20,6 +20,8 @@ var roleEnv = []string{
 	"KAFKA_BROKERS=kafka.kafka:9092",
 	"REMOTE_WRITE_URL=http://vminsert.monitoring:8480/insert/0/prometheus/api/v1/write",
 	"OTLP_BACKEND=tempo-distributor.monitoring:4317",
+	"QUERY_URL=http://vmselect.monitoring:8481/select/0/prometheus",
+	"ALERTS_OTLP=junction-store.junction:4317",
 }
 
 // validate runs `junction validate` on one config. Outside a pod there is

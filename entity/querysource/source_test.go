@@ -26,7 +26,7 @@ var gatewayConfig = filepath.Join("..", "..", "deploy", "configs", "gateway.yaml
 
 // replicaWriter is the gateway's prometheus_remote_write exporter as
 // deployed, for one replica, writing synchronously to vm.
-func replicaWriter(t *testing.T, vm *querysourcetest.VictoriaMetrics, replica string) exporter.Metrics {
+func replicaWriter(t testing.TB, vm *querysourcetest.VictoriaMetrics, replica string) exporter.Metrics {
 	t.Helper()
 	cm, err := confmaptest.LoadConf(gatewayConfig)
 	if err != nil {
@@ -61,7 +61,7 @@ func replicaWriter(t *testing.T, vm *querysourcetest.VictoriaMetrics, replica st
 	return exp
 }
 
-func write(t *testing.T, exp exporter.Metrics, snap *entity.Snapshot, at time.Time) {
+func write(t testing.TB, exp exporter.Metrics, snap *entity.Snapshot, at time.Time) {
 	t.Helper()
 	md := pmetric.NewMetrics()
 	querysource.AppendSeries(md, snap, at)
