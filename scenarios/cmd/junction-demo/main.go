@@ -14,12 +14,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/junction-sre/junction/scenarios"
+	"github.com/junction-sre/junction/scenarios/detect"
 	"github.com/junction-sre/junction/scenarios/e2e"
 )
 
@@ -95,7 +97,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	fired, resolved := v.counts()
 	v.printf("scenarios done: %d steps, %d spans, %d points, %d log records sent; %d alerts fired, %d resolved",
 		stats.Steps, stats.Spans, stats.Points, stats.Records, fired, resolved)
+	if records, dropped := v.shown(); len(records) > 0 {
+		rep := detect.Score(plan.Truth(), records, detect.DefaultOptions())
+		v.printf("score against the ground truth: %s", rep.Summary())
+		for _, sr := range rep.Scenarios {
+			line := fmt.Sprintf("  %-10s recall %s, latency %v, resolved %v, healthy false positives %d",
+				sr.Scenario, pct(sr.Recall), sr.Latency, sr.Resolved, sr.HealthyFalsePositives)
+			v.printf("%s", line)
+		}
+		if dropped > 0 {
+			v.printf("  (%d alert records beyond the first %d were not scored)", dropped, maxTracked)
+		}
+	}
 	return nil
+}
+
+func pct(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f%%", v*100)
 }
 
 // progress prints each phase change of the plan.

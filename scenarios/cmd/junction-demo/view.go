@@ -35,6 +35,10 @@ type view struct {
 	states   map[string]alert.State // latest state shown per alert id
 	fired    int
 	resolved int
+	// records are the alert records shown, for the final score; at most
+	// maxTracked, the rest counted in dropped.
+	records []alert.Alert
+	dropped int
 	// down is true while the API is known not to answer (the message
 	// was printed once).
 	down bool
@@ -175,6 +179,11 @@ func (v *view) show(ctx context.Context, a alert.Alert) {
 		}
 	}
 	v.states[a.ID] = a.State
+	if len(v.records) < maxTracked {
+		v.records = append(v.records, a)
+	} else {
+		v.dropped++
+	}
 	v.mu.Unlock()
 
 	target := a.Entity.ID
@@ -305,6 +314,13 @@ func (v *view) getJSON(ctx context.Context, path string, out any) error {
 		return fmt.Errorf("GET %s: %w", path, err)
 	}
 	return nil
+}
+
+// shown returns the alert records shown so far and how many were not kept.
+func (v *view) shown() ([]alert.Alert, int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]alert.Alert(nil), v.records...), v.dropped
 }
 
 // counts returns how many firings and resolutions were shown.
