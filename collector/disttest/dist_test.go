@@ -5,6 +5,7 @@ package disttest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -47,7 +48,7 @@ func repoFile(t *testing.T, rel string) string {
 var wantComponents = map[string][]string{
 	"receivers":  {"otlp", "prometheus", "file_log", "kubelet_stats", "kafka"},
 	"processors": {"memory_limiter", "batch", "k8s_attributes", "resource", "transform", "filter", "correlation"},
-	"exporters":  {"otlp_grpc", "otlp_http", "debug", "prometheus_remote_write", "kafka"},
+	"exporters":  {"otlp_grpc", "otlp_http", "debug", "prometheus_remote_write", "kafka", "nop", "junction"},
 	"connectors": {"span_metrics", "forward"},
 	"extensions": {"health_check", "pprof", "file_storage", "bearertokenauth"},
 }
@@ -170,6 +171,40 @@ func TestRunsOnEmbeddedDefaults(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("malformed OTLP/HTTP: status %d, want 400", resp.StatusCode)
+	}
+
+	// The junction exporter's API answers on loopback, its store is under
+	// ./data, and the built-in rule packs report their status after the
+	// first evaluation.
+	waitHTTP(t, "http://127.0.0.1:8480/api/v1/health", &logs)
+	if _, err := os.Stat(filepath.Join(dir, "data")); err != nil {
+		t.Errorf("no data directory under the working directory: %v", err)
+	}
+	var rules struct {
+		Rules []struct {
+			Rule, Health string
+		} `json:"rules"`
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(rules.Rules) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rule status from /api/v1/rules within 60s\n%s", logs.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+		resp, err := http.Get("http://127.0.0.1:8480/api/v1/rules")
+		if err != nil {
+			continue
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&rules)
+		resp.Body.Close()
+	}
+	for _, r := range rules.Rules {
+		if r.Health == "err" {
+			t.Errorf("rule %s is unhealthy on the default config", r.Rule)
+		}
+	}
+	if len(rules.Rules) < 20 {
+		t.Errorf("%d rules reported, want every rule of the built-in packs", len(rules.Rules))
 	}
 }
 
