@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -185,6 +186,11 @@ func startReplica(t *testing.T, name string, brokers []string) *replica {
 	// A test-sized session: a replica that stops is noticed in seconds.
 	cfg.ConsumerConfig.SessionTimeout = 3 * time.Second
 	cfg.ConsumerConfig.HeartbeatInterval = 300 * time.Millisecond
+	if !cfg.ErrorBackOff.Enabled {
+		t.Fatalf("%s: the gateway's kafka receiver must retry refused batches (error_backoff)", gatewayConfig)
+	}
+	cfg.ErrorBackOff.InitialInterval = 20 * time.Millisecond
+	cfg.ErrorBackOff.MaxInterval = 100 * time.Millisecond
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +237,10 @@ type traceRecorder struct {
 	spans map[pcommon.TraceID]int
 	total int
 	next  consumer.Traces
+	// failing makes the pipeline refuse every batch, as a replica whose
+	// pipeline is stuck or dying does; refused counts the refusals.
+	failing bool
+	refused int
 }
 
 func newTraceRecorder() *traceRecorder { return &traceRecorder{spans: map[pcommon.TraceID]int{}} }
@@ -239,12 +249,29 @@ func (r *traceRecorder) Capabilities() consumer.Capabilities { return consumer.C
 
 func (r *traceRecorder) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	r.mu.Lock()
+	if r.failing {
+		r.refused++
+		r.mu.Unlock()
+		return errors.New("pipeline refused the batch")
+	}
 	forEachSpan(td, func(_ pcommon.Resource, s ptrace.Span) {
 		r.spans[s.TraceID()]++
 		r.total++
 	})
 	r.mu.Unlock()
 	return r.next.ConsumeTraces(ctx, td)
+}
+
+func (r *traceRecorder) setFailing(v bool) {
+	r.mu.Lock()
+	r.failing = v
+	r.mu.Unlock()
+}
+
+func (r *traceRecorder) refusals() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refused
 }
 
 func (r *traceRecorder) snapshot() (map[pcommon.TraceID]int, int) {

@@ -265,3 +265,72 @@ func TestReplicaLeavesPartitionsMove(t *testing.T) {
 	}
 	t.Logf("r1 consumed %d spans before it stopped; r0 %d in all; %d sent", r1Before, n0, sent)
 }
+
+// TestReplicaDiesWithWorkInFlight: one replica's pipeline starts refusing
+// batches (stuck, then dying), so the records it holds stay unmarked and
+// uncommitted; then it stops. Its partitions move to the survivor, which
+// reads on from the committed offsets: the records the dead replica never
+// took arrive there. Nothing is lost, and nothing is taken twice.
+func TestReplicaDiesWithWorkInFlight(t *testing.T) {
+	batches, sent := recordTraces(t, shortPlan(t))
+	want := spansByTrace(batches)
+	half := len(batches) / 2
+	firstHalf := 0
+	for _, td := range batches[:half] {
+		firstHalf += td.SpanCount()
+	}
+
+	broker := startBroker(t)
+	brokers := broker.ListenAddrs()
+	r0, r1 := startReplica(t, "r0", brokers), startReplica(t, "r1", brokers)
+	waitGroupStable(t, broker, 2)
+	te, me, le := agentExporter(t, brokers)
+	t.Cleanup(func() {
+		for _, c := range []interface{ Shutdown(context.Context) error }{te, me, le} {
+			_ = c.Shutdown(context.Background())
+		}
+	})
+	send := func(bs []ptrace.Traces) {
+		for _, td := range bs {
+			if err := te.ConsumeTraces(context.Background(), td); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	taken := func() int {
+		_, a := r0.seen.snapshot()
+		_, b := r1.seen.snapshot()
+		return a + b
+	}
+
+	send(batches[:half])
+	waitFor(t, "the first half to be taken", 60*time.Second, func() (bool, string) {
+		return taken() >= firstHalf, fmt.Sprintf("%d of %d spans", taken(), firstHalf)
+	})
+	r1.seen.setFailing(true)
+	send(batches[half:])
+	waitFor(t, "replica r1 to refuse records of the second half", 60*time.Second, func() (bool, string) {
+		n := r1.seen.refusals()
+		return n >= 3, describe(n, "refusals")
+	})
+	_, r1Taken := r1.seen.snapshot()
+	r1.stop(t)
+
+	waitFor(t, "the survivor to take what r1 left", 60*time.Second, func() (bool, string) {
+		return taken() >= sent, fmt.Sprintf("%d of %d spans", taken(), sent)
+	})
+	got0, n0 := r0.seen.snapshot()
+	got1, n1 := r1.seen.snapshot()
+	if n1 != r1Taken {
+		t.Errorf("replica r1 took %d spans after it stopped", n1-r1Taken)
+	}
+	for id, n := range want {
+		if got := got0[id] + got1[id]; got != n {
+			t.Errorf("trace %s: %d spans taken, %d sent", id, got, n)
+		}
+	}
+	if n0+n1 != sent {
+		t.Errorf("taken %d spans, sent %d", n0+n1, sent)
+	}
+	t.Logf("r1 took %d spans and refused %d batches before it stopped; r0 took %d; %d sent", r1Taken, r1.seen.refusals(), n0, sent)
+}
