@@ -34,8 +34,8 @@ type Episode struct {
 	ID     string
 	Rule   string
 	Entity string
-	// Blame is the blamed entity id, or the alerting entity's id when the
-	// alert names no other.
+	// Blame is the blamed entity id when the episode fired (the alerting
+	// entity's id when the alert names no other).
 	Blame    string
 	Active   time.Time
 	Fired    time.Time
@@ -75,6 +75,12 @@ func Episodes(records []alert.Alert) []Episode {
 				ep.Fired = a.FiredAt
 				if ep.Fired.IsZero() {
 					ep.Fired = recTime(a)
+				}
+				// The blame users see is the one the alert fired with; it
+				// may have changed while pending (the critical path
+				// settles as sampled traces complete).
+				if a.Blame.ID != "" {
+					ep.Blame = a.Blame.ID
 				}
 			}
 		case alert.StateResolved:

@@ -209,6 +209,16 @@ func TestEpisodes(t *testing.T) {
 	if h := Episodes([]alert.Alert{hist}); len(h) != 1 || !h[0].Fired.Equal(at(8*m)) || !h[0].Resolved.Equal(at(9*m)) || h[0].Blame != "b3" {
 		t.Errorf("episode from a lone resolved record = %+v", h)
 	}
+	// The blame changes while pending: the episode blames what it fired with.
+	moved := []alert.Alert{
+		{ID: "D@e4", Rule: "D", Entity: entity.Ref{ID: "e4"}, Blame: entity.Ref{ID: "hop1"}, State: alert.StatePending, ActiveAt: at(m), EvaluatedAt: at(m)},
+		{ID: "D@e4", Rule: "D", Entity: entity.Ref{ID: "e4"}, Blame: entity.Ref{ID: "hop3"}, State: alert.StatePending, ActiveAt: at(m), EvaluatedAt: at(2 * m)},
+		{ID: "D@e4", Rule: "D", Entity: entity.Ref{ID: "e4"}, Blame: entity.Ref{ID: "hop3"}, State: alert.StateFiring, ActiveAt: at(m), FiredAt: at(3 * m), EvaluatedAt: at(3 * m)},
+		{ID: "D@e4", Rule: "D", Entity: entity.Ref{ID: "e4"}, Blame: entity.Ref{ID: "hop2"}, State: alert.StateFiring, ActiveAt: at(m), FiredAt: at(3 * m), EvaluatedAt: at(4 * m)},
+	}
+	if d := Episodes(moved); len(d) != 1 || d[0].Blame != "hop3" || !d[0].Active.Equal(at(m)) {
+		t.Errorf("episode whose blame moved while pending = %+v, want blame hop3 (at firing), active at 1m", d)
+	}
 	if len(eps) != 2 {
 		t.Fatalf("episodes = %+v, want two firings of A", eps)
 	}
