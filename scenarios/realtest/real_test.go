@@ -214,6 +214,19 @@ func checkRules(t *testing.T, sink *otlpSink, wants []want, until time.Time, min
 	}
 }
 
+// logEvaluations logs when the rule of w was evaluated, relative to start.
+func logEvaluations(t *testing.T, sink *otlpSink, w want, start time.Time) {
+	seen := map[time.Time]bool{}
+	var at []string
+	for _, r := range sink.ruleStatus()[w.group+"/"+w.rule] {
+		if !r.LastEvaluation.IsZero() && !seen[r.LastEvaluation] {
+			seen[r.LastEvaluation] = true
+			at = append(at, r.LastEvaluation.Sub(start).Round(100*time.Millisecond).String())
+		}
+	}
+	t.Logf("%s/%s evaluated at %v after the start", w.group, w.rule, at)
+}
+
 // want is an alert the fault must raise: rule on entity, blaming blame.
 type want struct {
 	group, rule, entity, blame string
@@ -404,6 +417,7 @@ func TestRealNginxPostgresAlerts(t *testing.T) {
 		}
 	}
 	checkRules(t, sink, wants, time.Now(), 1)
+	logEvaluations(t, sink, wants[0], start)
 	t.Logf("test took %v", time.Since(start).Round(time.Second))
 }
 
