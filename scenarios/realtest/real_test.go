@@ -32,9 +32,9 @@ import (
 const (
 	emitInterval   = "5s"
 	scrapeInterval = "5s"
-	// healthy is long enough for two evaluations of every group with both
-	// entities known.
-	healthy = 30 * time.Second
+	// healthy is long enough for two evaluations of every group (15 to 20 s
+	// apart) with both entities known.
+	healthy = 35 * time.Second
 	// faultDeadline bounds the wait for the alerts: 1m of `for` after the
 	// features cross their thresholds, plus evaluation and scrape
 	// intervals.
@@ -230,6 +230,9 @@ func logEvaluations(t *testing.T, sink *otlpSink, w want, start time.Time) {
 // want is an alert the fault must raise: rule on entity, blaming blame.
 type want struct {
 	group, rule, entity, blame string
+	// evidence is a feature of the entity the alert must carry, above min.
+	evidence string
+	min      float64
 }
 
 func (w want) key() string { return w.group + "/" + w.rule + "@" + w.entity }
@@ -270,10 +273,10 @@ func TestRealNginxPostgresAlerts(t *testing.T) {
 	proxyID := entity.ID(entity.Proxy, "nginx", "checkout")
 	dbID := entity.ID(entity.Database, "postgresql", pg.addr(), "shop")
 	wants := []want{
-		{"surge", "ProxyShedding", proxyID, proxyID},
-		{"surge", "ProxySurge", proxyID, proxyID},
-		{"database", "DatabaseConnectionLimit", dbID, dbID},
-		{"database", "LockWaits", dbID, dbID},
+		{"surge", "ProxyShedding", proxyID, proxyID, "shed.ratio", 0.05},
+		{"surge", "ProxySurge", proxyID, proxyID, "surge.factor", 3},
+		{"database", "DatabaseConnectionLimit", dbID, dbID, "connections.utilization", 0.9},
+		{"database", "LockWaits", dbID, dbID, "locks.waiting", 5},
 	}
 
 	url := "http://" + nginxAddr + "/checkout"
@@ -370,6 +373,9 @@ func TestRealNginxPostgresAlerts(t *testing.T) {
 		a := fired[w.key()]
 		if a.Blame.ID != w.blame {
 			t.Errorf("%s blames %s, want %s", a.ID, a.Blame.ID, w.blame)
+		}
+		if v, ok := a.Evidence.Values[w.entity+" "+w.evidence]; !ok || v <= w.min {
+			t.Errorf("%s: evidence %q = %v (present %v), want above %v; evidence: %v", a.ID, w.entity+" "+w.evidence, v, ok, w.min, a.Evidence.Values)
 		}
 		t.Logf("%s fired %v after the fault began (pending since %v): blame %s: %s",
 			a.ID, a.FiredAt.Sub(faultStart).Round(time.Second), a.ActiveAt.Sub(faultStart).Round(time.Second), a.Blame.ID, a.Summary())
