@@ -38,6 +38,7 @@ import (
 var (
 	agentConfig   = filepath.Join("..", "..", "deploy", "configs", "agent-kafka.yaml")
 	gatewayConfig = filepath.Join("..", "..", "deploy", "configs", "gateway.yaml")
+	rulerConfig   = filepath.Join("..", "..", "deploy", "configs", "ruler.yaml")
 	kafkaType     = component.MustNewType("kafka")
 	corrType      = component.MustNewType("correlation")
 )

@@ -1,0 +1,195 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
+	"github.com/junction-sre/junction/internal/testbin"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// runGateway runs the junction binary on deploy/configs/gateway.yaml as
+// replica name. Only what a pod provides differently is set: the
+// environment, writable directories, loopback ports, and a 1s emit interval
+// so the test need not wait 15s.
+func runGateway(t *testing.T, name, brokers, remoteWrite string) {
+	t.Helper()
+	dir := t.TempDir()
+	runJunction(t, name, gatewayConfig, []string{
+		"POD_NAME=" + name,
+		"KAFKA_BROKERS=" + brokers,
+		"REMOTE_WRITE_URL=" + remoteWrite,
+		// No trace backend: the traces exporter queues and retries.
+		"OTLP_BACKEND=" + freeAddr(t),
+	},
+		"--set=processors::correlation::emit_interval=1s",
+		"--set=extensions::file_storage/queue::directory="+filepath.Join(dir, "queue"),
+		"--set=exporters::prometheus_remote_write::wal::directory="+filepath.Join(dir, "wal"),
+		"--set=exporters::prometheus_remote_write::wal::truncate_frequency=1s",
+		"--set=receivers::kafka::session_timeout=3s",
+		"--set=receivers::kafka::heartbeat_interval=300ms",
+	)
+}
+
+// runRuler runs the junction binary on deploy/configs/ruler.yaml.
+func runRuler(t *testing.T, vm *querysourcetest.VictoriaMetrics) {
+	t.Helper()
+	runJunction(t, "ruler", rulerConfig, []string{
+		"QUERY_URL=" + vm.URL,
+		"REMOTE_WRITE_URL=" + vm.RemoteWriteURL(),
+		"ALERTS_OTLP=" + freeAddr(t),
+	},
+		"--set=processors::correlation::emit_interval=1s",
+		"--set=processors::correlation::rules::state_file="+filepath.Join(t.TempDir(), "rules-state.json"),
+		"--set=receivers::otlp::protocols::grpc::endpoint="+freeAddr(t),
+	)
+}
+
+// runJunction runs the binary on config with env and extra flags, its
+// health check on a free loopback port and no telemetry endpoint, until the
+// test ends.
+func runJunction(t *testing.T, name, config string, env []string, flags ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	health := freeAddr(t)
+	args := append([]string{"--config=file:" + config,
+		"--set=extensions::health_check::endpoint=" + health,
+		"--set=service::telemetry::metrics::level=none",
+	}, flags...)
+	cmd := exec.Command(testbin.Junction(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	logf, err := os.Create(filepath.Join(dir, "junction.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("%s log:\n%s", name, b)
+		}
+	})
+	waitFor(t, name+" to be healthy", 60*time.Second, func() (bool, string) {
+		if cmd.ProcessState != nil {
+			return false, "exited"
+		}
+		resp, err := http.Get("http://" + health + "/")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+}
+
+// seriesLabels returns the distinct values of label on the series matching
+// match in VictoriaMetrics.
+func seriesLabels(vm *querysourcetest.VictoriaMetrics, match, label string) ([]string, error) {
+	resp, err := http.Get(vm.URL + "/api/v1/label/" + label + "/values?match[]=" + url.QueryEscape(match) +
+		"&start=0&end=" + strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data []string `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, err
+	}
+	sort.Strings(r.Data)
+	return r.Data, nil
+}
+
+// TestGatewayBinary runs two junction processes on the deployed gateway
+// config against the in-process broker and VictoriaMetrics: the agents'
+// traces go in through Kafka, and both replicas' mergeable series come out
+// in VictoriaMetrics, each with its replica label. Then a junction process
+// on the deployed ruler config evaluates the rule packs on the merged
+// snapshot.
+func TestGatewayBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the junction binary")
+	}
+	vm := querysourcetest.Start(t)
+	broker := startBroker(t)
+	brokers := broker.ListenAddrs()
+	runGateway(t, "gateway-0", brokers[0], vm.RemoteWriteURL())
+	runGateway(t, "gateway-1", brokers[0], vm.RemoteWriteURL())
+	// Each replica's kafka receiver runs one group member per signal.
+	waitGroupStable(t, broker, 2*3)
+
+	batches, _ := recordTraces(t, shortPlan(t))
+	te, me, le := agentExporter(t, brokers)
+	for _, td := range batches {
+		if err := te.ConsumeTraces(context.Background(), td); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []interface{ Shutdown(context.Context) error }{te, me, le} {
+		if err := c.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	want := []string{"gateway-0", "gateway-1"}
+	waitFor(t, "both replicas' mergeable series in VictoriaMetrics", 90*time.Second, func() (bool, string) {
+		vm.Flush(t)
+		got, err := seriesLabels(vm, `junction_merge_entity{junction_entity_id="service:shop/checkout"}`, "junction_replica")
+		if err != nil {
+			return false, err.Error()
+		}
+		return fmt.Sprint(got) == fmt.Sprint(want), fmt.Sprintf("replicas %v", got)
+	})
+	edges, err := seriesLabels(vm, `junction_merge_sum{junction_feature="request.rate",junction_edge_source!=""}`, "junction_edge_target")
+	if err != nil || len(edges) == 0 {
+		t.Fatalf("no edge series from the gateways: %v %v", edges, err)
+	}
+	t.Logf("edge targets: %v", edges)
+
+	// The ruler evaluates the rule packs on the merged snapshot: each
+	// evaluation remote-writes the rules' status.
+	runRuler(t, vm)
+	waitFor(t, "the ruler's rule status in VictoriaMetrics", 60*time.Second, func() (bool, string) {
+		vm.Flush(t)
+		got, err := seriesLabels(vm, `junction_rule_status{junction_rule_health="ok"}`, "junction_rule_name")
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(got) >= 10, fmt.Sprintf("%d rules evaluated: %v", len(got), got)
+	})
+}
