@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,6 +67,13 @@ var (
 // /api/v1/alerts/{id} with evidence, and a stream that resolves the
 // circuit breaker and fires the hop alert, then stays open.
 func fakeAPI(t *testing.T) *httptest.Server {
+	return fakeAPIWith(t, false, new(atomic.Int64))
+}
+
+// fakeAPIWith is fakeAPI; with closeStream the stream ends after its
+// events (as a server write timeout ends it); streams counts the streams
+// opened.
+func fakeAPIWith(t *testing.T, closeStream bool, streams *atomic.Int64) *httptest.Server {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
@@ -96,6 +104,10 @@ func fakeAPI(t *testing.T) *httptest.Server {
 		}
 		fmt.Fprint(w, ": keepalive\n\nevent: other\ndata: {}\n\n")
 		w.(http.Flusher).Flush()
+		streams.Add(1)
+		if closeStream {
+			return
+		}
 		<-r.Context().Done()
 	})
 	srv := httptest.NewServer(mux)
@@ -171,6 +183,54 @@ func TestViewAPIDown(t *testing.T) {
 	}
 }
 
+// TestViewReopensEndedStream: a stream the server ends is reopened
+// without calling the API down, and nothing already shown is repeated.
+func TestViewReopensEndedStream(t *testing.T) {
+	streams := new(atomic.Int64)
+	srv := fakeAPIWith(t, true, streams)
+	var out syncBuffer
+	v := newView(&out, srv.URL, fixedNow)
+	v.retry = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); v.watch(ctx) }()
+	for streams.Load() < 3 {
+		select {
+		case <-t.Context().Done():
+			t.Fatal("the stream was not reopened")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+	got := out.String()
+	if strings.Contains(got, "not answering") {
+		t.Errorf("an ended stream was reported as the API down:\n%s", got)
+	}
+	if n := strings.Count(got, "FIRING    HopOwnsLatency"); n != 1 {
+		t.Errorf("HopOwnsLatency firing shown %d times over %d streams, want once:\n%s", n, streams.Load(), got)
+	}
+}
+
+// TestViewClearsPendingThatNeverFired: an instance resolved without firing
+// is shown as cleared, not counted as resolved.
+func TestViewClearsPendingThatNeverFired(t *testing.T) {
+	var out syncBuffer
+	v := newView(&out, "http://127.0.0.1:1", fixedNow)
+	a := hop
+	a.State, a.FiredAt = alert.StatePending, time.Time{}
+	v.show(context.Background(), a)
+	a.State, a.ResolvedAt = alert.StateResolved, fixedNow().Add(time.Minute)
+	v.show(context.Background(), a)
+	got := out.String()
+	if !strings.Contains(got, "  pending   HopOwnsLatency") || !strings.Contains(got, "  cleared   HopOwnsLatency              service:shop/frontend → blames service:shop/inventory (never fired)") {
+		t.Errorf("got:\n%s", got)
+	}
+	if f, r := v.counts(); f != 0 || r != 0 {
+		t.Errorf("counted %d fired, %d resolved; want none", f, r)
+	}
+}
+
 // TestViewReportsAPIErrors: a non-200 answer is reported with the API's
 // error text.
 func TestViewReportsAPIErrors(t *testing.T) {
@@ -180,7 +240,10 @@ func TestViewReportsAPIErrors(t *testing.T) {
 	}))
 	defer srv.Close()
 	v := newView(new(syncBuffer), srv.URL, fixedNow)
-	err := v.follow(context.Background())
+	connected, err := v.follow(context.Background())
+	if connected {
+		t.Error("follow reports a stream it never opened")
+	}
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "storage is read-only") {
 		t.Fatalf("got %v", err)
 	}

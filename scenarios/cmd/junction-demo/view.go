@@ -70,22 +70,30 @@ func (v *view) printfLocked(format string, args ...any) {
 	fmt.Fprintf(v.out, "%s  %s\n", v.now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-// watch follows the API until ctx ends, reconnecting after retry when it
-// does not answer or the stream ends.
+// watch follows the API until ctx ends. A stream that ends (a server
+// write timeout, a restart) is reopened at once, quietly, unless it ended
+// within streamMin; an API that does not answer is reported once and asked
+// again every retry.
 func (v *view) watch(ctx context.Context) {
 	for {
-		err := v.follow(ctx)
+		opened := time.Now()
+		connected, err := v.follow(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		v.mu.Lock()
-		if !v.down {
-			v.down = true
-			v.printfLocked("alert API %s is not answering (%v).", v.api, err)
-			v.printfLocked("  Alerts are still evaluated inside Junction, but only the junction exporter serves them (docs/api.md);")
-			v.printfLocked("  add it to the config's pipelines to see them here. Retrying every %v.", v.retry)
+		if connected && time.Since(opened) >= streamMin {
+			continue
 		}
-		v.mu.Unlock()
+		if !connected {
+			v.mu.Lock()
+			if !v.down {
+				v.down = true
+				v.printfLocked("alert API %s is not answering (%v).", v.api, err)
+				v.printfLocked("  Alerts are still evaluated inside Junction, but only the junction exporter serves them (docs/api.md);")
+				v.printfLocked("  this view attaches when it answers. Retrying every %v.", v.retry)
+			}
+			v.mu.Unlock()
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -94,18 +102,21 @@ func (v *view) watch(ctx context.Context) {
 	}
 }
 
+// streamMin is how long a stream must have lasted to be reopened at once.
+const streamMin = time.Second
+
 // follow shows the active alerts, then every change from the stream
-// until it ends.
-func (v *view) follow(ctx context.Context) error {
+// until it ends. connected is true once the stream was open.
+func (v *view) follow(ctx context.Context) (connected bool, err error) {
 	var list struct {
 		Alerts []alert.Alert `json:"alerts"`
 	}
 	if err := v.getJSON(ctx, "/api/v1/alerts?state=pending,firing", &list); err != nil {
-		return err
+		return false, err
 	}
 	resp, err := v.get(ctx, "/api/v1/stream")
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer resp.Body.Close()
 	v.mu.Lock()
@@ -118,7 +129,7 @@ func (v *view) follow(ctx context.Context) error {
 	for _, a := range list.Alerts {
 		v.show(ctx, a)
 	}
-	return v.readStream(ctx, resp.Body)
+	return true, v.readStream(ctx, resp.Body)
 }
 
 // readStream parses server-sent events: each `event: alert` with a `data`
@@ -207,6 +218,11 @@ func (v *view) show(ctx context.Context, a alert.Alert) {
 		v.mu.Unlock()
 	case alert.StateResolved:
 		v.mu.Lock()
+		if a.FiredAt.IsZero() {
+			v.printfLocked("  cleared   %-27s %s (never fired)", a.Rule, target)
+			v.mu.Unlock()
+			return
+		}
 		v.resolved++
 		d := ""
 		if !a.FiredAt.IsZero() && !a.ResolvedAt.IsZero() {
