@@ -312,9 +312,18 @@ func (m *Manager) Run(ctx context.Context, src entity.Source, notify func(ctx co
 	}
 }
 
+// isDue reports whether g's interval has passed since its last evaluation,
+// allowing dueSlack early: a caller ticking at the group interval sees its
+// ticks arrive a little early or late, and a tick a hair early must not
+// skip a whole interval.
 func (m *Manager) isDue(g *group, now time.Time) bool {
 	last, ok := m.lastEval[g.name]
-	return !ok || !now.Before(last.Add(g.interval))
+	return !ok || !now.Before(last.Add(g.interval-dueSlack(g.interval)))
+}
+
+// dueSlack is a tenth of the interval, at most one second.
+func dueSlack(interval time.Duration) time.Duration {
+	return min(interval/10, time.Second)
 }
 
 func (m *Manager) anyDue(now time.Time) bool {

@@ -440,7 +440,15 @@ func TestEvalDue(t *testing.T) {
 	for _, step := range []struct {
 		at   time.Duration
 		want string
-	}{{0, "A,B"}, {10 * time.Second, "A"}, {15 * time.Second, ""}, {20 * time.Second, "A"}, {30 * time.Second, "A,B"}} {
+	}{
+		{0, "A,B"}, {10 * time.Second, "A"}, {15 * time.Second, ""}, {20 * time.Second, "A"}, {30 * time.Second, "A,B"},
+		// Ticks a little early (ticker jitter) still evaluate: a tenth of
+		// the interval, at most 1s, of slack.
+		{40*time.Second - 50*time.Millisecond, "A"},
+		{60*time.Second - 500*time.Millisecond, "A,B"},
+		// Too early is not due.
+		{65 * time.Second, ""},
+	} {
 		if got := strings.Join(evaluated(step.at), ","); got != step.want {
 			t.Errorf("at %v evaluated %q, want %q", step.at, got, step.want)
 		}
