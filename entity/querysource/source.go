@@ -120,7 +120,11 @@ func (s *Source) Snapshot(ctx context.Context, at time.Time) (*entity.Snapshot, 
 	if err != nil {
 		return nil, err
 	}
-	return build(at, info, sums, weights, maxes)
+	snap, err := build(at, info, sums, weights, maxes)
+	if err != nil {
+		return nil, fmt.Errorf("merged snapshot from %s: %w", s.cfg.URL, err)
+	}
+	return snap, nil
 }
 
 type sample struct {

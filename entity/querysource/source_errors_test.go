@@ -1,0 +1,96 @@
+package querysource_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/junction-sre/junction/entity/querysource"
+)
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     querysource.Config
+		wantErr string
+	}{
+		{"valid", querysource.Config{URL: "http://vm:8428", Lookback: time.Minute}, ""},
+		{"vmselect path", querysource.Config{URL: "https://vmselect:8481/select/0/prometheus/", Lookback: 15 * time.Second}, ""},
+		{"no url", querysource.Config{Lookback: time.Minute}, "url: required"},
+		{"no scheme", querysource.Config{URL: "vm:8428", Lookback: time.Minute}, "scheme must be http or https"},
+		{"short lookback", querysource.Config{URL: "http://vm:8428", Lookback: time.Millisecond}, "lookback 1ms: must be at least 1s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := querysource.New(tt.cfg)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestSnapshotErrors: every way the store can answer badly is an error
+// that names the query and the store, never a partial snapshot.
+func TestSnapshotErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  int
+		body    string
+		wantErr string
+	}{
+		{"server error", http.StatusServiceUnavailable, "overloaded", "503 Service Unavailable: overloaded"},
+		{"bad query", http.StatusOK, `{"status":"error","error":"unknown function"}`, "unknown function"},
+		{"not json", http.StatusOK, `<html>`, "decoding the answer"},
+		{"matrix", http.StatusOK, `{"status":"success","data":{"resultType":"matrix","result":[]}}`, `result type "matrix", want vector`},
+		{"bad value", http.StatusOK, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"x"]}]}}`, `value x`},
+		{"bad attributes", http.StatusOK, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"junction_entity_id":"service:a/b","junction_entity_attributes":"{"},"value":[1,"1"]}]}}`, "label junction_entity_attributes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/api/v1/query" {
+					http.NotFound(w, r)
+					return
+				}
+				w.WriteHeader(tt.status)
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			src, err := querysource.New(querysource.Config{URL: srv.URL, Lookback: 15 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := src.Snapshot(context.Background(), t0)
+			if err == nil {
+				t.Fatalf("no error; snapshot %+v", snap)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), srv.URL) {
+				t.Fatalf("error %q, want one naming the store and containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestSnapshotStoreDown: an unreachable store is an error naming it.
+func TestSnapshotStoreDown(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	src, err := querysource.New(querysource.Config{URL: url, Lookback: 15 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Snapshot(context.Background(), t0); err == nil || !strings.Contains(err.Error(), url) {
+		t.Fatalf("error %v, want one naming %s", err, url)
+	}
+}
