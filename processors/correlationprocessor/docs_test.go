@@ -80,7 +80,7 @@ var featureSources = map[entity.Type]map[string]string{
 		"pool.timeouts_rate":      "sum of those services' timeout rates",
 		"connections.active":      "input `connections.active`",
 		"connections.max":         "input `connections.max` (server-wide values apply to every database of the server)",
-		"connections.utilization": "connections.active / connections.max",
+		"connections.utilization": "connections.active / (connections.max - input `connections.reserved`, superuser-only connections)",
 		"locks.waiting":           "input `locks` (postgres exporter: locks held, summed over modes)",
 		"deadlocks.rate":          "rate of input `deadlocks`",
 		"query.slow_rate":         "client spans longer than `slow_query_threshold` per second",

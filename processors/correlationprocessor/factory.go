@@ -190,10 +190,11 @@ func baseMetrics() map[string]graph.MetricMapping {
 		"db.client.connection.wait_time":        m(entity.Service, graph.InPoolWait),
 		"db.client.connection.timeouts":         m(entity.Service, graph.InPoolTimeouts),
 		// postgres exporter
-		"pg_stat_database_numbackends": {Entity: entity.Database, Input: graph.InConnActive, Attributes: pg},
-		"pg_settings_max_connections":  {Entity: entity.Database, Input: graph.InConnMax, Attributes: pg},
-		"pg_locks_count":               {Entity: entity.Database, Input: graph.InLocks, Attributes: pg},
-		"pg_stat_database_deadlocks":   {Entity: entity.Database, Input: graph.InDeadlocks, Attributes: pg},
+		"pg_stat_database_numbackends":               {Entity: entity.Database, Input: graph.InConnActive, Attributes: pg},
+		"pg_settings_max_connections":                {Entity: entity.Database, Input: graph.InConnMax, Attributes: pg},
+		"pg_settings_superuser_reserved_connections": {Entity: entity.Database, Input: graph.InConnReserved, Attributes: pg},
+		"pg_locks_count":                             {Entity: entity.Database, Input: graph.InLocks, Attributes: pg},
+		"pg_stat_database_deadlocks":                 {Entity: entity.Database, Input: graph.InDeadlocks, Attributes: pg},
 		// Envoy stats, as scraped by the prometheus receiver
 		"envoy_cluster_upstream_rq_pending_overflow":             m(entity.Proxy, graph.InPendingOverflow),
 		"envoy_cluster_upstream_rq_pending_active":               m(entity.Proxy, graph.InPendingActive),

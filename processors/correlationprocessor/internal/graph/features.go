@@ -58,6 +58,7 @@ const (
 	InPoolTimeouts     = "pool.timeouts"
 	InConnActive       = "connections.active"
 	InConnMax          = "connections.max"
+	InConnReserved     = "connections.reserved" // superuser-only: not for clients
 	InLocks            = "locks"
 	InDeadlocks        = "deadlocks"
 	InPendingActive    = "pending.active"
@@ -347,6 +348,11 @@ func (c *calc) database(e *entityState, callers []map[string]float64) map[string
 	max, mok := c.last(e, InConnMax)
 	if mok {
 		out[fConnMax] = max
+	}
+	// Clients are refused once max - reserved connections are in use, so
+	// utilization is measured against that.
+	if reserved, ok := c.last(e, InConnReserved); ok && mok && reserved < max {
+		max -= reserved
 	}
 	ratio(out, "connections.utilization", active, max, aok && mok)
 	if v, ok := c.last(e, InLocks); ok {
