@@ -182,7 +182,19 @@ func (w *Window) newSketch() *ddsketch.DDSketch {
 // ending at at: d, or the time since the window was created if shorter,
 // never below one second.
 func (w *Window) span(at int64, d time.Duration) float64 {
+	// The buckets Sum reads are whole ones before at's own bucket, which is
+	// filled only up to at: dividing by d would read a rate low by up to one
+	// bucket's share of the window.
+	width := int64(w.cfg.Width)
+	if w.fine != nil && int64(d) > width*int64(len(w.fine)) && w.cfg.CoarseWidth > 0 {
+		width = int64(w.cfg.CoarseWidth)
+	}
 	eff := d
+	if width > 0 {
+		last := at / width
+		first := last - (int64(d)+width-1)/width + 1
+		eff = time.Duration(at - first*width)
+	}
 	if age := time.Duration(at - w.firstSeen); age < eff {
 		eff = age
 	}

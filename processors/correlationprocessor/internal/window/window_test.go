@@ -53,3 +53,19 @@ func TestOldBucketsDropOut(t *testing.T) {
 	assert.Equal(t, 1.0, w.Sum(t0.Add(5*time.Minute), 10*time.Second, Requests))
 	assert.Zero(t, w.Sum(t0.Add(5*time.Minute), 10*time.Second, Errors))
 }
+
+// TestRateOfASteadyStream: a steady 4 requests per second reads as 4/s
+// whatever the tick's offset into its bucket; the bucket holding the tick
+// is only partly filled and counts only for the time it covers.
+func TestRateOfASteadyStream(t *testing.T) {
+	for _, offset := range []time.Duration{0, 2500 * time.Millisecond, 5 * time.Second, 9750 * time.Millisecond} {
+		cfg := testConfig()
+		w := New(cfg, t0)
+		at := t0.Add(3*time.Minute + offset)
+		for ts := t0; ts.Before(at); ts = ts.Add(250 * time.Millisecond) {
+			w.Observe(ts, 10, false)
+		}
+		assert.InDelta(t, 4.0, w.Rate(at, time.Minute, Requests), 0.07, "1m rate at offset %v", offset)
+		assert.InDelta(t, 4.0, w.Rate(at, 5*time.Minute, Requests), 0.07, "5m rate at offset %v (window 3m old)", offset)
+	}
+}
