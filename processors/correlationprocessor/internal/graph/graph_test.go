@@ -34,7 +34,7 @@ func settings() *Settings {
 			DBSystem: []string{"db.system.name"}, ServerAddress: []string{"server.address"}, ServerPort: []string{"server.port"},
 			PeerService: []string{"peer.service"}, RPCSystem: []string{"rpc.system"}, StreamTopic: []string{"messaging.destination.name"},
 		},
-		AccessLog: AccessLog{Status: []string{"status"}, DurationMs: []string{"duration"}, DurationS: []string{"request_time"}},
+		AccessLog: AccessLog{Status: []string{"status"}, DurationMs: []string{"duration"}, DurationS: []string{"request_time"}, Route: []string{"route"}},
 	}
 }
 
@@ -176,6 +176,27 @@ func TestAccessLogIsAProxyRequestNotAServiceLog(t *testing.T) {
 	rate, ok := snap.Entities[1].Features["log.error_rate"]
 	assert.True(t, ok, "the service has logs")
 	assert.Zero(t, rate, "none of them errors")
+}
+
+// TestAccessLogInAttributes: the file_log receiver's json_parser writes the
+// fields into attributes by default and leaves the raw line in the body.
+func TestAccessLogInAttributes(t *testing.T) {
+	g := New(settings(), nil)
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "nginx")
+	lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	lr.Body().SetStr(`127.0.0.1 - - "GET /cart" 429`)
+	lr.Attributes().PutInt("status", 429)
+	lr.Attributes().PutStr("request_time", "0.004")
+	lr.Attributes().PutStr("route", "checkout")
+	g.ConsumeLogs(ld, t0)
+	snap := g.Snapshot(t0.Add(time.Second))
+	require.Len(t, snap.Entities, 1, "the access log makes only the proxy entity")
+	px := snap.Entities[0]
+	assert.Equal(t, "proxy:nginx/checkout", px.ID)
+	assert.Equal(t, 1.0, px.Features["shed.ratio"])
+	assert.InDelta(t, 4, px.Features["latency.p50_ms"], 0.05)
 }
 
 func TestCriticalPathShares(t *testing.T) {

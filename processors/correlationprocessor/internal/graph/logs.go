@@ -31,7 +31,7 @@ func (g *Graph) ConsumeLogs(ld plog.Logs, now time.Time) {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
 				lr := lrs.At(k)
-				if g.accessLog(now, res, lr.Body()) {
+				if g.accessLog(now, res, lr) {
 					continue
 				}
 				if !resolved {
@@ -72,31 +72,19 @@ func (g *Graph) logRecord(now time.Time, svc *entityState, lr plog.LogRecord) {
 	g.addLog(svc, now, sev, body.AsString(), tid)
 }
 
-// accessLog reports whether body is a JSON access-log record (a map, or a
-// string holding a JSON object, with a status and a duration field) and if
-// so counts it on the proxy entity of the resource's service and the
+// accessLog reports whether lr is an access-log record (status and duration
+// fields in its attributes, as the file_log receiver's json_parser writes
+// them by default, or in its body: a map or a string holding a JSON object)
+// and if so counts it on the proxy entity of the resource's service and the
 // record's route.
-func (g *Graph) accessLog(now time.Time, res pcommon.Map, body pcommon.Value) bool {
+func (g *Graph) accessLog(now time.Time, res pcommon.Map, lr plog.LogRecord) bool {
 	al := &g.s.AccessLog
-	var fields pcommon.Map
-	switch body.Type() {
-	case pcommon.ValueTypeMap:
-		fields = body.Map()
-	case pcommon.ValueTypeStr:
-		s := strings.TrimSpace(body.Str())
-		if len(s) < 2 || s[0] != '{' {
+	fields := lr.Attributes()
+	if lookup(al.Status, fields) == "" {
+		var ok bool
+		if fields, ok = bodyFields(lr.Body()); !ok {
 			return false
 		}
-		var m map[string]any
-		if json.Unmarshal([]byte(s), &m) != nil {
-			return false
-		}
-		fields = pcommon.NewMap()
-		if fields.FromRaw(m) != nil {
-			return false
-		}
-	default:
-		return false
 	}
 	status := lookup(al.Status, fields)
 	code, err := strconv.Atoi(status)
@@ -128,4 +116,28 @@ func (g *Graph) accessLog(now time.Time, res pcommon.Map, body pcommon.Value) bo
 		px.win.Add(now, window.Shed, 1)
 	}
 	return true
+}
+
+// bodyFields returns the fields of a structured log body: a map, or a string
+// holding a JSON object.
+func bodyFields(body pcommon.Value) (pcommon.Map, bool) {
+	switch body.Type() {
+	case pcommon.ValueTypeMap:
+		return body.Map(), true
+	case pcommon.ValueTypeStr:
+		s := strings.TrimSpace(body.Str())
+		if len(s) < 2 || s[0] != '{' {
+			return pcommon.Map{}, false
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(s), &m) != nil {
+			return pcommon.Map{}, false
+		}
+		fields := pcommon.NewMap()
+		if fields.FromRaw(m) != nil {
+			return pcommon.Map{}, false
+		}
+		return fields, true
+	}
+	return pcommon.Map{}, false
 }
