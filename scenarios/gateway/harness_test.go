@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,11 +21,11 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
-	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"go.uber.org/zap"
@@ -121,7 +122,10 @@ func agentExporter(t *testing.T, brokers []string) (exporter.Traces, exporter.Me
 // group feeding a correlation processor of its own.
 type replica struct {
 	name      string
-	receivers []receiver.Traces
+	receivers []component.Component
+	// resources records the resources of the metrics and logs the
+	// replica consumed.
+	resources *resourceRecorder
 	procs     []component.Component
 	seen      *traceRecorder
 	derived   *derivedSink
@@ -172,7 +176,7 @@ func newCorrelation(t *testing.T, name string, cfg *correlationprocessor.Config,
 // config (one consumer group) against brokers.
 func startReplica(t *testing.T, name string, brokers []string) *replica {
 	t.Helper()
-	r := &replica{name: name, seen: newTraceRecorder(), derived: &derivedSink{}}
+	r := &replica{name: name, seen: newTraceRecorder(), derived: &derivedSink{}, resources: newResourceRecorder()}
 	tp, comps := newCorrelation(t, name, newCorrelationConfig(), r.derived)
 	r.procs = comps
 	r.seen.next = tp
@@ -198,19 +202,36 @@ func startReplica(t *testing.T, name string, brokers []string) *replica {
 	set := receivertest.NewNopSettings(kafkaType)
 	set.ID = component.MustNewIDWithName("kafka", name)
 	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	rcv, err := f.CreateTraces(context.Background(), set, cfg, r.seen)
+	// One receiver per signal, as the collector builds them: each is a
+	// member of the group.
+	ctx := context.Background()
+	tr, err := f.CreateTraces(ctx, set, cfg, r.seen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rcv.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+	mr, err := f.CreateMetrics(ctx, set, cfg, r.resources)
+	if err != nil {
 		t.Fatal(err)
 	}
-	r.receivers = append(r.receivers, rcv)
+	lr, err := f.CreateLogs(ctx, set, cfg, r.resources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rcv := range []component.Component{tr, mr, lr} {
+		if err := rcv.Start(ctx, componenttest.NewNopHost()); err != nil {
+			t.Fatal(err)
+		}
+		r.receivers = append(r.receivers, rcv)
+	}
 	t.Cleanup(func() { r.stop(t) })
 	return r
 }
 
-// stop shuts the replica's receiver down: it leaves the consumer group.
+// membersPerReplica is how many group members one replica runs: a kafka
+// receiver per signal.
+const membersPerReplica = 3
+
+// stop shuts the replica's receivers down: they leave the consumer group.
 func (r *replica) stop(t *testing.T) {
 	t.Helper()
 	if r.stopped {
@@ -431,3 +452,67 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 }
 
 func describe(n int, what string) string { return fmt.Sprintf("%d %s", n, what) }
+
+// resourceRecorder counts, per resource (its attributes as a key), the
+// metric data points and log records a replica consumed.
+type resourceRecorder struct {
+	mu      sync.Mutex
+	points  map[string]int
+	records map[string]int
+}
+
+func newResourceRecorder() *resourceRecorder {
+	return &resourceRecorder{points: map[string]int{}, records: map[string]int{}}
+}
+
+func (r *resourceRecorder) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+func (r *resourceRecorder) ConsumeMetrics(_ context.Context, md pmetric.Metrics) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		rm := md.ResourceMetrics().At(i)
+		one := pmetric.NewMetrics()
+		rm.CopyTo(one.ResourceMetrics().AppendEmpty())
+		r.points[resourceID(rm.Resource())] += one.DataPointCount()
+	}
+	return nil
+}
+
+func (r *resourceRecorder) ConsumeLogs(_ context.Context, ld plog.Logs) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := 0; i < ld.ResourceLogs().Len(); i++ {
+		rl := ld.ResourceLogs().At(i)
+		n := 0
+		for j := 0; j < rl.ScopeLogs().Len(); j++ {
+			n += rl.ScopeLogs().At(j).LogRecords().Len()
+		}
+		r.records[resourceID(rl.Resource())] += n
+	}
+	return nil
+}
+
+func (r *resourceRecorder) snapshot() (points, records map[string]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	points, records = map[string]int{}, map[string]int{}
+	for k, v := range r.points {
+		points[k] = v
+	}
+	for k, v := range r.records {
+		records[k] = v
+	}
+	return points, records
+}
+
+// resourceID is a resource's attributes in a stable order.
+func resourceID(res pcommon.Resource) string {
+	var kv []string
+	res.Attributes().Range(func(k string, v pcommon.Value) bool {
+		kv = append(kv, k+"="+v.AsString())
+		return true
+	})
+	sort.Strings(kv)
+	return strings.Join(kv, ",")
+}
