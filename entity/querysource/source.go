@@ -243,6 +243,12 @@ func (s *Source) query(ctx context.Context, q string, at time.Time) ([]sample, e
 	form := url.Values{}
 	form.Set("query", q)
 	form.Set("time", strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
+	// VictoriaMetrics hides samples younger than -search.latencyOffset (30s
+	// by default) from queries near the present, which would hide the
+	// replicas' latest ticks; last_over_time over the lookback already
+	// takes each replica's latest complete tick. Releases that do not know
+	// the argument, and Prometheus, ignore it (docs/deploy.md).
+	form.Set("latency_offset", "0s")
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL+"/api/v1/query", strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, err

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/entity/querysource"
 	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
 	"github.com/junction-sre/junction/internal/testbin"
 )
@@ -180,6 +182,29 @@ func TestGatewayBinary(t *testing.T) {
 		t.Fatalf("no edge series from the gateways: %v %v", edges, err)
 	}
 	t.Logf("edge targets: %v", edges)
+
+	// The merged snapshot as of now (VictoriaMetrics with its default
+	// -search.latencyOffset of 30s) holds the replicas' latest ticks.
+	src, err := querysource.New(querysource.Config{URL: vm.URL, Lookback: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var snap *entity.Snapshot
+	waitFor(t, "the merged snapshot as of now", 20*time.Second, func() (bool, string) {
+		var err error
+		snap, err = src.Snapshot(context.Background(), time.Now())
+		if err != nil {
+			return false, err.Error()
+		}
+		_, ok := snap.Entity("service:shop/checkout")
+		return ok, describe(len(snap.Entities), "entities")
+	})
+	t.Logf("merged snapshot as of now after %v: %d entities, %d edges", time.Since(start).Round(time.Millisecond), len(snap.Entities), len(snap.Edges))
+	checkout, ok := snap.Entity("service:shop/checkout")
+	if !ok || checkout.Features["request.rate"] <= 0 || len(snap.Edges) == 0 {
+		t.Fatalf("merged snapshot now: checkout %+v, %d entities, %d edges", checkout, len(snap.Entities), len(snap.Edges))
+	}
 
 	// The ruler evaluates the rule packs on the merged snapshot: each
 	// evaluation remote-writes the rules' status.
