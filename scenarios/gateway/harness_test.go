@@ -50,7 +50,7 @@ var topics = []string{"junction-traces", "junction-metrics", "junction-logs"}
 
 const partitions = 8
 
-func startBroker(t *testing.T) *kfake.Cluster {
+func startBroker(t testing.TB) *kfake.Cluster {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...),
 		// A broker default of 6s; the test replicas use 3s sessions.
@@ -63,7 +63,7 @@ func startBroker(t *testing.T) *kfake.Cluster {
 }
 
 // loadSub unmarshals one component's section of a deploy config into cfg.
-func loadSub(t *testing.T, file, key string, cfg component.Config) {
+func loadSub(t testing.TB, file, key string, cfg component.Config) {
 	t.Helper()
 	cm, err := confmaptest.LoadConf(file)
 	if err != nil {
@@ -81,7 +81,7 @@ func loadSub(t *testing.T, file, key string, cfg component.Config) {
 // agentExporter is the agent's kafka exporter exactly as deployed, pointed
 // at the test broker. Its on-disk queue becomes an in-memory one (no
 // file_storage extension in this process); Shutdown drains it.
-func agentExporter(t *testing.T, brokers []string) (exporter.Traces, exporter.Metrics, exporter.Logs) {
+func agentExporter(t testing.TB, brokers []string) (exporter.Traces, exporter.Metrics, exporter.Logs) {
 	t.Helper()
 	f := kafkaexporter.NewFactory()
 	cfg := f.CreateDefaultConfig().(*kafkaexporter.Config)
@@ -144,7 +144,7 @@ func newCorrelationConfig() *correlationprocessor.Config {
 
 // newCorrelation creates one correlation processor instance named name with
 // its traces and metrics parts; derived metrics go to sink.
-func newCorrelation(t *testing.T, name string, cfg *correlationprocessor.Config, sink consumer.Metrics) (processor.Traces, []component.Component) {
+func newCorrelation(t testing.TB, name string, cfg *correlationprocessor.Config, sink consumer.Metrics) (processor.Traces, []component.Component) {
 	t.Helper()
 	f := correlationprocessor.NewFactory()
 	set := processortest.NewNopSettings(corrType)
@@ -174,7 +174,7 @@ func newCorrelation(t *testing.T, name string, cfg *correlationprocessor.Config,
 
 // startReplica starts a gateway replica with the deployed kafka receiver
 // config (one consumer group) against brokers.
-func startReplica(t *testing.T, name string, brokers []string) *replica {
+func startReplica(t testing.TB, name string, brokers []string) *replica {
 	t.Helper()
 	r := &replica{name: name, seen: newTraceRecorder(), derived: &derivedSink{}, resources: newResourceRecorder()}
 	tp, comps := newCorrelation(t, name, newCorrelationConfig(), r.derived)
@@ -232,7 +232,7 @@ func startReplica(t *testing.T, name string, brokers []string) *replica {
 const membersPerReplica = 3
 
 // stop shuts the replica's receivers down: they leave the consumer group.
-func (r *replica) stop(t *testing.T) {
+func (r *replica) stop(t testing.TB) {
 	t.Helper()
 	if r.stopped {
 		return
@@ -408,7 +408,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // recordTraces runs the plan and keeps its trace batches.
-func recordTraces(t *testing.T, plan *scenarios.Plan) ([]ptrace.Traces, int) {
+func recordTraces(t testing.TB, plan *scenarios.Plan) ([]ptrace.Traces, int) {
 	t.Helper()
 	var batches []ptrace.Traces
 	sink := scenarios.Consumers{Traces: tracesFunc(func(_ context.Context, td ptrace.Traces) error {
@@ -434,7 +434,7 @@ func (f tracesFunc) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 // waitFor polls cond until it holds or the deadline passes: the receivers
 // consume on their own goroutines, so the test can only watch for the
 // outcome.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(50 * time.Millisecond)

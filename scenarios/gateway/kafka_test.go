@@ -22,7 +22,7 @@ const groupID = "junction-gateway"
 
 // shortPlan is the bottleneck scenario with one-minute phases: a few
 // thousand traces through every hop of the simulated shop.
-func shortPlan(t *testing.T) *scenarios.Plan {
+func shortPlan(t testing.TB) *scenarios.Plan {
 	t.Helper()
 	plan, err := scenarios.NewPlan(scenarios.Bottleneck)
 	if err != nil {
@@ -35,7 +35,7 @@ func shortPlan(t *testing.T) *scenarios.Plan {
 // waitGroupStable waits until the consumer group has want members, each
 // with partitions assigned, so the test's data is split by the group's
 // assignment and not by who joined first.
-func waitGroupStable(t *testing.T, c *kfake.Cluster, want int) {
+func waitGroupStable(t testing.TB, c *kfake.Cluster, want int) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
 	if err != nil {
@@ -90,7 +90,7 @@ func instrumentedServices(batches []ptrace.Traces) map[string]bool {
 // settle waits until the sink has seen enough ticks after now for every
 // pending client span to have been paired or expired into a virtual peer,
 // and returns the graph of the latest tick.
-func settle(t *testing.T, name string, d *derivedSink) graphView {
+func settle(t testing.TB, name string, d *derivedSink) graphView {
 	t.Helper()
 	start, _ := d.latest()
 	// pending_span_ttl 1s at a 200ms emit interval: 10 ticks is twice the TTL.
