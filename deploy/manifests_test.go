@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-var update = flag.Bool("update", false, "regenerate configmaps.yaml from configs/")
+var update = flag.Bool("update", false, "regenerate the ConfigMap files from configs/")
 
 // strict decodes YAML into the client-go scheme's types and fails on unknown
 // and duplicate fields, as `kubectl apply --validate=strict` does.
@@ -204,7 +204,7 @@ func TestManifestsConsistent(t *testing.T) {
 		}
 		for _, vol := range spec.Volumes {
 			if vol.ConfigMap != nil && !configMaps[ns+"/"+vol.ConfigMap.Name] {
-				t.Errorf("%s: ConfigMap %s/%s is not defined in deploy/configmaps.yaml", o, ns, vol.ConfigMap.Name)
+				t.Errorf("%s: ConfigMap %s/%s is not defined in deploy/", o, ns, vol.ConfigMap.Name)
 			}
 		}
 		var junction []corev1.Container
@@ -257,75 +257,95 @@ func TestManifestsConsistent(t *testing.T) {
 	}
 }
 
-// configMapNamespace is where each role's ConfigMap lives: the sidecar's
-// next to the example application, the rest in junction's namespace.
-var configMapNamespace = map[string]string{"sidecar": "shop"}
+// configMapFiles says where each role's ConfigMap is generated: the
+// sidecar's next to the example application (its own namespace), the rest
+// in configmaps.yaml (namespace junction), so that each file applies on its
+// own.
+var configMapFiles = map[string]struct{ file, namespace string }{
+	"sidecar": {"sidecar-configmap.yaml", "shop"},
+}
 
-// renderConfigMaps builds configmaps.yaml from configs/*.yaml.
-func renderConfigMaps() ([]byte, error) {
+func configMapOf(role string) (file, namespace string) {
+	if f, ok := configMapFiles[role]; ok {
+		return f.file, f.namespace
+	}
+	return "configmaps.yaml", "junction"
+}
+
+// renderConfigMaps builds the ConfigMap files from configs/*.yaml.
+func renderConfigMaps() (map[string][]byte, error) {
 	files, err := filepath.Glob(filepath.Join("configs", "*.yaml"))
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(files)
-	var b bytes.Buffer
-	b.WriteString("# Generated from deploy/configs/*.yaml by `go test ./deploy -run TestConfigMaps -update`.\n# Edit the configs, not this file.\n")
+	out := map[string]*bytes.Buffer{}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err
 		}
 		role := strings.TrimSuffix(filepath.Base(f), ".yaml")
-		ns := configMapNamespace[role]
-		if ns == "" {
-			ns = "junction"
+		file, ns := configMapOf(role)
+		b := out[file]
+		if b == nil {
+			b = new(bytes.Buffer)
+			b.WriteString("# Generated from deploy/configs/*.yaml by `go test ./deploy -run TestConfigMapsMatchConfigs -update`.\n# Edit the configs, not this file.\n")
+			out[file] = b
 		}
 		cm := corev1.ConfigMap{
 			TypeMeta:   metaType("v1", "ConfigMap"),
 			ObjectMeta: objectMeta("junction-"+role, ns),
 			Data:       map[string]string{"config.yaml": string(data)},
 		}
-		out, err := yaml.Marshal(cm)
+		y, err := yaml.Marshal(cm)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
 		b.WriteString("---\n")
-		b.Write(out)
+		b.Write(y)
 	}
-	return b.Bytes(), nil
+	res := map[string][]byte{}
+	for f, b := range out {
+		res[f] = b.Bytes()
+	}
+	return res, nil
 }
 
-// TestConfigMapsMatchConfigs keeps configmaps.yaml in step with configs/.
+// TestConfigMapsMatchConfigs keeps the ConfigMap files in step with
+// configs/.
 func TestConfigMapsMatchConfigs(t *testing.T) {
 	want, err := renderConfigMaps()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *update {
-		if err := os.WriteFile("configmaps.yaml", want, 0o644); err != nil {
+	for file, data := range want {
+		if *update {
+			if err := os.WriteFile(file, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := os.ReadFile(file)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	got, err := os.ReadFile("configmaps.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("configmaps.yaml differs from configs/*.yaml: run `go test ./deploy -run TestConfigMapsMatchConfigs -update`")
-	}
-	objs, err := decodeAll("configmaps.yaml", got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range objs {
-		cm := o.obj.(*corev1.ConfigMap)
-		role := strings.TrimPrefix(cm.Name, "junction-")
-		cfg, err := os.ReadFile(filepath.Join("configs", role+".yaml"))
-		if err != nil {
-			t.Fatalf("%s: %v", o, err)
+		if !bytes.Equal(got, data) {
+			t.Fatalf("%s differs from configs/*.yaml: run `go test ./deploy -run TestConfigMapsMatchConfigs -update`", file)
 		}
-		if cm.Data["config.yaml"] != string(cfg) {
-			t.Errorf("%s: ConfigMap %s does not hold configs/%s.yaml byte for byte", o, cm.Name, role)
+		objs, err := decodeAll(file, got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			cm := o.obj.(*corev1.ConfigMap)
+			role := strings.TrimPrefix(cm.Name, "junction-")
+			cfg, err := os.ReadFile(filepath.Join("configs", role+".yaml"))
+			if err != nil {
+				t.Fatalf("%s: %v", o, err)
+			}
+			if cm.Data["config.yaml"] != string(cfg) {
+				t.Errorf("%s: ConfigMap %s does not hold configs/%s.yaml byte for byte", o, cm.Name, role)
+			}
 		}
 	}
 }
