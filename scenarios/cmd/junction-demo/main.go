@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	seed := fs.Uint64("seed", scenarios.DefaultSeed, "simulator seed")
 	speed := fs.Float64("speed", 1, "virtual seconds per real second; Junction buckets by arrival time, so only 1 scores like the tests")
 	timeout := fs.Duration("timeout", 30*time.Second, "per-export timeout, including waiting for Junction to come up")
+	pending := fs.Bool("pending", false, "also show alerts going pending, and pending ones clearing without firing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,6 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	sink.Timeout = *timeout
 
 	v := newView(stdout, *api, now)
+	v.showPending, v.since = *pending, plan.Start
 	v.printf("junction-demo: %d scenarios, %v at %vx speed, into %s; alerts from %s",
 		len(plan.Scenarios), plan.Duration(), *speed, *endpoint, *api)
 	vctx, stopView := context.WithCancel(ctx)

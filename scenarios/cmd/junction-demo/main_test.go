@@ -217,6 +217,7 @@ func TestViewReopensEndedStream(t *testing.T) {
 func TestViewClearsPendingThatNeverFired(t *testing.T) {
 	var out syncBuffer
 	v := newView(&out, "http://127.0.0.1:1", fixedNow)
+	v.showPending = true
 	a := hop
 	a.State, a.FiredAt = alert.StatePending, time.Time{}
 	v.show(context.Background(), a)
@@ -228,6 +229,28 @@ func TestViewClearsPendingThatNeverFired(t *testing.T) {
 	}
 	if f, r := v.counts(); f != 0 || r != 0 {
 		t.Errorf("counted %d fired, %d resolved; want none", f, r)
+	}
+}
+
+// TestViewQuietAboutPendingByDefault: without -pending only firing and
+// resolved alerts are shown; alerts active before the demo are marked.
+func TestViewQuietAboutPendingByDefault(t *testing.T) {
+	var out syncBuffer
+	v := newView(&out, "http://127.0.0.1:1", fixedNow)
+	v.since = fixedNow().Add(time.Minute)
+	a := hop
+	a.State, a.FiredAt = alert.StatePending, time.Time{}
+	v.show(context.Background(), a)
+	a.State, a.ResolvedAt = alert.StateResolved, fixedNow().Add(time.Minute)
+	v.show(context.Background(), a)
+	if got := out.String(); got != "" {
+		t.Errorf("pending and cleared shown without -pending:\n%s", got)
+	}
+	old := circuit
+	old.ID = "old"
+	v.show(context.Background(), old)
+	if got := out.String(); !strings.Contains(got, "proxy:edge-proxy/frontend (active before this demo started) [critical]") {
+		t.Errorf("an alert from before the demo is not marked:\n%s", got)
 	}
 }
 

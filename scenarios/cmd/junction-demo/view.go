@@ -30,6 +30,12 @@ type view struct {
 	// retry is how long to wait before asking an API that did not answer
 	// again.
 	retry time.Duration
+	// showPending also prints instances going pending and pending ones
+	// clearing without firing.
+	showPending bool
+	// since is when the demo started: alerts active before it (kept
+	// across a restart in Junction's state) are marked as such.
+	since time.Time
 
 	mu       sync.Mutex
 	states   map[string]alert.State // latest state shown per alert id
@@ -201,9 +207,14 @@ func (v *view) show(ctx context.Context, a alert.Alert) {
 	if a.Blame.ID != "" && a.Blame.ID != a.Entity.ID {
 		target = a.Entity.ID + " → blames " + a.Blame.ID
 	}
+	if !a.ActiveAt.IsZero() && a.ActiveAt.Before(v.since) {
+		target += " (active before this demo started)"
+	}
 	switch a.State {
 	case alert.StatePending:
-		v.printf("  pending   %-27s %s", a.Rule, target)
+		if v.showPending {
+			v.printf("  pending   %-27s %s", a.Rule, target)
+		}
 	case alert.StateFiring:
 		ev := v.evidence(ctx, a)
 		v.mu.Lock()
@@ -219,7 +230,9 @@ func (v *view) show(ctx context.Context, a alert.Alert) {
 	case alert.StateResolved:
 		v.mu.Lock()
 		if a.FiredAt.IsZero() {
-			v.printfLocked("  cleared   %-27s %s (never fired)", a.Rule, target)
+			if v.showPending {
+				v.printfLocked("  cleared   %-27s %s (never fired)", a.Rule, target)
+			}
 			v.mu.Unlock()
 			return
 		}
