@@ -23,6 +23,9 @@ func describeMerge(m querysource.Merge) string {
 	case querysource.Sum:
 		return "sum"
 	case querysource.Weighted:
+		if m.Numerator != "" {
+			return "mean weighted by the denominator (`" + m.Numerator + "` / value): Σ usage / Σ limit or request"
+		}
 		w := "`" + m.Weight + "`"
 		if m.WeightBaseline {
 			w = "the baseline of " + w

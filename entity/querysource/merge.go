@@ -70,10 +70,11 @@ const (
 	// Sum adds the replicas' values: rates, counts, cores, bytes, cost.
 	Sum
 	// Weighted is the mean weighted by another feature of the same entity
-	// and window (Merge.Weight): exact for ratios whose denominator is the
-	// weight (error ratio by request rate, CPU request utilization by
-	// requested cores), an approximation for latency quantiles (a
-	// rate-weighted mean of the replicas' quantiles).
+	// and window (Merge.Weight) or by the ratio's denominator
+	// (Merge.Numerator): exact for ratios whose denominator is the weight
+	// (error ratio by request rate, CPU utilization by the CPU requested or
+	// the limit), an approximation for latency quantiles (a rate-weighted
+	// mean of the replicas' quantiles).
 	Weighted
 )
 
@@ -85,6 +86,11 @@ type Merge struct {
 	// WeightBaseline takes the weight from the baseline window whatever
 	// the window of the value (surge.factor = rate / baseline rate).
 	WeightBaseline bool
+	// Numerator, when set, makes the weight the ratio's denominator,
+	// recovered as numerator / value: a utilization weighted by its limit
+	// is Σ usage / Σ limit even where the limit is not a feature of the
+	// entity (a service's CPU limit). Weight is then unused.
+	Numerator string
 }
 
 var (
@@ -112,25 +118,28 @@ var merges = map[string]Merge{
 	"cpu.usage_cores":            sum,
 	"cpu.request_cores":          sum,
 	"cpu.limit_cores":            sum,
-	"cpu.request_utilization":    {Kind: Weighted, Weight: "cpu.request_cores"},
-	"cpu.limit_utilization":      {Kind: Weighted, Weight: "cpu.limit_cores"},
+	"cpu.request_utilization":    {Kind: Weighted, Numerator: "cpu.usage_cores"},
+	"cpu.limit_utilization":      {Kind: Weighted, Numerator: "cpu.usage_cores"},
 	"memory.usage_bytes":         sum,
 	"memory.request_bytes":       sum,
 	"memory.limit_bytes":         sum,
-	"memory.request_utilization": {Kind: Weighted, Weight: "memory.request_bytes"},
-	"memory.limit_utilization":   {Kind: Weighted, Weight: "memory.limit_bytes"},
-	"restarts":                   sum,
-	"oom_kills":                  sum,
-	"cost.per_hour":              sum,
-	"pool.pending":               sum,
-	"pool.timeouts_rate":         sum,
-	"deadlocks.rate":             sum,
-	"query.slow_rate":            sum,
-	"pending.overflow_rate":      sum,
-	"messages.throughput":        sum,
-	"broadcast.errors_rate":      sum,
-	"produce.rate":               sum,
-	"consume.rate":               sum,
+	"memory.request_utilization": {Kind: Weighted, Numerator: "memory.usage_bytes"},
+	"memory.limit_utilization":   {Kind: Weighted, Numerator: "memory.usage_bytes"},
+	// A pod's metrics reach one replica (partitioned by resource), so the
+	// pods a service has on each replica add up.
+	"replicas":              sum,
+	"restarts":              sum,
+	"oom_kills":             sum,
+	"cost.per_hour":         sum,
+	"pool.pending":          sum,
+	"pool.timeouts_rate":    sum,
+	"deadlocks.rate":        sum,
+	"query.slow_rate":       sum,
+	"pending.overflow_rate": sum,
+	"messages.throughput":   sum,
+	"broadcast.errors_rate": sum,
+	"produce.rate":          sum,
+	"consume.rate":          sum,
 }
 
 // edgeMerges are the merge rules of edge features.
@@ -246,7 +255,17 @@ func (w *writer) features(vals map[string]float64, window string, same, baseline
 			if m.WeightBaseline {
 				from = baseline
 			}
-			if wt, ok := from[m.Weight]; ok && wt > 0 {
+			wt, ok := from[m.Weight]
+			if m.Numerator != "" {
+				var num float64
+				num, ok = same[m.Numerator]
+				if ok && v > 0 {
+					wt = num / v
+				} else {
+					ok = false
+				}
+			}
+			if ok && wt > 0 {
 				w.point(&w.sumM, MetricSum, f, window, v*wt)
 				w.point(&w.weightM, MetricWeight, f, window, wt)
 				continue

@@ -94,7 +94,8 @@ func TestMergedSnapshot(t *testing.T) {
 		Entities: []entity.Entity{
 			{
 				Ref: checkout, Attributes: map[string]string{"service.name": "checkout", "service.namespace": "shop"},
-				Features:   map[string]float64{"request.rate": 10, "error.ratio": 0.1, "latency.p99_ms": 100, "cpu.throttling_ratio": 0.3, "surge.factor": 2},
+				Features: map[string]float64{"request.rate": 10, "error.ratio": 0.1, "latency.p99_ms": 100, "cpu.throttling_ratio": 0.3, "surge.factor": 2,
+					"cpu.usage_cores": 1, "cpu.limit_utilization": 0.5, "replicas": 1},
 				Features5m: map[string]float64{"request.rate": 8, "latency.p99_ms": 90},
 				Baseline:   map[string]float64{"request.rate": 5, "latency.p99_ms": 50},
 			},
@@ -111,7 +112,8 @@ func TestMergedSnapshot(t *testing.T) {
 		Entities: []entity.Entity{
 			{
 				Ref: checkout, Attributes: map[string]string{"service.name": "checkout", "service.namespace": "shop"},
-				Features:   map[string]float64{"request.rate": 30, "error.ratio": 0.2, "latency.p99_ms": 200, "cpu.throttling_ratio": 0.1, "surge.factor": 2},
+				Features: map[string]float64{"request.rate": 30, "error.ratio": 0.2, "latency.p99_ms": 200, "cpu.throttling_ratio": 0.1, "surge.factor": 2,
+					"cpu.usage_cores": 3, "cpu.limit_utilization": 0.75, "replicas": 2},
 				Features5m: map[string]float64{"request.rate": 24, "latency.p99_ms": 150},
 				Baseline:   map[string]float64{"request.rate": 15, "latency.p99_ms": 70},
 			},
@@ -141,7 +143,10 @@ func TestMergedSnapshot(t *testing.T) {
 			{
 				Ref: checkout, Attributes: map[string]string{"service.name": "checkout", "service.namespace": "shop"},
 				// error ratio: (1 + 6) errors/s over 40 requests/s.
-				Features:   map[string]float64{"request.rate": 40, "error.ratio": 7.0 / 40, "latency.p99_ms": (10*100 + 30*200) / 40.0, "cpu.throttling_ratio": 0.3, "surge.factor": 2},
+				// CPU limit utilization: (1 + 3) cores used of (2 + 4) cores of
+				// limits, though the limits are no feature of a service.
+				Features: map[string]float64{"request.rate": 40, "error.ratio": 7.0 / 40, "latency.p99_ms": (10*100 + 30*200) / 40.0, "cpu.throttling_ratio": 0.3, "surge.factor": 2,
+					"cpu.usage_cores": 4, "cpu.limit_utilization": 4.0 / 6, "replicas": 3},
 				Features5m: map[string]float64{"request.rate": 32, "latency.p99_ms": (8*90 + 24*150) / 32.0},
 				Baseline:   map[string]float64{"request.rate": 20, "latency.p99_ms": (5*50 + 15*70) / 20.0},
 			},
