@@ -86,11 +86,13 @@ type Merge struct {
 	// WeightBaseline takes the weight from the baseline window whatever
 	// the window of the value (surge.factor = rate / baseline rate).
 	WeightBaseline bool
-	// Numerator, when set, makes the weight the ratio's denominator,
-	// recovered as numerator / value: a utilization weighted by its limit
-	// is Σ usage / Σ limit even where the limit is not a feature of the
-	// entity (a service's CPU limit). Weight is then unused.
-	Numerator string
+	// Numerator, when set, makes the feature a ratio numerator / denominator
+	// merged as a whole: with Denominator a feature of the entity, the
+	// merged numerator over the merged denominator; otherwise the merged
+	// numerator over the sum of the denominators the replicas that had the
+	// ratio imply (numerator / value), which counts a service's CPU limit
+	// though it is not a feature. Weight is then unused.
+	Numerator, Denominator string
 }
 
 var (
@@ -118,13 +120,13 @@ var merges = map[string]Merge{
 	"cpu.usage_cores":            sum,
 	"cpu.request_cores":          sum,
 	"cpu.limit_cores":            sum,
-	"cpu.request_utilization":    {Kind: Weighted, Numerator: "cpu.usage_cores"},
-	"cpu.limit_utilization":      {Kind: Weighted, Numerator: "cpu.usage_cores"},
+	"cpu.request_utilization":    {Kind: Weighted, Numerator: "cpu.usage_cores", Denominator: "cpu.request_cores"},
+	"cpu.limit_utilization":      {Kind: Weighted, Numerator: "cpu.usage_cores", Denominator: "cpu.limit_cores"},
 	"memory.usage_bytes":         sum,
 	"memory.request_bytes":       sum,
 	"memory.limit_bytes":         sum,
-	"memory.request_utilization": {Kind: Weighted, Numerator: "memory.usage_bytes"},
-	"memory.limit_utilization":   {Kind: Weighted, Numerator: "memory.usage_bytes"},
+	"memory.request_utilization": {Kind: Weighted, Numerator: "memory.usage_bytes", Denominator: "memory.request_bytes"},
+	"memory.limit_utilization":   {Kind: Weighted, Numerator: "memory.usage_bytes", Denominator: "memory.limit_bytes"},
 	// A pod's metrics reach one replica (partitioned by resource), so the
 	// pods a service has on each replica add up.
 	"replicas":              sum,
@@ -150,6 +152,19 @@ var edgeMerges = map[string]Merge{
 	"latency.p99_ms": byRate,
 	"latency.share":  byRate,
 }
+
+// ratios are the features merged as numerator / denominator, in a stable
+// order.
+var ratios = func() []string {
+	var out []string
+	for f, m := range merges {
+		if m.Numerator != "" {
+			out = append(out, f)
+		}
+	}
+	sort.Strings(out)
+	return out
+}()
 
 // MergeOf returns the merge rule of an entity feature.
 func MergeOf(feature string) Merge { return merges[feature] }

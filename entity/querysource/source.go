@@ -234,6 +234,30 @@ func build(at time.Time, info, sums, weights, maxes []sample) (*entity.Snapshot,
 		}
 		set(k, v)
 	}
+	// Ratios as a whole: merged numerator over merged denominator.
+	for i := range snap.Entities {
+		e := &snap.Entities[i]
+		for _, w := range []struct {
+			m      map[string]float64
+			window string
+		}{{e.Features, WindowShort}, {e.Features5m, WindowLong}} {
+			if w.m == nil {
+				continue
+			}
+			for _, f := range ratios {
+				m := merges[f]
+				num, ok := w.m[m.Numerator]
+				if !ok {
+					continue
+				}
+				if den, ok := w.m[m.Denominator]; ok && den > 0 {
+					w.m[f] = num / den
+				} else if den := weight[valueKey{entity: e.ID, feature: f, window: w.window}]; den > 0 {
+					w.m[f] = num / den
+				}
+			}
+		}
+	}
 	snap.Sort()
 	return snap, nil
 }

@@ -76,6 +76,8 @@ var (
 	pod      = entity.Ref{Type: entity.Pod, ID: "pod:shop/checkout-0", Name: "checkout-0"}
 	db       = entity.Ref{Type: entity.Database, ID: "database:postgresql/pg:5432/shop", Name: "shop"}
 	gone     = entity.Ref{Type: entity.Service, ID: "service:shop/gone", Name: "gone"}
+	orders   = entity.Ref{Type: entity.Service, ID: "service:shop/orders", Name: "orders"}
+	splitPod = entity.Ref{Type: entity.Pod, ID: "pod:shop/orders-0", Name: "orders-0"}
 )
 
 // TestMergedSnapshot writes two replicas' shares of one graph through the
@@ -105,6 +107,12 @@ func TestMergedSnapshot(t *testing.T) {
 				Metrics:  map[string]float64{"container.cpu.throttled_periods": 42},
 			},
 			{Ref: db, Virtual: true, Attributes: map[string]string{"db.system.name": "postgresql"}, Features: map[string]float64{"request.rate": 4, "latency.p99_ms": 20}},
+			// Replica A holds every pod's limits (one kube-state-metrics
+			// resource) and one pod's usage: 1 core of 6 cores of limits.
+			{Ref: orders, Features: map[string]float64{"cpu.usage_cores": 1, "cpu.limit_utilization": 1.0 / 6}},
+			// A pod whose usage and limits arrive as different resources,
+			// so on different replicas: A has its usage.
+			{Ref: splitPod, Features: map[string]float64{"cpu.usage_cores": 1}},
 		},
 		Edges: []entity.Edge{{Source: checkout.ID, Target: db.ID, Type: entity.EdgeDB, Features: map[string]float64{"request.rate": 4, "latency.share": 0.5}}},
 	}
@@ -118,6 +126,9 @@ func TestMergedSnapshot(t *testing.T) {
 				Baseline:   map[string]float64{"request.rate": 15, "latency.p99_ms": 70},
 			},
 			{Ref: db, Virtual: true, Attributes: map[string]string{"db.system.name": "postgresql"}, Features: map[string]float64{"request.rate": 12, "latency.p99_ms": 40}},
+			// B has the other pods' usage and no limits.
+			{Ref: orders, Features: map[string]float64{"cpu.usage_cores": 2}},
+			{Ref: splitPod, Features: map[string]float64{"cpu.limit_cores": 4, "cpu.request_cores": 2}},
 		},
 		Edges: []entity.Edge{{Source: checkout.ID, Target: db.ID, Type: entity.EdgeDB, Features: map[string]float64{"request.rate": 12, "latency.share": 0.7}}},
 	}
@@ -153,6 +164,11 @@ func TestMergedSnapshot(t *testing.T) {
 		},
 		Edges: []entity.Edge{{Source: checkout.ID, Target: db.ID, Type: entity.EdgeDB, Features: map[string]float64{"request.rate": 16, "latency.share": (4*0.5 + 12*0.7) / 16}}},
 	}
+	// What one node seeing everything computes: Σ usage / Σ limits.
+	want.Entities = append(want.Entities,
+		entity.Entity{Ref: orders, Features: map[string]float64{"cpu.usage_cores": 3, "cpu.limit_utilization": 3.0 / 6}},
+		entity.Entity{Ref: splitPod, Features: map[string]float64{"cpu.usage_cores": 1, "cpu.limit_cores": 4, "cpu.request_cores": 2,
+			"cpu.limit_utilization": 0.25, "cpu.request_utilization": 0.5}})
 	want.Sort()
 	if diff := diffSnapshots(want, got); diff != "" {
 		t.Errorf("merged snapshot differs (want, got):\n%s", diff)
