@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		v.printf("score against the ground truth: %s", rep.Summary())
 		for _, sr := range rep.Scenarios {
 			line := fmt.Sprintf("  %-10s recall %s, latency %v, resolved %v, healthy false positives %d",
-				sr.Scenario, pct(sr.Recall), sr.Latency, sr.Resolved, sr.HealthyFalsePositives)
+				sr.Scenario, pct(sr.Recall), sr.Latency.Round(time.Second), sr.Resolved, sr.HealthyFalsePositives)
 			v.printf("%s", line)
 		}
 		if dropped > 0 {
