@@ -50,5 +50,5 @@ func BenchmarkKafkaPath(b *testing.B) {
 	b.StopTimer()
 	spans := float64(sent * b.N)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/spans, "ns/span")
-	b.ReportMetric(float64((cpuTime() - cpu0).Nanoseconds())/spans, "cpu-ns/span")
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/spans, "cpu-ns/span")
 }
