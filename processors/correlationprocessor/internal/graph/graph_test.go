@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/junction-sre/junction/entity"
@@ -280,4 +281,38 @@ func TestCriticalPathSurvivesCycles(t *testing.T) {
 	snap := g.Tick(t0.Add(time.Minute))
 	require.Len(t, snap.Entities, 1)
 	assert.NotContains(t, snap.Entities[0].Features, "critical_path.self_share", "a trace without a root is not analysed")
+}
+
+// TestCountersOfTwoPodsAreTwoSeries: two pods of one service report the same
+// cumulative counter; their values must not be read as one series that
+// keeps resetting.
+func TestCountersOfTwoPodsAreTwoSeries(t *testing.T) {
+	s := settings()
+	s.Metrics = map[string]MetricMapping{"db.client.connection.timeouts": {Entity: entity.Service, Input: InPoolTimeouts}}
+	g := New(s, nil)
+	counter := func(pod string, v int64, at time.Time) pmetric.Metrics {
+		md := pmetric.NewMetrics()
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("service.name", "orders")
+		rm.Resource().Attributes().PutStr("k8s.pod.name", pod)
+		m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName("db.client.connection.timeouts")
+		sum := m.SetEmptySum()
+		sum.SetIsMonotonic(true)
+		sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		dp := sum.DataPoints().AppendEmpty()
+		dp.SetIntValue(v)
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(at))
+		return md
+	}
+	// Pod a has counted 1000 timeouts, pod b 10; neither counts more.
+	for i := 0; i < 12; i++ {
+		at := t0.Add(time.Duration(i) * 10 * time.Second)
+		g.ConsumeMetrics(counter("orders-a", 1000, at), at)
+		g.ConsumeMetrics(counter("orders-b", 10, at), at)
+	}
+	snap := g.Snapshot(t0.Add(2 * time.Minute))
+	svc, ok := snap.Entity("service:/orders")
+	require.True(t, ok)
+	assert.Zero(t, svc.Features["pool.timeouts_rate"], "no new timeouts: the pods' counters are steady")
 }

@@ -23,6 +23,7 @@ func (g *Graph) ConsumeMetrics(md pmetric.Metrics, now time.Time) {
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
 		res := rm.Resource().Attributes()
+		inst := instanceKey(nil, res)
 		svc := g.serviceFromResource(now, res, false)
 		pod := g.podEntity(now, res)
 		g.link(svc, pod)
@@ -47,7 +48,7 @@ func (g *Graph) ConsumeMetrics(md pmetric.Metrics, now time.Time) {
 						}
 						return
 					}
-					key = seriesKey(key[:0], attrs)
+					key = seriesKey(append(key[:0], inst...), attrs)
 					if mp.Entity == entity.Relayer {
 						if rs := g.chainRelayers(now, &mp, attrs, res); rs != nil {
 							for _, e := range rs {
@@ -112,6 +113,24 @@ func number(dp pmetric.NumberDataPoint) float64 {
 		return float64(dp.IntValue())
 	}
 	return dp.DoubleValue()
+}
+
+// instanceKeys are the resource attributes that tell the emitters of one
+// entity's metrics apart: the cumulative counters of two pods of a service
+// are two series, or their alternating values would read as resets.
+var instanceKeys = []string{"service.instance.id", "k8s.pod.uid", "k8s.pod.name", "k8s.container.name", "host.name"}
+
+// instanceKey appends the resource's instance attributes to dst.
+func instanceKey(dst []byte, res pcommon.Map) []byte {
+	for _, k := range instanceKeys {
+		if v, ok := res.Get(k); ok {
+			dst = append(dst, k...)
+			dst = append(dst, '=')
+			dst = append(dst, v.AsString()...)
+			dst = append(dst, 0)
+		}
+	}
+	return dst
 }
 
 // seriesKey appends the data point attributes as a key of the series.
