@@ -31,6 +31,13 @@ var onset = map[string]time.Duration{
 	// errors against a 99.9 % target (200x), the 1-hour ratio passes
 	// 14.4x after 14.4/200 of an hour.
 	scenarios.RuleErrorBudgetBurn: time.Hour * 144 / 2000,
+	// service.cpu.throttling_ratio > 0.25 over the 1-minute window: the
+	// simulated throttling ramps up over 30 s, and the window's mean passes
+	// 0.25 only when about half of it is throttled.
+	scenarios.RuleCPUThrottlingBehindLatency: 30 * time.Second,
+	// latency.share comes from sampled complete traces, analysed once the
+	// trace has been idle and its unpaired spans' pairing TTL (30 s) passed.
+	scenarios.RuleHopOwnsLatency: 30 * time.Second,
 }
 
 var (
