@@ -96,9 +96,6 @@ func ParseStage(v string) (Stage, error) {
 // Terminal reports whether the stage closes a message.
 func (s Stage) Terminal() bool { return s >= StageExecuted && s < numStages }
 
-// delivered reports whether the stage is a successful terminal stage.
-func (s Stage) delivered() bool { return s == StageExecuted || s == StageAcknowledged }
-
 // Event is one observed stage of one message.
 type Event struct {
 	MessageID        string
