@@ -382,6 +382,10 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.hub.unsubscribe(sub)
+	// A stream outlives the server's write timeout (confighttp's
+	// write_timeout): lift the deadline for this response. Wrappers that
+	// cannot say so leave the timeout in place; clients reconnect.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")

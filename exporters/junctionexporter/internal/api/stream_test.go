@@ -1,8 +1,12 @@
 package api
 
 import (
+	"bufio"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/exporters/junctionexporter/internal/store"
@@ -38,5 +42,29 @@ func TestHubBoundsAndFilters(t *testing.T) {
 	h.unsubscribe(firing)
 	if _, ok := h.subscribe(store.AlertFilter{}); !ok || h.Subscribers() != 2 {
 		t.Fatal("a closed stream's slot was not freed")
+	}
+}
+
+// TestStreamOutlivesTheWriteTimeout: the server's write timeout bounds
+// ordinary answers, not the stream of alert changes.
+func TestStreamOutlivesTheWriteTimeout(t *testing.T) {
+	srv := httptest.NewUnstartedServer(NewHandler(nil, NewHub(1), Options{Now: time.Now, Keepalive: 10 * time.Millisecond}))
+	srv.Config.WriteTimeout = 100 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	keepalives := 0
+	for keepalives < 30 && sc.Scan() { // 30 × 10 ms: three write timeouts
+		if sc.Text() == ": keepalive" {
+			keepalives++
+		}
+	}
+	if keepalives < 30 {
+		t.Fatalf("stream ended after %d keepalives: %v", keepalives, sc.Err())
 	}
 }
