@@ -283,9 +283,6 @@ func (c *calc) service(e *entityState, pods map[string]map[string]float64) map[s
 			out[fThrottling] = v
 		}
 	}
-	delete(out, fCPULimit)
-	delete(out, fMemRequest)
-	delete(out, fMemLimit)
 	if n > 0 {
 		out["replicas"] = float64(n)
 		_, u := out[fCPUUsage]
