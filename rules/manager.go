@@ -51,6 +51,21 @@ type Manager struct {
 
 func stateKey(group, rule string) string { return group + "\x00" + rule }
 
+// Close stops the manager's own telemetry (its rule health and active
+// alert gauges); call it when the manager is discarded, e.g. when the
+// processor that runs it shuts down. Close is idempotent; the manager must
+// not be used afterwards.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.tel == nil || m.tel.reg == nil {
+		return nil
+	}
+	err := m.tel.reg.Unregister()
+	m.tel.reg = nil
+	return err
+}
+
 // NewManager loads and compiles the rule files of cfg and restores alert
 // state from cfg.StateFile. It fails with every error of every rule file
 // (an ErrorList) when the rules do not compile.

@@ -577,3 +577,31 @@ func TestRuntimeErrors(t *testing.T) {
 		t.Errorf("NotBool status %+v", status[1])
 	}
 }
+
+// TestCloseStopsTelemetry: a discarded manager stops reporting its rules'
+// health, so a restarted processor does not report the old rules twice.
+func TestCloseStopsTelemetry(t *testing.T) {
+	p := writeRules(t, t.TempDir(), "groups:\n  - name: g\n    rules:\n      - alert: A\n        kind: k\n        for_each: service\n        expr: \"true\"\n")
+	m, reader := newTestManager(t, Config{Files: []string{p}})
+	m.Eval(context.Background(), snapOf(svc("a", nil)), t0)
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	if v := counterValue(rm, metricRuleHealth); v != 1 {
+		t.Fatalf("%s = %d before Close, want 1", metricRuleHealth, v)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	rm = metricdata.ResourceMetrics{}
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	if v := counterValue(rm, metricRuleHealth); v != 0 {
+		t.Errorf("%s = %d after Close, want no data points", metricRuleHealth, v)
+	}
+}

@@ -197,6 +197,7 @@ func (p *correlationProcessor) stopParts(ctx context.Context) error {
 		if serr := m.SaveState(); serr != nil {
 			err = fmt.Errorf("rules::state_file: %w", serr)
 		}
+		err = errors.Join(err, m.Close())
 	}
 	if tr := p.xchain.Swap(nil); tr != nil {
 		err = errors.Join(err, tr.Shutdown(ctx))
