@@ -137,14 +137,21 @@ func (s *series) window(from int64) int {
 	return i
 }
 
-// counterRate is the increase per second of a cumulative counter, with
-// resets (a drop) counted as a restart from zero.
-func (s *series) counterRate(now int64, w time.Duration) (float64, bool) {
+// pair returns the index of the first sample of the window ending at now,
+// when the window holds at least two samples to compare.
+func (s *series) pair(now int64, w time.Duration) (int, bool) {
 	if s == nil {
 		return 0, false
 	}
 	i := s.window(now - int64(w))
-	if s.n-i < 2 {
+	return i, s.n-i >= 2
+}
+
+// counterRate is the increase per second of a cumulative counter, with
+// resets (a drop) counted as a restart from zero.
+func (s *series) counterRate(now int64, w time.Duration) (float64, bool) {
+	i, ok := s.pair(now, w)
+	if !ok {
 		return 0, false
 	}
 	var inc float64
@@ -164,11 +171,8 @@ func (s *series) counterRate(now int64, w time.Duration) (float64, bool) {
 
 // slope is the change per second of a gauge over the window.
 func (s *series) slope(now int64, w time.Duration) (float64, bool) {
-	if s == nil {
-		return 0, false
-	}
-	i := s.window(now - int64(w))
-	if s.n-i < 2 {
+	i, ok := s.pair(now, w)
+	if !ok {
 		return 0, false
 	}
 	a, b := s.at(i), s.at(s.n-1)
@@ -182,11 +186,8 @@ func (s *series) slope(now int64, w time.Duration) (float64, bool) {
 // burnPerHour is the sum of the decreases of a balance per hour over the
 // window; top-ups (increases) do not offset spending.
 func (s *series) burnPerHour(now int64, w time.Duration) (float64, bool) {
-	if s == nil {
-		return 0, false
-	}
-	i := s.window(now - int64(w))
-	if s.n-i < 2 {
+	i, ok := s.pair(now, w)
+	if !ok {
 		return 0, false
 	}
 	var spent float64
@@ -204,11 +205,8 @@ func (s *series) burnPerHour(now int64, w time.Duration) (float64, bool) {
 
 // secondsPerBlock is the block time measured from a height series.
 func (s *series) secondsPerBlock(now int64, w time.Duration) (float64, bool) {
-	if s == nil {
-		return 0, false
-	}
-	i := s.window(now - int64(w))
-	if s.n-i < 2 {
+	i, ok := s.pair(now, w)
+	if !ok {
 		return 0, false
 	}
 	a, b := s.at(i), s.at(s.n-1)
