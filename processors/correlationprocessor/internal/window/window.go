@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
+	"github.com/DataDog/sketches-go/ddsketch/store"
 )
 
 // Acc indexes the additive accumulators of a detail bucket.
@@ -169,13 +171,19 @@ func (w *Window) Observe(now time.Time, ms float64, failed bool) {
 	_ = d.sketch.Add(ms) // only fails on values the mapping cannot index (NaN, Inf)
 }
 
+// newSketch returns a DDSketch with the cubically interpolated index
+// mapping: the same relative-accuracy guarantee as the logarithmic one,
+// without a math.Log per value (the logarithm was a tenth of the span
+// path's CPU), for a few percent more bins.
 func (w *Window) newSketch() *ddsketch.DDSketch {
-	s, err := ddsketch.LogCollapsingLowestDenseDDSketch(w.cfg.SketchAccuracy, w.cfg.SketchBins)
+	m, err := mapping.NewCubicallyInterpolatedMapping(w.cfg.SketchAccuracy)
 	if err != nil {
-		// Config.Validate bounds accuracy and bins; this cannot fail then.
-		s, _ = ddsketch.NewDefaultDDSketch(0.01)
+		// Config.Validate bounds accuracy; this cannot fail then.
+		m, _ = mapping.NewCubicallyInterpolatedMapping(0.01)
 	}
-	return s
+	return ddsketch.NewDDSketch(m,
+		store.NewCollapsingLowestDenseStore(w.cfg.SketchBins),
+		store.NewCollapsingLowestDenseStore(w.cfg.SketchBins))
 }
 
 // span returns the effective duration in seconds of a window of length d
