@@ -69,9 +69,7 @@ func (p *correlationProcessor) observeSpans(ctx context.Context, td ptrace.Trace
 	if tr == nil {
 		return
 	}
-	var evs []xchain.Event
-	var rejected int64
-	var firstErr error
+	var b eventBatch
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -86,24 +84,16 @@ func (p *correlationProcessor) observeSpans(ctx context.Context, td ptrace.Trace
 					continue // the common case: not a cross-chain event
 				}
 				ev, ok, err := xchain.EventFromAttributes(res, sp.Attributes(), sp.EndTimestamp().AsTime())
-				switch {
-				case err != nil:
-					rejected++
-					if firstErr == nil {
-						firstErr = err
-					}
-				case ok:
-					if ev.Relayer == "" && (sp.Kind() == ptrace.SpanKindClient || sp.Kind() == ptrace.SpanKindProducer) {
-						// A call to the relayer names it as the graph does:
-						// by peer.service (identity::peer_service).
-						ev.Relayer = p.peerService(sp.Attributes())
-					}
-					evs = append(evs, ev)
+				if ok && err == nil && ev.Relayer == "" && (sp.Kind() == ptrace.SpanKindClient || sp.Kind() == ptrace.SpanKindProducer) {
+					// A call to the relayer names it as the graph does:
+					// by peer.service (identity::peer_service).
+					ev.Relayer = p.peerService(sp.Attributes())
 				}
+				b.add(ev, ok, err)
 			}
 		}
 	}
-	p.observeEvents(ctx, tr, evs, rejected, firstErr)
+	p.observeEvents(ctx, tr, &b)
 }
 
 func (p *correlationProcessor) peerService(attrs pcommon.Map) string {
@@ -123,9 +113,7 @@ func (p *correlationProcessor) observeLogs(ctx context.Context, ld plog.Logs) {
 	if tr == nil {
 		return
 	}
-	var evs []xchain.Event
-	var rejected int64
-	var firstErr error
+	var b eventBatch
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
@@ -143,20 +131,11 @@ func (p *correlationProcessor) observeLogs(ctx context.Context, ld plog.Logs) {
 				if ts == 0 {
 					ts = lr.ObservedTimestamp()
 				}
-				ev, ok, err := xchain.EventFromAttributes(res, lr.Attributes(), ts.AsTime())
-				switch {
-				case err != nil:
-					rejected++
-					if firstErr == nil {
-						firstErr = err
-					}
-				case ok:
-					evs = append(evs, ev)
-				}
+				b.add(xchain.EventFromAttributes(res, lr.Attributes(), ts.AsTime()))
 			}
 		}
 	}
-	p.observeEvents(ctx, tr, evs, rejected, firstErr)
+	p.observeEvents(ctx, tr, &b)
 }
 
 func hasMessageID(attrs pcommon.Map) bool {
@@ -164,15 +143,35 @@ func hasMessageID(attrs pcommon.Map) bool {
 	return ok
 }
 
-func (p *correlationProcessor) observeEvents(ctx context.Context, tr *xchain.Tracker, evs []xchain.Event, rejected int64, firstErr error) {
-	if rejected > 0 {
-		p.tel.xchainRejected.Add(ctx, rejected)
-		p.logger.Debug("Cross-chain events with malformed xchain.* attributes were left out", zap.Int64("count", rejected), zap.Error(firstErr))
+// eventBatch collects one pdata batch's cross-chain events and counts the
+// records whose xchain.* attributes were malformed.
+type eventBatch struct {
+	events   []xchain.Event
+	rejected int64
+	firstErr error
+}
+
+func (b *eventBatch) add(ev xchain.Event, ok bool, err error) {
+	switch {
+	case err != nil:
+		b.rejected++
+		if b.firstErr == nil {
+			b.firstErr = err
+		}
+	case ok:
+		b.events = append(b.events, ev)
 	}
-	if len(evs) == 0 {
+}
+
+func (p *correlationProcessor) observeEvents(ctx context.Context, tr *xchain.Tracker, b *eventBatch) {
+	if b.rejected > 0 {
+		p.tel.xchainRejected.Add(ctx, b.rejected)
+		p.logger.Debug("Cross-chain events with malformed xchain.* attributes were left out", zap.Int64("count", b.rejected), zap.Error(b.firstErr))
+	}
+	if len(b.events) == 0 {
 		return
 	}
-	if err := tr.ObserveBatch(ctx, evs); err != nil {
+	if err := tr.ObserveBatch(ctx, b.events); err != nil {
 		p.logger.Warn("Some cross-chain events were not recorded", zap.Error(err))
 	}
 }
