@@ -67,7 +67,10 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee build/bench.txt
 
-## lint: go vet and staticcheck
+## lint: go vet and staticcheck, on the root module and the plugin's module
+## (grafana-plugin/ is its own module: vet it from there, by ./pkg/...,
+## since node_modules ships .go files)
 lint: $(TOOLS)/staticcheck
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...
+	cd grafana-plugin && $(GO) vet ./pkg/... && $(TOOLS)/staticcheck ./pkg/...

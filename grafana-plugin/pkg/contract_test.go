@@ -101,8 +101,8 @@ func startPlugin(t *testing.T) clients {
 // length stands in for that here.
 func pluginContext(url, token string) *pluginv2.PluginContext {
 	return backend.ToProto().PluginContext(backend.PluginContext{
-		OrgID:    1,
-		PluginID: plugin.PluginID,
+		Namespace: "default",
+		PluginID:  plugin.PluginID,
 		DataSourceInstanceSettings: &backend.DataSourceInstanceSettings{
 			ID: 7, UID: "junction", Name: "Junction", URL: url,
 			JSONData:                []byte(`{"tracingDatasourceUid":"tempo"}`),
