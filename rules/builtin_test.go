@@ -48,3 +48,25 @@ func TestUnknownBuiltinPackIsNamed(t *testing.T) {
 		t.Fatalf("error %v should name the bad pack and list the built-in ones", err)
 	}
 }
+
+// TestBuiltinPacksDoNotReload: the embedded packs never change under a
+// running manager, so a reload check finds nothing to do and no directory
+// needs watching.
+func TestBuiltinPacksDoNotReload(t *testing.T) {
+	m, err := NewManager(Config{Files: []string{"builtin:packs"}, CostLimit: DefaultCostLimit}, Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if tried, err := m.ReloadIfChanged(); tried || err != nil {
+		t.Errorf("ReloadIfChanged = %v, %v; want no reload", tried, err)
+	}
+	w, err := m.Watch()
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	defer w.Close()
+	if n := len(w.WatchList()); n != 0 {
+		t.Errorf("watching %d directories for built-in packs", n)
+	}
+}

@@ -177,21 +177,26 @@ func (m *Manager) Reload() error {
 	return nil
 }
 
-// reloadIfChanged reloads when the rule files' contents changed.
-func (m *Manager) reloadIfChanged() {
+// ReloadIfChanged reloads the rules when the rule files' names or contents
+// changed since the last load or attempt, for callers that drive reloads
+// from their own ticks and file-system events (Run does it itself). It
+// reports whether a reload was attempted and its error; the same broken
+// contents are not retried.
+func (m *Manager) ReloadIfChanged() (bool, error) {
 	sum, err := filesSum(m.cfg.Files)
 	m.mu.Lock()
 	same := err == nil && sum == m.filesSum
 	m.mu.Unlock()
 	if same {
-		return
+		return false, nil
 	}
 	if err := m.Reload(); err != nil {
-		// Do not retry the same broken contents every tick.
 		m.mu.Lock()
 		m.filesSum = sum
 		m.mu.Unlock()
+		return true, err
 	}
+	return true, nil
 }
 
 // Eval evaluates every group on snap at now, whatever their intervals, and
@@ -292,7 +297,7 @@ func (m *Manager) Run(ctx context.Context, src entity.Source, notify func(ctx co
 	var events <-chan fsnotify.Event
 	if m.noWatch {
 		// no notifications; ReloadInterval still applies
-	} else if w, err := m.watch(); err != nil {
+	} else if w, err := m.Watch(); err != nil {
 		m.logger.Warn("Rule files are not watched; changes are picked up every reload_interval", zap.Error(err))
 	} else {
 		defer w.Close()
@@ -314,9 +319,9 @@ func (m *Manager) Run(ctx context.Context, src entity.Source, notify func(ctx co
 			}
 			return nil
 		case <-reloadC:
-			m.reloadIfChanged()
+			_, _ = m.ReloadIfChanged()
 		case <-events:
-			m.reloadIfChanged()
+			_, _ = m.ReloadIfChanged()
 		case <-timer.C:
 			now := m.set.Now()
 			if m.anyDue(now) {
@@ -398,8 +403,11 @@ func (m *Manager) evalDue(ctx context.Context, src entity.Source, notify func(co
 	}
 }
 
-// watch watches the directories holding the rule files.
-func (m *Manager) watch() (*fsnotify.Watcher, error) {
+// Watch returns a file-system watcher on the directories holding the rule
+// files (and the directories the config names), for callers that reload
+// with ReloadIfChanged; built-in packs need no watching. The caller closes
+// it.
+func (m *Manager) Watch() (*fsnotify.Watcher, error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, err
@@ -419,7 +427,7 @@ func (m *Manager) watch() (*fsnotify.Watcher, error) {
 	for d := range dirs {
 		if err := w.Add(d); err != nil {
 			w.Close()
-			return nil, err
+			return nil, fmt.Errorf("watching %s: %w", d, err)
 		}
 	}
 	return w, nil

@@ -250,9 +250,9 @@ func (p *correlationProcessor) loop(stop, done chan struct{}) {
 		case <-rw.events:
 			rw.changed()
 		case <-rw.settled:
-			p.reloadRulesIfChanged(rw)
+			p.reloadRulesIfChanged()
 		case <-rw.ticks:
-			p.reloadRulesIfChanged(rw)
+			p.reloadRulesIfChanged()
 		}
 	}
 }

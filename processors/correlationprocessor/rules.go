@@ -2,17 +2,12 @@ package correlationprocessor
 
 import (
 	"context"
-	"crypto/sha256"
-	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
 
 	"github.com/junction-sre/junction/entity"
-	"github.com/junction-sre/junction/rules"
 )
 
 // evaluateRules is the evaluate hook: it evaluates the rule groups that are
@@ -43,8 +38,6 @@ type rulesWatch struct {
 	// a file being written is read once complete.
 	settled <-chan time.Time
 	settle  *time.Timer
-	// sum is the hash of the rule files last loaded or tried.
-	sum [sha256.Size]byte
 }
 
 // watchRules watches the directories of the rule files and starts the
@@ -52,11 +45,11 @@ type rulesWatch struct {
 // picked up every reload_interval.
 func (p *correlationProcessor) watchRules() *rulesWatch {
 	rw := &rulesWatch{}
-	if p.rules.Load() == nil {
+	m := p.rules.Load()
+	if m == nil {
 		return rw
 	}
-	rw.sum, _ = rulesFilesSum(p.cfg.Rules.Files)
-	if w, err := watchDirs(p.cfg.Rules.Files); err != nil {
+	if w, err := m.Watch(); err != nil {
 		p.logger.Warn("Rule files are not watched; changes are picked up every rules::reload_interval", zap.Error(err))
 	} else {
 		rw.watcher, rw.events = w, w.Events
@@ -99,64 +92,12 @@ func (rw *rulesWatch) close() {
 // files changed since the last load or attempt. A failed reload keeps the
 // running rules (the manager logs every error); the same broken contents
 // are not retried.
-func (p *correlationProcessor) reloadRulesIfChanged(rw *rulesWatch) {
+func (p *correlationProcessor) reloadRulesIfChanged() {
 	m := p.rules.Load()
 	if m == nil {
 		return
 	}
-	sum, err := rulesFilesSum(p.cfg.Rules.Files)
-	if err == nil && sum == rw.sum {
-		return
-	}
-	rw.sum = sum
-	if err := m.Reload(); err == nil {
+	if tried, err := m.ReloadIfChanged(); tried && err == nil {
 		p.logger.Info("Rules reloaded", zap.Strings("rules::files", p.cfg.Rules.Files))
 	}
-}
-
-// rulesFilesSum hashes the names and contents of the rule files.
-func rulesFilesSum(paths []string) ([sha256.Size]byte, error) {
-	var out [sha256.Size]byte
-	files, err := rules.ExpandPaths(paths)
-	if err != nil {
-		return out, err
-	}
-	h := sha256.New()
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return out, err
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", f, len(data))
-		h.Write(data)
-	}
-	copy(out[:], h.Sum(nil))
-	return out, nil
-}
-
-// watchDirs watches the directories that hold the rule files, and the
-// directories named in paths, so new, changed and replaced files are
-// noticed.
-func watchDirs(paths []string) (*fsnotify.Watcher, error) {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, err
-	}
-	dirs := map[string]bool{}
-	files, _ := rules.ExpandPaths(paths)
-	for _, f := range files {
-		dirs[filepath.Dir(f)] = true
-	}
-	for _, p := range paths {
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			dirs[p] = true
-		}
-	}
-	for d := range dirs {
-		if err := w.Add(d); err != nil {
-			w.Close()
-			return nil, fmt.Errorf("watching %s: %w", d, err)
-		}
-	}
-	return w, nil
 }

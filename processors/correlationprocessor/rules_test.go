@@ -196,9 +196,6 @@ func TestRulesReload(t *testing.T) {
 	cfg := testConfig()
 	cfg.Rules.Files = []string{dir}
 	h := newHarness(t, "reload", cfg, nopSettings())
-	rw := &rulesWatch{}
-	rw.sum, err = rulesFilesSum(cfg.Rules.Files)
-	require.NoError(t, err)
 	ruleNames := func() []string {
 		var out []string
 		for _, s := range h.p.rules.Load().Status() {
@@ -208,12 +205,12 @@ func TestRulesReload(t *testing.T) {
 	}
 
 	require.NoError(t, writeAtomic(path, []byte("groups: [{name: x, rules: [{alert: A, for_each: service, expr: 'service.nope > 1'}]}]\n")))
-	h.p.reloadRulesIfChanged(rw)
+	h.p.reloadRulesIfChanged()
 	assert.Equal(t, []string{"DependencyFailing"}, ruleNames(), "a broken file keeps the running rules")
 
 	renamed := []byte(string(good[:len(good)-1]) + "\n      - alert: SlowService\n        kind: bottleneck\n        for_each: service\n        expr: service.latency.p99_ms > 1000\n")
 	require.NoError(t, writeAtomic(path, renamed))
-	h.p.reloadRulesIfChanged(rw)
+	h.p.reloadRulesIfChanged()
 	assert.Equal(t, []string{"DependencyFailing", "SlowService"}, ruleNames())
 }
 
