@@ -9,6 +9,7 @@ package main
 import (
 	_ "embed"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/collector/component"
@@ -88,8 +89,33 @@ func newDefaultConfigCommand() *cobra.Command {
 	}
 }
 
+// withDefaultConfig returns args with the embedded default config put
+// first when they set values with --set but name no --config: the
+// collector would otherwise build its config from the --set values alone,
+// while `junction --set k=v` means the defaults with k changed.
+func withDefaultConfig(args []string) []string {
+	set := false
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		switch {
+		case a == "--config" || strings.HasPrefix(a, "--config="):
+			return args
+		case a == "--set" || strings.HasPrefix(a, "--set="):
+			set = true
+		}
+	}
+	if !set {
+		return args
+	}
+	return append([]string{"--config=yaml:" + defaultConfig}, args...)
+}
+
 func main() {
-	if err := newCommand().Execute(); err != nil {
+	cmd := newCommand()
+	cmd.SetArgs(withDefaultConfig(os.Args[1:]))
+	if err := cmd.Execute(); err != nil {
 		// cobra has printed the error already.
 		os.Exit(1)
 	}

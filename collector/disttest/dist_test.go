@@ -88,6 +88,25 @@ func TestValidateDefaultConfig(t *testing.T) {
 	}
 }
 
+// TestSetChangesTheEmbeddedDefault: --set without --config changes one key
+// of the embedded default instead of replacing the whole config; a bad
+// value is named.
+func TestSetChangesTheEmbeddedDefault(t *testing.T) {
+	if out, err := run(t, t.TempDir(), "validate", "--set", "processors::correlation::clock::source=telemetry"); err != nil {
+		t.Fatalf("validate --set (embedded default): %v\n%s", err, out)
+	}
+	out, err := run(t, t.TempDir(), "validate", "--set", "processors::correlation::clock::source=event")
+	if err == nil {
+		t.Fatalf("validate accepted clock::source=event:\n%s", out)
+	}
+	if !strings.Contains(out, `processors::correlation: clock::source: must be "wall" or "telemetry", got "event"`) {
+		t.Errorf("error does not name the key and value:\n%s", out)
+	}
+	if strings.Contains(out, "no receiver configuration") {
+		t.Errorf("--set replaced the embedded default:\n%s", out)
+	}
+}
+
 func TestDefaultConfigCommandPrintsTheEmbeddedConfig(t *testing.T) {
 	out, err := run(t, t.TempDir(), "default-config")
 	if err != nil {

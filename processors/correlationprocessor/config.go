@@ -19,6 +19,9 @@ type Config struct {
 	// into the metrics pipeline, baselines updated and aged state evicted,
 	// and rule groups that are due evaluated.
 	EmitInterval time.Duration `mapstructure:"emit_interval"`
+	// Clock says whose time the processor keeps: the machine's (wall) or
+	// the telemetry's own timestamps (clock.go).
+	Clock ClockConfig `mapstructure:"clock"`
 
 	GraphSettings `mapstructure:",squash"`
 
@@ -80,6 +83,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.EmitInterval <= 0 {
 		errs = append(errs, fmt.Errorf("emit_interval must be positive, got %s", c.EmitInterval))
+	}
+	if err := c.Clock.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Graph().Validate(); err != nil {
 		errs = append(errs, err)

@@ -25,7 +25,11 @@ type EmbeddedSettings struct {
 	// nil. It is validated.
 	Config *Config
 	// Now is the clock the processor reads as the arrival time of
-	// telemetry and for the rule engine; required.
+	// telemetry and for the rule engine; required under the wall clock.
+	// Under clock::source telemetry the processor keeps its own clock from
+	// the timestamps it consumes and ticks by itself as that clock passes
+	// emit boundaries; Now, when set, is only read before the first
+	// timestamp.
 	Now func() time.Time
 	// Metrics and Logs receive what the processor emits (derived metrics,
 	// the ALERTS gauge, alert log records); either may be nil.
@@ -40,7 +44,9 @@ type EmbeddedSettings struct {
 // clock, outside a collector pipeline: the scenario simulator's detection
 // runs and tests feed it telemetry and call Tick where the collector's
 // emit loop would tick. It never ticks by itself. Telemetry passed in is
-// not forwarded anywhere.
+// not forwarded anywhere. Under clock::source telemetry it ticks by
+// itself, as the collector's processor does, whenever the telemetry it
+// consumes moves the clock past an emit boundary.
 type Embedded struct {
 	p       *correlationProcessor
 	traces  tracesProcessor
@@ -59,12 +65,15 @@ var (
 // tracker and, when the config names rule files, its rule engine. Call
 // Shutdown when done.
 func NewEmbedded(ctx context.Context, set EmbeddedSettings) (*Embedded, error) {
-	if set.Now == nil {
-		return nil, errors.New("correlation processor: EmbeddedSettings.Now is required")
-	}
 	cfg := set.Config
 	if cfg == nil {
 		cfg = createDefaultConfig().(*Config)
+	}
+	if set.Now == nil {
+		if cfg.Clock.Source != ClockTelemetry {
+			return nil, errors.New("correlation processor: EmbeddedSettings.Now is required under the wall clock")
+		}
+		set.Now = time.Now
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -87,7 +96,7 @@ func NewEmbedded(ctx context.Context, set EmbeddedSettings) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.ticker = func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+	p.ticker = noTicker
 	if set.Metrics != nil {
 		p.setMetrics(set.Metrics)
 	}

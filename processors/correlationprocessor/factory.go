@@ -69,6 +69,7 @@ func NewFactory() processor.Factory {
 func createDefaultConfig() component.Config {
 	return &Config{
 		EmitInterval: defaultEmitInterval,
+		Clock:        ClockConfig{Source: ClockWall, MaxStep: defaultClockMaxStep},
 		GraphSettings: GraphSettings{
 			Window: graph.WindowSettings{
 				Bucket:         defaultBucket,

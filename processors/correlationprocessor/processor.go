@@ -64,8 +64,10 @@ type correlationProcessor struct {
 	graph  *graph.Graph
 	tel    *telemetry
 	telset component.TelemetrySettings
-	// now is the clock; tests replace it.
-	now func() time.Time
+	// now is the clock; tests replace it. Under clock::source telemetry it
+	// is clock.Now.
+	now   func() time.Time
+	clock *telemetryClock // nil under the wall clock
 	// ticker returns the emit loop's ticks and their stop function; tests
 	// replace it and call tick themselves.
 	ticker func(d time.Duration) (<-chan time.Time, func())
@@ -119,6 +121,11 @@ func newProcessor(set processor.Settings, cfg *Config, now func() time.Time) (*c
 		hist:           newHistMeans(cfg.XChain.MaxMetricScopes, cfg.XChain.MetricStaleness, tel),
 	}
 	p.augment = p.augmentXChain
+	if cfg.Clock.Source == ClockTelemetry {
+		p.clock = newTelemetryClock(p, now)
+		p.now = p.clock.Now
+		p.ticker = noTicker
+	}
 	if cfg.Rules.Enabled() {
 		p.evaluate = p.evaluateRules
 		if cfg.QuerySource.Enabled() {
@@ -262,11 +269,15 @@ func realTicker(d time.Duration) (<-chan time.Time, func()) {
 	return t.C, t.Stop
 }
 
+// noTicker never ticks: the telemetry clock, Embedded's caller or a test
+// calls tick.
+func noTicker(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+
 // tick advances the graph to now and emits the derived metrics of its
 // snapshot into the metrics pipelines. The snapshot is built under the
 // graph's lock; encoding and sending happen outside it.
 func (p *correlationProcessor) tick(ctx context.Context, now time.Time) error {
-	snap := p.graph.Tick(now)
+	snap := p.graph.TickMergeable(now, p.cfg.MergeableSeries)
 	if p.augment != nil {
 		p.augment(snap, now)
 	}
@@ -362,8 +373,13 @@ type tracesProcessor struct {
 }
 
 func (t *tracesProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	release := noRelease
+	if c := t.p.clock; c != nil {
+		release = c.enter(latestSpan(td))
+	}
 	t.p.graph.ConsumeTraces(td, t.p.now())
 	t.p.observeSpans(ctx, td)
+	release()
 	return t.next.ConsumeTraces(ctx, td)
 }
 
@@ -373,8 +389,13 @@ type metricsProcessor struct {
 }
 
 func (m *metricsProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	release := noRelease
+	if c := m.p.clock; c != nil {
+		release = c.enter(latestPoint(md))
+	}
 	m.p.graph.ConsumeMetrics(md, m.p.now())
 	m.p.observeRelayerMetrics(md)
+	release()
 	return m.next.ConsumeMetrics(ctx, md)
 }
 
@@ -384,7 +405,12 @@ type logsProcessor struct {
 }
 
 func (l *logsProcessor) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	release := noRelease
+	if c := l.p.clock; c != nil {
+		release = c.enter(latestRecord(ld))
+	}
 	l.p.graph.ConsumeLogs(ld, l.p.now())
 	l.p.observeLogs(ctx, ld)
+	release()
 	return l.next.ConsumeLogs(ctx, ld)
 }

@@ -43,6 +43,9 @@ type telemetry struct {
 	// series not tracked because their table was full.
 	xchainRejected    metric.Int64Counter
 	xchainHistDropped metric.Int64Counter
+	// clockOutliers counts batches beyond clock::max_step of the
+	// telemetry clock.
+	clockOutliers metric.Int64Counter
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -77,6 +80,11 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 		metric.WithDescription("Number of relayer histogram data points dropped because the series table (xchain::max_metric_scopes) was full"),
 		metric.WithUnit("{points}")); err != nil {
 		return nil, fmt.Errorf("creating the xchain histogram series counter: %w", err)
+	}
+	if t.clockOutliers, err = meter.Int64Counter("otelcol_processor_correlation_clock_outlier_batches",
+		metric.WithDescription("Number of batches whose newest timestamp lay further than clock::max_step from the telemetry clock; they count at the clock"),
+		metric.WithUnit("{batches}")); err != nil {
+		return nil, fmt.Errorf("creating the clock outlier counter: %w", err)
 	}
 	for _, typ := range entity.Types {
 		t.byType[typ] = metric.WithAttributeSet(attribute.NewSet(attribute.String(attrEntityType, string(typ))))

@@ -41,6 +41,16 @@ type Result struct {
 	Ticks int
 }
 
+// Options tune a run.
+type Options struct {
+	// TelemetryClock runs the processor on `clock::source: telemetry`, as
+	// `make demo` runs Junction: the processor keeps time from the
+	// timestamps of the simulated telemetry and ticks by itself whenever
+	// they move past an emit boundary, instead of reading the virtual clock
+	// and being ticked on it. Result.Ticks is then not counted.
+	TelemetryClock bool
+}
+
 // Run plays plan unpaced into a correlation processor with the default
 // configuration and the built-in rule packs. The processor reads the
 // virtual clock as the arrival time of every batch, and ticks every
@@ -48,6 +58,11 @@ type Result struct {
 // ticks that fall before a step's end are run before that step's data is
 // delivered, then the data arrives at the step's end.
 func Run(ctx context.Context, plan *scenarios.Plan) (*Result, error) {
+	return RunWith(ctx, plan, Options{})
+}
+
+// RunWith is Run with options.
+func RunWith(ctx context.Context, plan *scenarios.Plan, opts Options) (*Result, error) {
 	if err := plan.Validate(); err != nil {
 		return nil, err
 	}
@@ -56,11 +71,16 @@ func Run(ctx context.Context, plan *scenarios.Plan) (*Result, error) {
 	cfg.Rules.ReloadInterval = 0
 	sink := &alertSink{}
 	var now time.Time
-	p, err := correlationprocessor.NewEmbedded(ctx, correlationprocessor.EmbeddedSettings{
+	set := correlationprocessor.EmbeddedSettings{
 		Config: cfg,
 		Now:    func() time.Time { return now },
 		Logs:   sink,
-	})
+	}
+	if opts.TelemetryClock {
+		cfg.Clock.Source = correlationprocessor.ClockTelemetry
+		set.Now = nil
+	}
+	p, err := correlationprocessor.NewEmbedded(ctx, set)
 	if err != nil {
 		return nil, fmt.Errorf("starting the correlation processor: %w", err)
 	}
@@ -68,7 +88,7 @@ func Run(ctx context.Context, plan *scenarios.Plan) (*Result, error) {
 	interval := p.EmitInterval()
 	next := plan.Start.Add(interval)
 	tickUntil := func(ctx context.Context, t time.Time, inclusive bool) error {
-		for next.Before(t) || (inclusive && next.Equal(t)) {
+		for !opts.TelemetryClock && (next.Before(t) || (inclusive && next.Equal(t))) {
 			now = next
 			if err := p.Tick(ctx, next); err != nil {
 				return fmt.Errorf("tick at %s: %w", next.Format(time.RFC3339), err)
