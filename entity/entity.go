@@ -98,6 +98,10 @@ type Entity struct {
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 	// Evidence is what supports the features: exemplar traces, log samples.
 	Evidence Evidence `json:"evidence"`
+	// Latency holds the latency sketches behind the latency features when
+	// the processor emits mergeable series (mergeable_series); nil
+	// otherwise.
+	Latency *LatencySketches `json:"latency_sketches,omitempty"`
 }
 
 // Edge is a directed interaction from a client entity to a server entity.
@@ -107,6 +111,10 @@ type Edge struct {
 	Type     EdgeType           `json:"type"`
 	Features map[string]float64 `json:"features,omitempty"`
 	Evidence Evidence           `json:"evidence"`
+	// Latency holds the latency sketch behind the edge's latency features
+	// (Short only) when the processor emits mergeable series; nil
+	// otherwise.
+	Latency *LatencySketches `json:"latency_sketches,omitempty"`
 }
 
 // Key returns the edge's identity: source, target and type.

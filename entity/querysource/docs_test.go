@@ -31,6 +31,8 @@ func describeMerge(m querysource.Merge) string {
 			w = "the baseline of " + w
 		}
 		return "mean weighted by " + w
+	case querysource.Quantile:
+		return "quantile of the summed latency sketch bins (1 m and 5 m windows); baseline: mean weighted by `" + m.Weight + "`"
 	default:
 		return "max"
 	}
@@ -58,7 +60,11 @@ func genMerge() string {
 	}
 	b.WriteString("\n| edge feature | replicas merge by |\n| --- | --- |\n")
 	for _, f := range entity.EdgeSchema {
-		fmt.Fprintf(&b, "| `%s` | %s |\n", f.Name, describeMerge(querysource.EdgeMergeOf(f.Name)))
+		m := describeMerge(querysource.EdgeMergeOf(f.Name))
+		if querysource.EdgeMergeOf(f.Name).Kind == querysource.Quantile {
+			m = "quantile of the summed latency sketch bins"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s |\n", f.Name, m)
 	}
 	return b.String()
 }

@@ -4,14 +4,16 @@
 // replicas rather than one replica's share (docs/deploy.md "Merged series").
 //
 // Each replica emits its snapshot as mergeable series (AppendSeries): every
-// value is either a sum, a weighted sum with its weight, or a maximum, so
-// the store merges replicas with sum and max. Source queries the merged
-// series and rebuilds the snapshot.
+// value is either a sum, a weighted sum with its weight, a maximum, or the
+// count of a latency sketch bin, so the store merges replicas with sum and
+// max. Source queries the merged series and rebuilds the snapshot; latency
+// quantiles it reads from the summed sketch bins (latency.go).
 package querysource
 
 import (
 	"encoding/json"
 	"sort"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -73,9 +75,17 @@ const (
 	// and window (Merge.Weight) or by the ratio's denominator
 	// (Merge.Numerator): exact for ratios whose denominator is the weight
 	// (error ratio by request rate, CPU utilization by the CPU requested or
-	// the limit), an approximation for latency quantiles (a rate-weighted
-	// mean of the replicas' quantiles).
+	// the limit), an approximation for a quantile or a mean of shares.
 	Weighted
+	// Quantile is a latency quantile of the 1 m or 5 m window: read from
+	// the replicas' latency sketch bins summed (MetricLatencyBin), exact
+	// at the emitted resolution (EmitAccuracy). A replica whose snapshot
+	// has no sketch for the window (a release before the bins) emits the
+	// value Weighted by Merge.Weight instead; the merged value comes from
+	// the bins whenever any replica emitted bins, from the weighted mean
+	// otherwise. Baselines (averages over time, not window sketches) stay
+	// Weighted.
+	Quantile
 )
 
 // Merge is the merge rule of one feature.
@@ -96,8 +106,9 @@ type Merge struct {
 }
 
 var (
-	byRate = Merge{Kind: Weighted, Weight: "request.rate"}
-	sum    = Merge{Kind: Sum}
+	byRate   = Merge{Kind: Weighted, Weight: "request.rate"}
+	quantile = Merge{Kind: Quantile, Weight: "request.rate"}
+	sum      = Merge{Kind: Sum}
 )
 
 // merges lists every feature that does not merge by Max. A feature a type
@@ -105,9 +116,9 @@ var (
 var merges = map[string]Merge{
 	"request.rate":               sum,
 	"error.ratio":                byRate,
-	"latency.p50_ms":             byRate,
-	"latency.p90_ms":             byRate,
-	"latency.p99_ms":             byRate,
+	"latency.p50_ms":             quantile,
+	"latency.p90_ms":             quantile,
+	"latency.p99_ms":             quantile,
 	"shed.ratio":                 byRate,
 	"critical_path.self_share":   byRate,
 	"cost.per_1k_requests":       byRate,
@@ -148,8 +159,8 @@ var merges = map[string]Merge{
 var edgeMerges = map[string]Merge{
 	"request.rate":   sum,
 	"error.ratio":    byRate,
-	"latency.p50_ms": byRate,
-	"latency.p99_ms": byRate,
+	"latency.p50_ms": quantile,
+	"latency.p99_ms": quantile,
 	"latency.share":  byRate,
 }
 
@@ -174,6 +185,8 @@ func EdgeMergeOf(feature string) Merge { return edgeMerges[feature] }
 
 // AppendSeries appends snap as mergeable series at ts to md: one resource
 // per entity (its identity as resource attributes), one for all edges.
+// Latency sketches (entity.Entity.Latency, entity.Edge.Latency) become
+// MetricLatencyBin series in place of their window's latency quantiles.
 // Evidence is not carried: it stays with each replica's own output.
 func AppendSeries(md pmetric.Metrics, snap *entity.Snapshot, ts time.Time) {
 	t := pcommon.NewTimestampFromTime(ts)
@@ -196,10 +209,13 @@ func AppendSeries(md pmetric.Metrics, snap *entity.Snapshot, ts time.Time) {
 		attrs, _ := json.Marshal(e.Attributes) // map[string]string always marshals
 		info.Attributes().PutStr(AttrAttributes, string(attrs))
 
-		w.features(e.Features, WindowShort, e.Features, e.Baseline, MergeOf)
-		w.features(e.Features5m, WindowLong, e.Features5m, e.Baseline, MergeOf)
-		w.features(e.Baseline, WindowBaseline, e.Baseline, e.Baseline, MergeOf)
-		w.features(e.Metrics, WindowMetric, nil, nil, func(string) Merge { return Merge{} })
+		short, long := sketches(e.Latency)
+		w.features(e.Features, WindowShort, e.Features, e.Baseline, MergeOf, short)
+		w.features(e.Features5m, WindowLong, e.Features5m, e.Baseline, MergeOf, long)
+		w.features(e.Baseline, WindowBaseline, e.Baseline, e.Baseline, MergeOf, nil)
+		w.features(e.Metrics, WindowMetric, nil, nil, func(string) Merge { return Merge{} }, nil)
+		w.bins(WindowShort, short)
+		w.bins(WindowLong, long)
 	}
 	if len(snap.Edges) == 0 {
 		return
@@ -210,8 +226,17 @@ func AppendSeries(md pmetric.Metrics, snap *entity.Snapshot, ts time.Time) {
 	for i := range snap.Edges {
 		ed := &snap.Edges[i]
 		w.edge = ed
-		w.features(ed.Features, WindowShort, ed.Features, nil, EdgeMergeOf)
+		short, _ := sketches(ed.Latency)
+		w.features(ed.Features, WindowShort, ed.Features, nil, EdgeMergeOf, short)
+		w.bins(WindowShort, short)
 	}
+}
+
+func sketches(l *entity.LatencySketches) (short, long *entity.LatencySketch) {
+	if l == nil {
+		return nil, nil
+	}
+	return l.Short, l.Long
 }
 
 const scopeName = "github.com/junction-sre/junction/entity/querysource"
@@ -221,6 +246,7 @@ type writer struct {
 	sm                  pmetric.ScopeMetrics
 	t                   pcommon.Timestamp
 	sumM, weightM, maxM pmetric.NumberDataPointSlice
+	binM                pmetric.NumberDataPointSlice
 	edge                *entity.Edge
 }
 
@@ -235,15 +261,47 @@ func (w *writer) gauge(name string) pmetric.NumberDataPointSlice {
 }
 
 func (w *writer) point(slot *pmetric.NumberDataPointSlice, name, feature, window string, v float64) {
+	a := w.newPoint(slot, name, v)
+	a.PutStr(AttrFeature, feature)
+	a.PutStr(AttrWindow, window)
+	w.edgeLabels(a)
+}
+
+// newPoint appends a point of value v to the metric in slot, creating the
+// metric on first use, and returns its attributes.
+func (w *writer) newPoint(slot *pmetric.NumberDataPointSlice, name string, v float64) pcommon.Map {
 	if *slot == (pmetric.NumberDataPointSlice{}) {
 		*slot = w.gauge(name)
 	}
 	dp := slot.AppendEmpty()
 	dp.SetTimestamp(w.t)
 	dp.SetDoubleValue(v)
-	a := dp.Attributes()
-	a.PutStr(AttrFeature, feature)
-	a.PutStr(AttrWindow, window)
+	return dp.Attributes()
+}
+
+// bins writes a window's latency sketch at the emitted resolution
+// (EmitAccuracy): one point per nonempty bin.
+func (w *writer) bins(window string, s *entity.LatencySketch) {
+	if s == nil {
+		return
+	}
+	spec, idx, counts := emittedBins(s)
+	put := func(bin string, n float64) {
+		a := w.newPoint(&w.binM, MetricLatencyBin, n)
+		a.PutStr(AttrWindow, window)
+		a.PutStr(AttrBin, bin)
+		a.PutStr(AttrSketch, spec)
+		w.edgeLabels(a)
+	}
+	if s.Zero > 0 {
+		put(BinZero, s.Zero)
+	}
+	for i, j := range idx {
+		put(strconv.FormatInt(j, 10), counts[i])
+	}
+}
+
+func (w *writer) edgeLabels(a pcommon.Map) {
 	if w.edge != nil {
 		a.PutStr(entity.AttrEdgeSource, w.edge.Source)
 		a.PutStr(entity.AttrEdgeTarget, w.edge.Target)
@@ -252,8 +310,9 @@ func (w *writer) point(slot *pmetric.NumberDataPointSlice, name, feature, window
 }
 
 // features writes one window's values; same and baseline are where the
-// weights of that window and of the baseline are found.
-func (w *writer) features(vals map[string]float64, window string, same, baseline map[string]float64, rule func(string) Merge) {
+// weights of that window and of the baseline are found. With the window's
+// latency sketch, its quantiles are left to the sketch's bins.
+func (w *writer) features(vals map[string]float64, window string, same, baseline map[string]float64, rule func(string) Merge, sketch *entity.LatencySketch) {
 	names := make([]string, 0, len(vals))
 	for f := range vals {
 		names = append(names, f)
@@ -265,7 +324,10 @@ func (w *writer) features(vals map[string]float64, window string, same, baseline
 		switch m.Kind {
 		case Sum:
 			w.point(&w.sumM, MetricSum, f, window, v)
-		case Weighted:
+		case Weighted, Quantile:
+			if m.Kind == Quantile && sketch != nil {
+				continue
+			}
 			from := same
 			if m.WeightBaseline {
 				from = baseline

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -101,35 +102,51 @@ func Queries(lookback time.Duration) (info, sums, weights, maxes string) {
 		"max by (" + valueLabels + ") (" + last(MetricMax) + ")"
 }
 
+// BinsQuery returns the query of the latency sketch bins: the raw samples
+// within lookback of every replica's bin series, unmerged. The source keeps
+// each replica's latest tick of an entity's or edge's window and sums
+// those: a bin that was nonempty on an earlier tick within lookback and is
+// empty now has no sample of the latest tick, and must not count.
+func BinsQuery(lookback time.Duration) string {
+	return label(MetricLatencyBin) + "[" + strconv.FormatInt(int64(lookback/time.Second), 10) + "s]"
+}
+
 // Snapshot builds the merged graph as of at.
 func (s *Source) Snapshot(ctx context.Context, at time.Time) (*entity.Snapshot, error) {
 	qi, qs, qw, qm := Queries(s.cfg.Lookback)
-	info, err := s.query(ctx, qi, at)
+	info, err := s.query(ctx, qi, at, vector)
 	if err != nil {
 		return nil, err
 	}
-	sums, err := s.query(ctx, qs, at)
+	sums, err := s.query(ctx, qs, at, vector)
 	if err != nil {
 		return nil, err
 	}
-	weights, err := s.query(ctx, qw, at)
+	weights, err := s.query(ctx, qw, at, vector)
 	if err != nil {
 		return nil, err
 	}
-	maxes, err := s.query(ctx, qm, at)
+	maxes, err := s.query(ctx, qm, at, vector)
 	if err != nil {
 		return nil, err
 	}
-	snap, err := build(at, info, sums, weights, maxes)
+	bins, err := s.query(ctx, BinsQuery(s.cfg.Lookback), at, matrix)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := build(at, info, sums, weights, maxes, bins)
 	if err != nil {
 		return nil, fmt.Errorf("merged snapshot from %s: %w", s.cfg.URL, err)
 	}
 	return snap, nil
 }
 
+// sample is one series of a query's answer: its value, and for a range
+// query its latest raw sample and that sample's time.
 type sample struct {
 	labels map[string]string
 	value  float64
+	ms     int64 // unix milliseconds of the latest raw sample (range queries)
 }
 
 type valueKey struct {
@@ -141,7 +158,7 @@ func keyOf(l map[string]string) valueKey {
 }
 
 // build assembles the snapshot from the query results.
-func build(at time.Time, info, sums, weights, maxes []sample) (*entity.Snapshot, error) {
+func build(at time.Time, info, sums, weights, maxes, bins []sample) (*entity.Snapshot, error) {
 	snap := &entity.Snapshot{Time: at}
 	index := map[string]int{}
 	for _, smp := range info {
@@ -234,6 +251,11 @@ func build(at time.Time, info, sums, weights, maxes []sample) (*entity.Snapshot,
 		}
 		set(k, v)
 	}
+	// Latency quantiles from the replicas' summed sketch bins, over the
+	// weighted means of replicas that had no bins.
+	if err := quantilesFromBins(bins, set); err != nil {
+		return nil, err
+	}
 	// Ratios as a whole: merged numerator over merged denominator.
 	for i := range snap.Entities {
 		e := &snap.Entities[i]
@@ -262,8 +284,14 @@ func build(at time.Time, info, sums, weights, maxes []sample) (*entity.Snapshot,
 	return snap, nil
 }
 
-// query runs one instant query.
-func (s *Source) query(ctx context.Context, q string, at time.Time) ([]sample, error) {
+// Result types of the query API.
+const (
+	vector = "vector"
+	matrix = "matrix"
+)
+
+// query runs one instant query whose answer must be of result type want.
+func (s *Source) query(ctx context.Context, q string, at time.Time, want string) ([]sample, error) {
 	form := url.Values{}
 	form.Set("query", q)
 	form.Set("time", strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
@@ -298,6 +326,7 @@ func (s *Source) query(ctx context.Context, q string, at time.Time) ([]sample, e
 			Result     []struct {
 				Metric map[string]string `json:"metric"`
 				Value  [2]any            `json:"value"`
+				Values [][2]any          `json:"values"`
 			} `json:"result"`
 		} `json:"data"`
 	}
@@ -307,19 +336,45 @@ func (s *Source) query(ctx context.Context, q string, at time.Time) ([]sample, e
 	if r.Status != "success" {
 		return nil, fmt.Errorf("query %q at %s: %s", q, s.cfg.URL, r.Error)
 	}
-	if r.Data.ResultType != "vector" {
-		return nil, fmt.Errorf("query %q at %s: result type %q, want vector", q, s.cfg.URL, r.Data.ResultType)
+	if r.Data.ResultType != want {
+		return nil, fmt.Errorf("query %q at %s: result type %q, want %s", q, s.cfg.URL, r.Data.ResultType, want)
 	}
 	out := make([]sample, 0, len(r.Data.Result))
-	for _, res := range r.Data.Result {
-		str, _ := res.Value[1].(string)
-		v, err := strconv.ParseFloat(str, 64)
-		if err != nil {
-			return nil, fmt.Errorf("query %q at %s: value %v: %w", q, s.cfg.URL, res.Value[1], err)
+	switch want {
+	case vector:
+		for _, res := range r.Data.Result {
+			v, _, err := parsePoint(res.Value)
+			if err != nil {
+				return nil, fmt.Errorf("query %q at %s: %w", q, s.cfg.URL, err)
+			}
+			out = append(out, sample{labels: res.Metric, value: v})
 		}
-		out = append(out, sample{labels: res.Metric, value: v})
+	case matrix:
+		for _, res := range r.Data.Result {
+			if len(res.Values) == 0 {
+				continue
+			}
+			v, ms, err := parsePoint(res.Values[len(res.Values)-1])
+			if err != nil {
+				return nil, fmt.Errorf("query %q at %s: %w", q, s.cfg.URL, err)
+			}
+			out = append(out, sample{labels: res.Metric, value: v, ms: ms})
+		}
 	}
 	return out, nil
+}
+
+// parsePoint decodes one [time, "value"] pair of an answer.
+func parsePoint(p [2]any) (v float64, ms int64, err error) {
+	str, _ := p[1].(string)
+	if v, err = strconv.ParseFloat(str, 64); err != nil {
+		return 0, 0, fmt.Errorf("value %v: %w", p[1], err)
+	}
+	ts, ok := p[0].(float64)
+	if !ok {
+		return 0, 0, fmt.Errorf("time %v: not a number", p[0])
+	}
+	return v, int64(math.Round(ts * 1000)), nil
 }
 
 // maxResponse bounds one query's answer (a few hundred thousand series).

@@ -43,17 +43,24 @@ func TestConfigValidate(t *testing.T) {
 // that names the query and the store, never a partial snapshot.
 func TestSnapshotErrors(t *testing.T) {
 	tests := []struct {
-		name    string
-		status  int
-		body    string
+		name   string
+		status int
+		body   string
+		// bins, when set, is the answer to the bins query; body, or no
+		// series when empty, that of the others.
+		bins    string
 		wantErr string
 	}{
-		{"server error", http.StatusServiceUnavailable, "overloaded", "503 Service Unavailable: overloaded"},
-		{"bad query", http.StatusOK, `{"status":"error","error":"unknown function"}`, "unknown function"},
-		{"not json", http.StatusOK, `<html>`, "decoding the answer"},
-		{"matrix", http.StatusOK, `{"status":"success","data":{"resultType":"matrix","result":[]}}`, `result type "matrix", want vector`},
-		{"bad value", http.StatusOK, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"x"]}]}}`, `value x`},
-		{"bad attributes", http.StatusOK, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"junction_entity_id":"service:a/b","junction_entity_attributes":"{"},"value":[1,"1"]}]}}`, "label junction_entity_attributes"},
+		{"server error", http.StatusServiceUnavailable, "overloaded", "", "503 Service Unavailable: overloaded"},
+		{"bad query", http.StatusOK, `{"status":"error","error":"unknown function"}`, "", "unknown function"},
+		{"not json", http.StatusOK, `<html>`, "", "decoding the answer"},
+		{"matrix", http.StatusOK, `{"status":"success","data":{"resultType":"matrix","result":[]}}`, "", `result type "matrix", want vector`},
+		{"bad value", http.StatusOK, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"x"]}]}}`, "", `value x`},
+		{"bad attributes", http.StatusOK, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"junction_entity_id":"service:a/b","junction_entity_attributes":"{"},"value":[1,"1"]}]}}`, emptyMatrix, "label junction_entity_attributes"},
+		{"bins as a vector", http.StatusOK, "", emptyVector, `result type "vector", want matrix`},
+		{"bad bin value", http.StatusOK, "", `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"x"]]}]}}`, "value x"},
+		{"bad bin time", http.StatusOK, "", `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[["1","1"]]}]}}`, "time 1: not a number"},
+		{"bad sketch", http.StatusOK, "", `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"junction_entity_id":"service:a/b","junction_window":"1m","junction_bin":"3","junction_sketch":"log:0.01:1"},"values":[[1,"1"]]}]}}`, "label junction_sketch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,7 +70,13 @@ func TestSnapshotErrors(t *testing.T) {
 					return
 				}
 				w.WriteHeader(tt.status)
-				_, _ = w.Write([]byte(tt.body))
+				body := tt.body
+				if tt.bins != "" && r.FormValue("query") == querysource.BinsQuery(15*time.Second) {
+					body = tt.bins
+				} else if body == "" {
+					body = emptyVector
+				}
+				_, _ = w.Write([]byte(body))
 			}))
 			defer srv.Close()
 			src, err := querysource.New(querysource.Config{URL: srv.URL, Lookback: 15 * time.Second})
@@ -80,6 +93,11 @@ func TestSnapshotErrors(t *testing.T) {
 		})
 	}
 }
+
+const (
+	emptyVector = `{"status":"success","data":{"resultType":"vector","result":[]}}`
+	emptyMatrix = `{"status":"success","data":{"resultType":"matrix","result":[]}}`
+)
 
 // TestSnapshotStoreDown: an unreachable store is an error naming it.
 func TestSnapshotStoreDown(t *testing.T) {

@@ -84,6 +84,9 @@ type calc struct {
 	// fallback is a database's server-level entity whose inputs stand in
 	// for the ones the entity lacks.
 	fallback *entityState
+	// sketch is the latency sketch red merged for the current entity or
+	// edge, kept only while the graph collects sketches (TickMergeable).
+	sketch *entity.LatencySketch
 }
 
 func (c *calc) inputs(e *entityState, in string) *input {
@@ -174,7 +177,22 @@ func (c *calc) red(w *window.Window, out map[string]float64, p90 bool) {
 			out[fP90] = q[1]
 		}
 		out[fP99] = q[2]
+		if c.g.sketches.keep() {
+			c.sketch = latencySketch(c.g.scratch, c.g.wcfg.SketchAccuracy)
+		}
 	}
+}
+
+// keepSketch files the latency sketch red merged for entity id (if any)
+// under the window's sketches.
+func (c *calc) keepSketch(id string) {
+	if c.sketch == nil {
+		return
+	}
+	if m := c.g.sketches.window(c.d); m != nil {
+		m[id] = c.sketch
+	}
+	c.sketch = nil
 }
 
 func (c *calc) share(w *window.Window, out map[string]float64, name string) {
@@ -491,10 +509,12 @@ func (g *Graph) features(at time.Time, d time.Duration) (map[string]map[string]f
 		case entity.Stream:
 			ents[id] = c.stream(e)
 		}
+		c.keepSketch(id)
 	}
 	for id, e := range g.entities {
 		if e.ref.Type == entity.Service {
 			ents[id] = c.service(e, ents)
+			c.keepSketch(id)
 		}
 	}
 	// Pool features of services with exactly one database downstream.
@@ -522,12 +542,17 @@ func (g *Graph) features(at time.Time, d time.Duration) (map[string]map[string]f
 				c.fallback = g.entities[entity.ID(entity.Database, sys, srv, "")]
 			}
 			ents[id] = c.database(e, callers[id])
+			c.keepSketch(id)
 		}
 	}
 	c.fallback = nil
 	edges := make(map[edgeKey]map[string]float64, len(g.edges))
 	for k, e := range g.edges {
 		edges[k] = c.edge(e)
+		if c.sketch != nil && d == ShortWindow {
+			g.sketches.edges[k] = c.sketch
+		}
+		c.sketch = nil
 	}
 	return ents, edges
 }

@@ -115,6 +115,7 @@ type Graph struct {
 	pending  pendingStore
 	traces   traceSampler
 	scratch  *ddsketch.DDSketch
+	sketches latencySketches // collected during TickMergeable only
 	lastTick time.Time
 	sampleN  uint64 // trace ids whose hash is below sampleN are sampled
 
@@ -272,12 +273,27 @@ func (g *Graph) link(svc, pod *entityState) {
 // baselines from it. The processor calls it every emit interval; tests call
 // it with their clock.
 func (g *Graph) Tick(now time.Time) *entity.Snapshot {
+	return g.TickMergeable(now, false)
+}
+
+// TickMergeable is Tick; when mergeable is true, the snapshot's entities
+// and edges also carry the latency sketches behind their latency features
+// (entity.Entity.Latency), which mergeable series need to merge replicas'
+// quantiles exactly. Without it the snapshot pays nothing for them.
+func (g *Graph) TickMergeable(now time.Time, mergeable bool) *entity.Snapshot {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.expirePending(now)
 	g.completeTraces(now)
 	g.evict(now)
+	if mergeable {
+		g.sketches.start()
+	}
 	snap := g.snapshot(now)
+	if mergeable {
+		g.sketches.attach(snap)
+		g.sketches.stop()
+	}
 	g.updateBaselines(now, snap)
 	g.lastTick = now
 	return snap
