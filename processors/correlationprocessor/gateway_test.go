@@ -11,7 +11,9 @@ package correlationprocessor
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
+	"math"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -34,6 +36,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/junction-sre/junction/alert"
+	"github.com/junction-sre/junction/entity"
 	"github.com/junction-sre/junction/entity/querysource"
 	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
 	"github.com/junction-sre/junction/rules"
@@ -289,6 +292,7 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 	ruler := newNode(t, "ruler", rulerCfg, new(consumertest.MetricsSink))
 
 	singleRules, mergedRules := newRuleManager(t), newRuleManager(t)
+	var latencies latencyAgreement
 	singleFired, mergedFired, rulerFired := firing{}, firing{}, firing{}
 	ctx := context.Background()
 	var last time.Time
@@ -305,6 +309,7 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 		vm.Flush(t)
 		merged, err := src.Snapshot(ctx, at)
 		require.NoError(t, err)
+		latencies.compare(snap, merged)
 		alerts, _ = mergedRules.EvalDue(ctx, merged, at)
 		mergedFired.add(alerts)
 
@@ -338,6 +343,10 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 	require.NoError(t, err)
 	evaluate(last)
 
+	t.Logf("latency quantiles: %d compared, largest difference %.2f%% (%s)", latencies.n, latencies.worst*100, latencies.where)
+	require.Positive(t, latencies.n, "no latency quantile to compare")
+	require.LessOrEqual(t, latencies.worst, latencyTolerance,
+		"the replicas' merged latency quantiles differ from the single node's beyond the accuracy of the emitted bins")
 	t.Logf("single node fired: %v", singleFired.keys())
 	t.Logf("replicas fired:    %v", mergedFired.keys())
 	require.NotEmpty(t, singleFired, "the single node raised no alert on the bottleneck scenario")
@@ -359,6 +368,54 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 		}
 	}
 	require.True(t, blamed, "no alert from the replicas blamed the scenario's culprit")
+}
+
+// latencyTolerance is how far a merged quantile may be from the single
+// node's: both stand for the same request's latency, the single node's
+// within the sketch's 1 %, the merged one within the emitted bins'
+// querysource.EmitAccuracy.
+const latencyTolerance = querysource.EmitAccuracy + 0.01 + 0.001
+
+// latencyAgreement compares the latency quantiles of the single node's
+// snapshots with those of the merged snapshots at the same ticks.
+type latencyAgreement struct {
+	n     int
+	worst float64
+	where string
+}
+
+func (l *latencyAgreement) compare(single, merged *entity.Snapshot) {
+	check := func(what string, s, m map[string]float64) {
+		for _, f := range []string{"latency.p50_ms", "latency.p90_ms", "latency.p99_ms"} {
+			sv, ok := s[f]
+			if !ok || sv <= 0 {
+				continue
+			}
+			l.n++
+			d := math.Inf(1)
+			if mv, ok := m[f]; ok {
+				d = math.Abs(mv-sv) / sv
+			}
+			if d > l.worst {
+				l.worst, l.where = d, fmt.Sprintf("%s %s at %s: single %.3f, merged %.3f", what, f, single.Time.Format(time.TimeOnly), sv, m[f])
+			}
+		}
+	}
+	for _, e := range single.Entities {
+		me, ok := merged.Entity(e.ID)
+		if !ok {
+			me = &entity.Entity{}
+		}
+		check(e.ID+" 1m", e.Features, me.Features)
+		check(e.ID+" 5m", e.Features5m, me.Features5m)
+	}
+	edges := map[string]map[string]float64{}
+	for _, e := range merged.Edges {
+		edges[e.Key()] = e.Features
+	}
+	for _, e := range single.Edges {
+		check("edge "+e.Key(), e.Features, edges[e.Key()])
+	}
 }
 
 // fanout hands every batch to the single node whole and to the replicas
