@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# make demo: starts Junction (bin/junction) on its default config with its
-# data under ./data, plays the demo scenarios into it at real speed (surge,
-# bottleneck, database: 18 minutes) and shows the alerts as they fire and
-# resolve. When the scenarios are over Junction keeps running for Grafana;
-# Ctrl-C stops everything this script started.
+# make demo: starts Junction (bin/junction) on its default config, plays
+# the six scenarios into it (3 hours of simulated time at DEMO_SPEED, 15x
+# by default: 12 minutes) and shows the alerts as they fire and resolve.
+# Played faster than real time, the telemetry carries simulated timestamps,
+# up to 3 hours in the past, so Junction runs with three changes to its
+# defaults: it keeps time from the telemetry's timestamps (clock::source
+# telemetry); its store forgets entities 4 hours after their last sample
+# instead of 1 (entity_ttl); and its data lives in ./data/demo, emptied at
+# every start, so that two demos never mix their simulated hours. When the scenarios are over Junction keeps running for
+# Grafana; Ctrl-C stops everything this script started.
+#
+#   DEMO_SPEED=1 make demo                     # real time (3 hours)
+#   DEMO_SCENARIOS=surge,bottleneck make demo  # a subset
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${JUNCTION_BIN:-bin/junction}
 OTLP=127.0.0.1:4317
 API=http://127.0.0.1:8480
-LOG=data/junction.log
+DATA=data/demo
+LOG=$DATA/junction.log
+SPEED=${DEMO_SPEED:-15}
+SCENARIOS=${DEMO_SCENARIOS:-}
 
 if [[ ! -x $BIN ]]; then
 	echo "demo: $BIN is missing; run \`make demo\` (it builds it) or \`make build\`" >&2
@@ -30,7 +41,8 @@ healthy() {
 	[[ $status == *" 200"* ]]
 }
 
-mkdir -p data
+rm -rf "$DATA"
+mkdir -p "$DATA"
 pids=()
 cleanup() {
 	trap - INT TERM EXIT
@@ -45,10 +57,15 @@ trap cleanup EXIT
 trap 'echo; echo "demo: stopping"; exit 130' INT TERM
 
 echo "demo: building the live view"
-go build -o data/junction-demo ./scenarios/cmd/junction-demo
+go build -o "$DATA/junction-demo" ./scenarios/cmd/junction-demo
 
-echo "demo: starting $BIN (default config, data under ./data, log in $LOG)"
-"$BIN" >"$LOG" 2>&1 &
+echo "demo: starting $BIN (default config on the telemetry clock, data under $DATA, log in $LOG)"
+"$BIN" \
+	--set processors::correlation::clock::source=telemetry \
+	--set processors::correlation::rules::state_file="$DATA/rules/state.json" \
+	--set exporters::junction::storage::directory="$DATA/store" \
+	--set exporters::junction::entity_ttl=4h \
+	>"$LOG" 2>&1 &
 pids+=($!)
 
 echo -n "demo: waiting for Junction's health check on 127.0.0.1:13133 "
@@ -72,7 +89,7 @@ for i in $(seq 1 120); do
 	sleep 0.5
 done
 
-data/junction-demo -endpoint "$OTLP" -api "$API" &
+"$DATA/junction-demo" -endpoint "$OTLP" -api "$API" -speed "$SPEED" ${SCENARIOS:+-scenarios "$SCENARIOS"} &
 pids+=($!)
 wait "${pids[1]}"
 

@@ -1,9 +1,14 @@
-// Command junction-demo is the live view of `make demo`: it plays the demo
-// scenarios (scenarios/e2e.DemoPlan: surge, bottleneck, database; 18
-// minutes) at real speed into Junction over OTLP/gRPC, and prints the
+// Command junction-demo is the live view of `make demo`: it plays the
+// scenarios (scenarios/e2e.DemoPlan: all six, 3 hours of simulated time)
+// at 15 times real speed into Junction over OTLP/gRPC, and prints the
 // alerts Junction raises as they fire and resolve, with the blamed entity
 // and a summary of the evidence, read from the junction exporter's API
 // (docs/api.md). It exits when the scenarios are over.
+//
+// Played faster than real time, the telemetry is stamped in the past, so
+// that it ends at the real instant the demo ends, and Junction must keep
+// time from those stamps (`clock::source: telemetry`, as scripts/demo.sh
+// starts it). Lines are prefixed with the simulated time.
 //
 //	junction-demo -endpoint 127.0.0.1:4317 -api http://127.0.0.1:8480
 package main
@@ -17,6 +22,8 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,7 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	endpoint := fs.String("endpoint", "127.0.0.1:4317", "Junction's OTLP/gRPC endpoint")
 	api := fs.String("api", "http://127.0.0.1:8480", "Junction's query API (junction exporter)")
 	seed := fs.Uint64("seed", scenarios.DefaultSeed, "simulator seed")
-	speed := fs.Float64("speed", 1, "virtual seconds per real second; Junction buckets by arrival time, so only 1 scores like the tests")
+	speed := fs.Float64("speed", e2e.DemoSpeed, "virtual seconds per real second; above 1, Junction must run with clock::source telemetry")
+	only := fs.String("scenarios", "", "comma-separated scenarios to play (default all: "+strings.Join(scenarios.Names(), ",")+")")
 	timeout := fs.Duration("timeout", 30*time.Second, "per-export timeout, including waiting for Junction to come up")
 	pending := fs.Bool("pending", false, "also show alerts going pending, and pending ones clearing without firing")
 	if err := fs.Parse(args); err != nil {
@@ -58,10 +66,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	if *speed <= 0 {
 		return fmt.Errorf("-speed %v: must be positive", *speed)
 	}
-	plan, err := e2e.DemoPlan(now().UTC().Truncate(scenarios.DefaultStep))
-	if err != nil {
-		return err
+	var names []string
+	if *only != "" {
+		names = strings.Split(*only, ",")
 	}
+	plan, err := e2e.DemoPlan(now().UTC(), names...)
+	if err != nil {
+		return fmt.Errorf("-scenarios: %w", err)
+	}
+	plan.Start = e2e.DemoStart(now().UTC(), plan.Duration(), *speed)
 	plan.Seed = *seed
 	sink, err := scenarios.DialOTLP(*endpoint)
 	if err != nil {
@@ -70,10 +83,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	defer sink.Close()
 	sink.Timeout = *timeout
 
-	v := newView(stdout, *api, now)
+	// The view prints the simulated time: the time of the last step sent.
+	var simNow atomic.Int64
+	simNow.Store(plan.Start.UnixNano())
+	v := newView(stdout, *api, func() time.Time { return time.Unix(0, simNow.Load()) })
 	v.showPending, v.since = *pending, plan.Start
-	v.printf("junction-demo: %d scenarios, %v at %vx speed, into %s; alerts from %s",
-		len(plan.Scenarios), plan.Duration(), *speed, *endpoint, *api)
+	v.printf("junction-demo: %d scenarios, %v at %vx speed (%v), into %s; alerts from %s; times are simulated",
+		len(plan.Scenarios), plan.Duration(), *speed, time.Duration(float64(plan.Duration()) / *speed).Round(time.Second), *endpoint, *api)
 	vctx, stopView := context.WithCancel(ctx)
 	viewDone := make(chan struct{})
 	go func() {
@@ -83,7 +99,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 
 	p := newProgress(v, plan)
 	stats, err := scenarios.RunWithOptions(ctx, plan, sink, &scenarios.Paced{Speed: *speed, Start: plan.Start},
-		scenarios.Options{Progress: p.step})
+		scenarios.Options{Progress: func(s scenarios.Step) {
+			simNow.Store(s.Time.UnixNano())
+			p.step(s)
+		}})
 	// Let the last resolutions arrive before the view stops.
 	if err == nil {
 		select {

@@ -272,9 +272,13 @@ func TestViewReportsAPIErrors(t *testing.T) {
 	}
 }
 
-// TestRunAgainstReceiver plays the demo plan (sped up) into a real OTLP
-// receiver with the fake API: phases and alerts are shown, the run ends.
+// TestRunAgainstReceiver plays three scenarios (sped up) into a real OTLP
+// receiver with the fake API: phases and alerts are shown, the run ends
+// and is scored. The plan is stamped to end at the real instant the run
+// ends (demoEnd), so it starts at fixedNow, where the fake alerts fire:
+// in surge's healthy phase: two false positives.
 func TestRunAgainstReceiver(t *testing.T) {
+	demoEnd := func() time.Time { return fixedNow().Add(45 * time.Minute) }
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -308,19 +312,19 @@ func TestRunAgainstReceiver(t *testing.T) {
 	}
 	api := fakeAPI(t)
 	var out syncBuffer
-	if err := run(ctx, []string{"-endpoint", addr, "-api", api.URL, "-speed", "1000000"}, &out, &out, fixedNow); err != nil {
+	if err := run(ctx, []string{"-endpoint", addr, "-api", api.URL, "-speed", "1000000", "-scenarios", "surge,bottleneck,database"}, &out, &out, demoEnd); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	got := out.String()
 	for _, want := range []string{
-		"junction-demo: 3 scenarios, 18m0s",
+		"junction-demo: 3 scenarios, 45m0s at 1e+06x speed",
 		"── [1/3] surge: healthy until",
 		"── [2/3] bottleneck: fault until",
 		"expect [ConnectionPoolSaturated] → database:postgresql/postgres.shop.svc:5432/shop",
 		"── [3/3] database: recover until",
-		"scenarios done: 108 steps",
+		"scenarios done: 270 steps",
 		"score against the ground truth: recall 0%",
-		"  surge      recall 0%, latency 0s, resolved false, healthy false positives 1",
+		"  surge      recall 0%, latency 0s, resolved false, healthy false positives 2",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in\n%s", want, got)
