@@ -208,28 +208,3 @@ func TestRunRejectsBadPlan(t *testing.T) {
 	}
 }
 
-// TestDemoPlanDetected plays the plan of `make demo` in virtual time: every
-// expected alert fires on the expected entity and resolves before its
-// scenario ends, so the demo shows each fault come and go.
-func TestDemoPlanDetected(t *testing.T) {
-	plan, err := DemoPlan(scenarios.DefaultStart)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := plan.Duration(); d > 20*time.Minute {
-		t.Fatalf("the demo plan takes %v of real time, want at most 20m", d)
-	}
-	res, err := Run(context.Background(), plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := res.Score(ScoreOptions())
-	t.Logf("demo plan (%v): %s", plan.Duration(), rep.Summary())
-	for _, sr := range rep.Scenarios {
-		for _, er := range sr.Expect {
-			if !er.Detected || !er.Resolved {
-				t.Errorf("%s: %s → %s detected %v, resolved %v", sr.Scenario, strings.Join(er.Rules, " or "), er.Blame, er.Detected, er.Resolved)
-			}
-		}
-	}
-}
