@@ -3,6 +3,7 @@ package querysource_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -13,9 +14,14 @@ import (
 )
 
 // benchGraph is a replica's share of a graph of n services, each with a
-// pod and the RED, resource and cost features, calling two others.
-func benchGraph(n int) *entity.Snapshot {
+// pod and the RED, resource and cost features, calling two others, with
+// the latency sketches a replica emits: 10 requests/s per service and 5
+// per edge, log-normal latencies of median 20 ms (15 ms on edges) and p99
+// six times that.
+func benchGraph(tb testing.TB, n int) *entity.Snapshot {
 	snap := &entity.Snapshot{Time: t0}
+	r := rand.New(rand.NewPCG(5, 6))
+	const sigma = 0.77 // ln(6) / z(0.99)
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("service:shop/svc-%04d", i)
 		f := map[string]float64{"request.rate": 10, "error.ratio": 0.01, "latency.p50_ms": 20, "latency.p90_ms": 60, "latency.p99_ms": 120,
@@ -25,12 +31,14 @@ func benchGraph(n int) *entity.Snapshot {
 			entity.Entity{Ref: entity.Ref{Type: entity.Service, ID: id, Name: fmt.Sprintf("svc-%04d", i)},
 				Attributes: map[string]string{"service.name": fmt.Sprintf("svc-%04d", i), "service.namespace": "shop"},
 				Features:   f, Features5m: f,
-				Baseline: map[string]float64{"request.rate": 10, "error.ratio": 0.01, "latency.p50_ms": 20, "latency.p90_ms": 60, "latency.p99_ms": 120, "log.error_rate": 0.1}},
+				Baseline: map[string]float64{"request.rate": 10, "error.ratio": 0.01, "latency.p50_ms": 20, "latency.p90_ms": 60, "latency.p99_ms": 120, "log.error_rate": 0.1},
+				Latency:  &entity.LatencySketches{Short: sketchOf(tb, lognormal(r, 600, 20, sigma)), Long: sketchOf(tb, lognormal(r, 3000, 20, sigma))}},
 			entity.Entity{Ref: entity.Ref{Type: entity.Pod, ID: fmt.Sprintf("pod:shop/svc-%04d-0", i), Name: fmt.Sprintf("svc-%04d-0", i)},
 				Features: map[string]float64{"cpu.usage_cores": 0.5, "cpu.request_cores": 1, "cpu.request_utilization": 0.5, "cpu.limit_cores": 2, "cpu.limit_utilization": 0.25}})
 		for j := 1; j <= 2; j++ {
 			snap.Edges = append(snap.Edges, entity.Edge{Source: id, Target: fmt.Sprintf("service:shop/svc-%04d", (i+j)%n), Type: entity.EdgeHTTP,
-				Features: map[string]float64{"request.rate": 5, "error.ratio": 0.01, "latency.p50_ms": 15, "latency.p99_ms": 90, "latency.share": 0.3}})
+				Features: map[string]float64{"request.rate": 5, "error.ratio": 0.01, "latency.p50_ms": 15, "latency.p99_ms": 90, "latency.share": 0.3},
+				Latency:  &entity.LatencySketches{Short: sketchOf(tb, lognormal(r, 300, 15, sigma))}})
 		}
 	}
 	snap.Sort()
@@ -38,25 +46,45 @@ func benchGraph(n int) *entity.Snapshot {
 }
 
 // BenchmarkAppendSeries encodes one replica's tick of 1000 services, 1000
-// pods and 2000 edges as mergeable series; it reports the samples per tick.
+// pods and 2000 edges as mergeable series; it reports the samples per
+// tick, and of them the latency bins.
 func BenchmarkAppendSeries(b *testing.B) {
-	snap := benchGraph(1000)
+	snap := benchGraph(b, 1000)
 	b.ReportAllocs()
-	var points int
+	var points, bins int
 	for b.Loop() {
 		md := pmetric.NewMetrics()
 		querysource.AppendSeries(md, snap, t0)
 		points = md.DataPointCount()
+		bins = countPoints(md, querysource.MetricLatencyBin)
 	}
 	b.ReportMetric(float64(points), "samples/tick")
+	b.ReportMetric(float64(bins), "bins/tick")
+}
+
+func countPoints(md pmetric.Metrics, name string) int {
+	n := 0
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		sms := md.ResourceMetrics().At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				if ms.At(k).Name() == name {
+					n += ms.At(k).Gauge().DataPoints().Len()
+				}
+			}
+		}
+	}
+	return n
 }
 
 // BenchmarkSnapshot reads the merged snapshot of two replicas' ticks of
-// 1000 services, 1000 pods and 2000 edges from VictoriaMetrics: four
-// queries and the assembly.
+// 1000 services, 1000 pods and 2000 edges from VictoriaMetrics: five
+// queries (the four merged values and the raw latency bins) and the
+// assembly.
 func BenchmarkSnapshot(b *testing.B) {
 	vm := querysourcetest.Start(b)
-	snap := benchGraph(1000)
+	snap := benchGraph(b, 1000)
 	for _, r := range []string{"gateway-a", "gateway-b"} {
 		exp := replicaWriter(b, vm, r)
 		md := pmetric.NewMetrics()

@@ -25,22 +25,23 @@ const (
 	AttrBin = "junction_bin"
 	// AttrSketch names the bins' index mapping and resolution, so that
 	// replicas configured with different accuracies never add up: for
-	// example "cubic:0.01:4" is the cubically interpolated mapping of
-	// relative accuracy 0.01, four of its indexes per emitted bin.
+	// example "cubic:0.01:5" is the cubically interpolated mapping of
+	// relative accuracy 0.01, five of its indexes per emitted bin.
 	AttrSketch = "junction_sketch"
 )
 
 // BinZero is the AttrBin of the latencies of 0 ms.
 const BinZero = "zero"
 
-// EmitAccuracy is the relative accuracy at which latency sketches are
-// emitted: each emitted bin joins the sketch's consecutive bins (a
-// relative accuracy of 1 % joins 4 of them, about 4 % each). Quantiles read
-// from the merged bins are within about EmitAccuracy of the true quantiles
-// of all the replicas' latencies, and equal to those of one sketch fed
-// them all at that resolution. The sketch's own 1 % would take four times
-// as many series per entity and window (docs/benchmarks.md "Scale-out").
-const EmitAccuracy = 0.04
+// EmitAccuracy bounds the relative accuracy at which latency sketches are
+// emitted: each emitted bin joins as many consecutive bins of the sketch
+// as fit in it (at the default 1 %, five of them). Quantiles read from the
+// merged bins are within EmitAccuracy of the true quantiles of all the
+// replicas' latencies, and equal to those of one sketch fed them all at
+// that resolution. The sketch's own 1 % would take five times as many
+// series per entity and window; about 43 bins per sketch at 5 % already
+// triple a replica's mergeable series (docs/benchmarks.md "Scale-out").
+const EmitAccuracy = 0.05
 
 // binWidth is how many consecutive mapping indexes one emitted bin joins
 // for a sketch of relative accuracy acc.
@@ -48,7 +49,7 @@ func binWidth(acc float64) int {
 	if acc <= 0 || acc >= EmitAccuracy {
 		return 1
 	}
-	return int(math.Round(EmitAccuracy / acc))
+	return int(math.Floor(EmitAccuracy/acc + 1e-9))
 }
 
 // sketchSpec is the AttrSketch value of a mapping and bin width.

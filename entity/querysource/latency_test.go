@@ -155,17 +155,17 @@ func TestEmittedBinWidth(t *testing.T) {
 	for _, tt := range []struct {
 		acc  float64
 		want int
-	}{{0.01, 4}, {0.02, 2}, {0.005, 8}, {0.04, 1}, {0.05, 1}} {
+	}{{0.01, 5}, {0.02, 2}, {0.005, 10}, {0.03, 1}, {0.05, 1}, {0.1, 1}} {
 		if got := binWidth(tt.acc); got != tt.want {
 			t.Errorf("binWidth(%v) = %d, want %d", tt.acc, got, tt.want)
 		}
 	}
 	s := &entity.LatencySketch{RelativeAccuracy: 0.01, Bins: []entity.LatencyBin{{Index: -5, Count: 1}, {Index: -4, Count: 2}, {Index: 3, Count: 1}, {Index: 4, Count: 1}, {Index: 7, Count: 2}}}
 	spec, idx, counts := emittedBins(s)
-	if spec != "cubic:0.01:4" {
+	if spec != "cubic:0.01:5" {
 		t.Errorf("spec %q", spec)
 	}
-	wantIdx, wantCounts := []int64{-2, -1, 0, 1}, []float64{1, 2, 1, 3}
+	wantIdx, wantCounts := []int64{-1, 0, 1}, []float64{3, 2, 2}
 	if !equal(idx, wantIdx) || !equal(counts, wantCounts) {
 		t.Errorf("bins %v %v, want %v %v", idx, counts, wantIdx, wantCounts)
 	}
@@ -191,7 +191,7 @@ func TestBadBinLabels(t *testing.T) {
 			t.Errorf("parseSpec(%q): no error", spec)
 		}
 	}
-	bins := []sample{{labels: map[string]string{AttrSketch: "cubic:0.01:4", AttrBin: "x", AttrWindow: WindowShort, "junction_entity_id": "service:a"}, value: 1}}
+	bins := []sample{{labels: map[string]string{AttrSketch: "cubic:0.01:5", AttrBin: "x", AttrWindow: WindowShort, "junction_entity_id": "service:a"}, value: 1}}
 	err := quantilesFromBins(bins, func(valueKey, float64) {})
 	if err == nil || !containsAll(err.Error(), AttrBin, `"x"`) {
 		t.Errorf("bad bin: %v", err)

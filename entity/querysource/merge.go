@@ -261,22 +261,28 @@ func (w *writer) gauge(name string) pmetric.NumberDataPointSlice {
 }
 
 func (w *writer) point(slot *pmetric.NumberDataPointSlice, name, feature, window string, v float64) {
-	a := w.newPoint(slot, name, v)
+	a := w.newPoint(slot, name, v, 2)
 	a.PutStr(AttrFeature, feature)
 	a.PutStr(AttrWindow, window)
 	w.edgeLabels(a)
 }
 
 // newPoint appends a point of value v to the metric in slot, creating the
-// metric on first use, and returns its attributes.
-func (w *writer) newPoint(slot *pmetric.NumberDataPointSlice, name string, v float64) pcommon.Map {
+// metric on first use, and returns its attributes, with room for n
+// attributes and the edge's.
+func (w *writer) newPoint(slot *pmetric.NumberDataPointSlice, name string, v float64, n int) pcommon.Map {
 	if *slot == (pmetric.NumberDataPointSlice{}) {
 		*slot = w.gauge(name)
 	}
 	dp := slot.AppendEmpty()
 	dp.SetTimestamp(w.t)
 	dp.SetDoubleValue(v)
-	return dp.Attributes()
+	a := dp.Attributes()
+	if w.edge != nil {
+		n += 3
+	}
+	a.EnsureCapacity(n)
+	return a
 }
 
 // bins writes a window's latency sketch at the emitted resolution
@@ -287,7 +293,7 @@ func (w *writer) bins(window string, s *entity.LatencySketch) {
 	}
 	spec, idx, counts := emittedBins(s)
 	put := func(bin string, n float64) {
-		a := w.newPoint(&w.binM, MetricLatencyBin, n)
+		a := w.newPoint(&w.binM, MetricLatencyBin, n, 3)
 		a.PutStr(AttrWindow, window)
 		a.PutStr(AttrBin, bin)
 		a.PutStr(AttrSketch, spec)

@@ -90,9 +90,9 @@ var (
 	infoLabels  = strings.Join([]string{lEntityID, lEntityType, lEntityName, lVirtual, AttrAttributes}, ", ")
 )
 
-// Queries returns the four queries a snapshot at lookback runs: the
+// Queries returns four of the queries a snapshot at lookback runs: the
 // entities, the summed values, the summed weights and the maxima, each
-// merging the replicas' latest samples.
+// merging the replicas' latest samples. The fifth is BinsQuery.
 func Queries(lookback time.Duration) (info, sums, weights, maxes string) {
 	lb := strconv.FormatInt(int64(lookback/time.Second), 10) + "s"
 	last := func(m string) string { return "last_over_time(" + label(m) + "[" + lb + "])" }
