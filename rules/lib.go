@@ -17,17 +17,22 @@ const maxHops = 16
 //
 // critical_path(<entity>, <double>) -> list(junction.Edge)
 //
-//	Starting at the entity, follows the downstream edge with the largest
-//	latency.share as long as that share is at least the given minimum,
-//	for at most 16 hops and never visiting an entity twice. Returns the
-//	edges followed, in order (empty when no edge qualifies).
+//	Starting at the entity, follows the downstream edge that owns the
+//	largest part of the current client's latency as long as that part is
+//	at least the given minimum, for at most 16 hops and never visiting an
+//	entity twice. Returns the edges followed, in order (empty when no edge
+//	qualifies). An edge's part is its latency.share scaled by how much the
+//	server's latency.p99_ms grew over its baseline relative to the
+//	client's (see ownedShare), at most 1: a call whose server did not slow
+//	down while its client did owns less of the client's latency than its
+//	share of sampled traces, collected over the window, still says.
 //	Example: critical_path(service, 0.5).map(e, e.server.name)
 //
 // dominant_hop(<entity>, <double>) -> junction.Entity
 //
 //	The server of the last edge of critical_path(<entity>, <double>): the
-//	entity several hops down that owns the latency; the entity itself when
-//	no edge qualifies.
+//	entity several hops down whose latency grew and owns the latency; the
+//	entity itself when no edge qualifies.
 //	Example: dominant_hop(service, 0.5).name
 //
 // as_entity(<entity>) -> junction.Entity
@@ -72,8 +77,11 @@ func criticalPath(ev *entityVal, minShare float64) []*edgeVal {
 		var best *edgeVal
 		bestShare := minShare
 		for _, e := range cur.down {
-			s, ok := e.e.Features["latency.share"]
-			if !ok || s < bestShare || visited[e.server] {
+			if visited[e.server] {
+				continue
+			}
+			s, ok := ownedShare(e)
+			if !ok || s < bestShare {
 				continue
 			}
 			if best == nil || s > bestShare || (s == bestShare && e.server.e.ID < best.server.e.ID) {
@@ -89,6 +97,47 @@ func criticalPath(ev *entityVal, minShare float64) []*edgeVal {
 	}
 	return path
 }
+
+// ownedShare is the part of its client's current latency an edge owns:
+// its latency.share times growth(server) / growth(client), at most 1.
+//
+// latency.share is a mean over the sampled traces of the window, per
+// trace that made the call, so it is slow to follow a fault (the window
+// still holds the traces from before it) and it cannot tell two routes of
+// a service apart: the call of each route holds most of that route's
+// latency. Scaling it by how much the server slowed down relative to the
+// client names the hop whose latency grew: when the client's p99 grew 5x
+// because its server's grew 10x, the call owns more of the client's
+// latency than the window's traces show; a call whose server kept its
+// usual latency owns a fifth of what it did. When the server or the
+// client has no p99 or no baseline, the share is used as it is.
+func ownedShare(e *edgeVal) (float64, bool) {
+	s, ok := e.e.Features["latency.share"]
+	if !ok {
+		return 0, false
+	}
+	gs, sok := growth(e.server.e)
+	gc, cok := growth(e.client.e)
+	if sok && cok {
+		s *= gs / gc
+	}
+	return min(s, 1), true
+}
+
+// growth is the entity's latency.p99_ms over its baseline, when it has
+// both and they are positive.
+func growth(e *entity.Entity) (float64, bool) {
+	v, ok := e.Features[growthFeature]
+	b, bok := e.Baseline[growthFeature]
+	if !ok || !bok || v <= 0 || b <= 0 {
+		return 0, false
+	}
+	return v / b, true
+}
+
+// growthFeature is the feature whose growth over its baseline weighs the
+// latency shares of the critical path.
+const growthFeature = "latency.p99_ms"
 
 func graphArgs(a, b ref.Val) (*entityVal, float64, ref.Val) {
 	ev, ok := a.(*entityVal)

@@ -16,30 +16,6 @@ import (
 
 var update = flag.Bool("update", false, "rewrite docs/detection.md from this run")
 
-// onset is how long after the fault starts a rule's condition can first
-// hold by the rule's own definition, for rules whose condition is an age
-// or a window that must fill: the detection bound is onset + `for` + two
-// evaluation intervals of the rule's group. Every other rule has none.
-var onset = map[string]time.Duration{
-	// relayer.messages.oldest_pending_age_s > 900: a stalled message is
-	// 15 minutes old 15 minutes into the stall.
-	scenarios.RuleCrossChainMessagesStuck: 900 * time.Second,
-	// stream.lag.seconds > 60: the dashboard is a minute behind a minute
-	// after the consumer slows down.
-	scenarios.RuleDashboardStale: 60 * time.Second,
-	// slo.burn_rate_1h > 14.4 (fast window): with the cost cut's 20 %
-	// errors against a 99.9 % target (200x), the 1-hour ratio passes
-	// 14.4x after 14.4/200 of an hour.
-	scenarios.RuleErrorBudgetBurn: time.Hour * 144 / 2000,
-	// service.cpu.throttling_ratio > 0.25 over the 1-minute window: the
-	// simulated throttling ramps up over 30 s, and the window's mean passes
-	// 0.25 only when about half of it is throttled.
-	scenarios.RuleCPUThrottlingBehindLatency: 30 * time.Second,
-	// latency.share comes from sampled complete traces, analysed once the
-	// trace has been idle and its unpaired spans' pairing TTL (30 s) passed.
-	scenarios.RuleHopOwnsLatency: 30 * time.Second,
-}
-
 var (
 	runOnce sync.Once
 	shared  *Result
@@ -92,10 +68,10 @@ func TestScenariosDetected(t *testing.T) {
 				if !ok {
 					t.Fatalf("rule %s is not in the built-in packs", er.Rule)
 				}
-				bound := onset[er.Rule] + tm.Bound()
+				bound := Bound(er.Rule, tm)
 				if er.Latency > bound {
 					t.Errorf("%s: %s fired %v after the fault started, later than %v (onset %v + for %v + 2 × %v interval of group %s)",
-						want, er.Rule, er.Latency, bound, onset[er.Rule], tm.For, tm.Interval, tm.Group)
+						want, er.Rule, er.Latency, bound, Onsets[er.Rule].Wait, tm.For, tm.Interval, tm.Group)
 				} else {
 					t.Logf("%s: %s fired after %v (bound %v)", want, er.Rule, er.Latency, bound)
 				}
