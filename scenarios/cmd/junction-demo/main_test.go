@@ -336,7 +336,7 @@ func TestRunAgainstReceiver(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-speed", "0"}, {"extra"}, {"-nope"}} {
+	for _, args := range [][]string{{"-speed", "0"}, {"extra"}, {"-nope"}, {"-scenarios", "bogus"}} {
 		var out bytes.Buffer
 		if err := run(context.Background(), args, &out, &out, fixedNow); err == nil {
 			t.Errorf("%q: no error", args)
