@@ -33,23 +33,35 @@ const (
 // BinZero is the AttrBin of the latencies of 0 ms.
 const BinZero = "zero"
 
-// EmitAccuracy bounds the relative accuracy at which latency sketches are
-// emitted: each emitted bin joins as many consecutive bins of the sketch
-// as fit in it (at the default 1 %, five of them). Quantiles read from the
-// merged bins are within EmitAccuracy of the true quantiles of all the
-// replicas' latencies, and equal to those of one sketch fed them all at
-// that resolution. The sketch's own 1 % would take five times as many
-// series per entity and window; about 43 bins per sketch at 5 % already
-// triple a replica's mergeable series (docs/benchmarks.md "Scale-out").
-const EmitAccuracy = 0.05
+// Resolution of the emitted bins. Each emitted bin joins a run of the
+// sketch's consecutive mapping indexes whose length, the bin width, is a
+// power of two: the finest width within EmitAccuracy, doubled while the
+// sketch has more than MaxEmittedBins bins. Widths nest (a bin of width 2w
+// is two bins of width w), so the source adds replicas' bins of different
+// widths at the widest of them: exactly the bins one sketch fed all their
+// latencies would have at that width.
+const (
+	// EmitAccuracy bounds the finest relative accuracy of the emitted bins:
+	// at the windows' default 1 %, bins of four indexes, about 4 %.
+	EmitAccuracy = 0.04
+	// MaxEmittedBins bounds the bins of one sketch: a replica's series
+	// per entity and window. Service windows of 600 to 3000 log-normal
+	// requests spanning a factor of 50 to 100 fit at width 4 or 8 (4 to
+	// 8 %); a multimodal 5-minute window may take width 16. Halving it
+	// halves the bins of wide windows at twice their error
+	// (docs/benchmarks.md "Scale-out").
+	MaxEmittedBins = 48
+)
 
-// binWidth is how many consecutive mapping indexes one emitted bin joins
-// for a sketch of relative accuracy acc.
+// binWidth is the finest width of emitted bins for a sketch of relative
+// accuracy acc: the largest power of two whose bins stay within
+// EmitAccuracy, at least 1.
 func binWidth(acc float64) int {
-	if acc <= 0 || acc >= EmitAccuracy {
-		return 1
+	w := 1
+	for acc > 0 && float64(2*w)*acc <= EmitAccuracy+1e-12 {
+		w *= 2
 	}
-	return int(math.Floor(EmitAccuracy/acc + 1e-9))
+	return w
 }
 
 // sketchSpec is the AttrSketch value of a mapping and bin width.
@@ -70,6 +82,28 @@ func floorDiv(i, n int64) int64 {
 // spec and the counts by emitted index, ascending.
 func emittedBins(s *entity.LatencySketch) (spec string, idx []int64, counts []float64) {
 	w := binWidth(s.RelativeAccuracy)
+	for foldedLen(s, w) > MaxEmittedBins {
+		w *= 2
+	}
+	idx, counts = foldBins(s, w)
+	return sketchSpec(s.RelativeAccuracy, w), idx, counts
+}
+
+// foldedLen is the number of bins of s at width w.
+func foldedLen(s *entity.LatencySketch, w int) int {
+	n := 0
+	for i, b := range s.Bins {
+		if i == 0 || floorDiv(int64(b.Index), int64(w)) != floorDiv(int64(s.Bins[i-1].Index), int64(w)) {
+			n++
+		}
+	}
+	return n
+}
+
+// foldBins returns the bins of s at width w, ascending.
+func foldBins(s *entity.LatencySketch, w int) (idx []int64, counts []float64) {
+	n := foldedLen(s, w)
+	idx, counts = make([]int64, 0, n), make([]float64, 0, n)
 	for _, b := range s.Bins {
 		j := floorDiv(int64(b.Index), int64(w))
 		if n := len(idx); n > 0 && idx[n-1] == j {
@@ -79,12 +113,13 @@ func emittedBins(s *entity.LatencySketch) (spec string, idx []int64, counts []fl
 		idx = append(idx, j)
 		counts = append(counts, b.Count)
 	}
-	return sketchSpec(s.RelativeAccuracy, w), idx, counts
+	return idx, counts
 }
 
 // binnedSketch is a latency sketch at an emitted resolution: the replicas'
 // bins summed.
 type binnedSketch struct {
+	acc   string // the mapping's relative accuracy as in AttrSketch
 	m     mapping.IndexMapping
 	width int
 	zero  float64
@@ -106,10 +141,10 @@ func parseSpec(spec string) (*binnedSketch, error) {
 		return nil, fmt.Errorf("%q: %w", spec, err)
 	}
 	w, err := strconv.Atoi(parts[2])
-	if err != nil || w < 1 {
-		return nil, fmt.Errorf("%q: bin width must be a positive integer", spec)
+	if err != nil || w < 1 || w&(w-1) != 0 {
+		return nil, fmt.Errorf("%q: bin width must be a power of two", spec)
 	}
-	return &binnedSketch{m: m, width: w, bins: map[int64]float64{}}, nil
+	return &binnedSketch{acc: parts[1], m: m, width: w, bins: map[int64]float64{}}, nil
 }
 
 // add adds count to the bin of AttrBin value bin.
@@ -193,8 +228,9 @@ var quantileLevels = []float64{0.5, 0.9, 0.99}
 // latency.p99_ms of an entity, latency.p50_ms and latency.p99_ms of an
 // edge, as the processor computes them.
 func quantilesFromBins(bins []sample, set func(valueKey, float64)) error {
-	// A replica's series of one window differ only in AttrBin: the bins of
-	// its latest tick are those at the group's latest time.
+	// A replica's series of one window differ only in AttrBin and, from
+	// tick to tick, AttrSketch: the bins of its latest tick are those at
+	// the group's latest time.
 	groups := make([]string, len(bins))
 	latest := map[string]int64{}
 	for i, b := range bins {
@@ -226,19 +262,38 @@ func quantilesFromBins(bins []sample, set func(valueKey, float64)) error {
 			return fmt.Errorf("%s: label %s: %w", label(MetricLatencyBin), AttrBin, err)
 		}
 	}
+	// Bins of one mapping add up at the widest width of any replica.
+	type mappingKey struct {
+		window valueKey
+		acc    string
+	}
+	widest := map[mappingKey]*binnedSketch{}
+	for k, m := range merged {
+		mk := mappingKey{k.window, m.acc}
+		if w := widest[mk]; w == nil || m.width > w.width {
+			widest[mk] = &binnedSketch{acc: m.acc, m: m.m, width: m.width, bins: map[int64]float64{}}
+		}
+	}
+	for k, m := range merged {
+		w := widest[mappingKey{k.window, m.acc}]
+		w.zero += m.zero
+		for j, c := range m.bins {
+			w.bins[floorDiv(j, int64(w.width/m.width))] += c
+		}
+	}
 	// Replicas configured with different accuracies (during a change of
-	// window::sketch_accuracy) cannot add up: the spec holding the most
+	// window::sketch_accuracy) cannot add up: the mapping holding the most
 	// latencies answers for the window.
 	type best struct {
-		spec string
-		s    *binnedSketch
-		n    float64
+		acc string
+		s   *binnedSketch
+		n   float64
 	}
 	windows := map[valueKey]best{}
-	for k, m := range merged {
+	for k, m := range widest {
 		n := m.count()
-		if b, ok := windows[k.window]; !ok || n > b.n || (n == b.n && k.spec < b.spec) {
-			windows[k.window] = best{k.spec, m, n}
+		if b, ok := windows[k.window]; !ok || n > b.n || (n == b.n && k.acc < b.acc) {
+			windows[k.window] = best{k.acc, m, n}
 		}
 	}
 	var q [3]float64
@@ -258,12 +313,12 @@ func quantilesFromBins(bins []sample, set func(valueKey, float64)) error {
 	return nil
 }
 
-// groupKey identifies a series but for its AttrBin: one replica's bins of
-// one entity's or edge's window.
+// groupKey identifies a series but for its AttrBin and AttrSketch: one
+// replica's bins of one entity's or edge's window.
 func groupKey(l map[string]string) string {
 	keys := make([]string, 0, len(l))
 	for k := range l {
-		if k != AttrBin && k != "__name__" {
+		if k != AttrBin && k != AttrSketch && k != "__name__" {
 			keys = append(keys, k)
 		}
 	}
@@ -276,4 +331,40 @@ func groupKey(l map[string]string) string {
 		b.WriteByte(0)
 	}
 	return b.String()
+}
+
+// Quantiles returns the latency quantiles p50, p90 and p99 that a merged
+// snapshot reads from replicas' sketches of one window: their bins as
+// emitted, added at the widest width any of them was emitted at. ok is
+// false when they hold no latency.
+func Quantiles(sketches ...*entity.LatencySketch) (q [3]float64, ok bool) {
+	var bins []sample
+	for i, s := range sketches {
+		if s == nil {
+			continue
+		}
+		spec, idx, counts := emittedBins(s)
+		put := func(bin string, n float64) {
+			bins = append(bins, sample{labels: map[string]string{lEntityID: "e", AttrWindow: WindowShort,
+				AttrSketch: spec, AttrBin: bin, "replica": strconv.Itoa(i)}, value: n})
+		}
+		if s.Zero > 0 {
+			put(BinZero, s.Zero)
+		}
+		for k, j := range idx {
+			put(strconv.FormatInt(j, 10), counts[k])
+		}
+	}
+	err := quantilesFromBins(bins, func(k valueKey, v float64) {
+		ok = true
+		switch k.feature {
+		case "latency.p50_ms":
+			q[0] = v
+		case "latency.p90_ms":
+			q[1] = v
+		case "latency.p99_ms":
+			q[2] = v
+		}
+	})
+	return q, ok && err == nil
 }

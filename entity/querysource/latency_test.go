@@ -4,7 +4,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -37,32 +36,31 @@ func latencySketch(s *ddsketch.DDSketch) *entity.LatencySketch {
 	return out
 }
 
-// merge adds the emitted bins of sketches as the store's sum does, and
-// reads the quantiles.
-func merge(t *testing.T, sketches ...*entity.LatencySketch) [3]float64 {
+// widthOf is the width s is emitted at.
+func widthOf(t *testing.T, s *entity.LatencySketch) int {
 	t.Helper()
-	var m *binnedSketch
-	for _, s := range sketches {
-		spec, idx, counts := emittedBins(s)
-		if m == nil {
-			var err error
-			if m, err = parseSpec(spec); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if s.Zero > 0 {
-			if err := m.add(BinZero, s.Zero); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for i, j := range idx {
-			if err := m.add(strconv.FormatInt(j, 10), counts[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
+	spec, _, _ := emittedBins(s)
+	b, err := parseSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.width
+}
+
+// atWidth returns the quantiles of s's bins at width w.
+func atWidth(t *testing.T, s *entity.LatencySketch, w int) [3]float64 {
+	t.Helper()
+	b, err := parseSpec(sketchSpec(s.RelativeAccuracy, w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.zero = s.Zero
+	idx, counts := foldBins(s, w)
+	for i, j := range idx {
+		b.bins[j] = counts[i]
 	}
 	var q [3]float64
-	if !m.quantiles(quantileLevels, q[:]) {
+	if !b.quantiles(quantileLevels, q[:]) {
 		t.Fatal("no quantiles from nonempty bins")
 	}
 	return q
@@ -70,8 +68,9 @@ func merge(t *testing.T, sketches ...*entity.LatencySketch) [3]float64 {
 
 // TestMergedBinsAreOneSketch splits requests between two replicas and
 // checks that the quantiles of their summed bins are those of one sketch
-// fed every request, within EmitAccuracy of the exact quantiles, where the
-// request-weighted mean of the replicas' own quantiles is far off.
+// fed every request, at the width the bins were added at, and within that
+// width's accuracy of the exact quantiles, where the request-weighted mean
+// of the replicas' own quantiles is far off.
 func TestMergedBinsAreOneSketch(t *testing.T) {
 	tests := []struct {
 		name string
@@ -91,6 +90,13 @@ func TestMergedBinsAreOneSketch(t *testing.T) {
 		{"even split of one population", func(r *rand.Rand, i int) (float64, int) {
 			return 40 * math.Exp(r.NormFloat64()*0.8), r.IntN(2)
 		}, 5000},
+		{"narrow replica and wide replica", func(r *rand.Rand, i int) (float64, int) {
+			// Bins of different widths: added at the wider.
+			if i%2 == 0 {
+				return 30 * math.Exp(r.NormFloat64()*0.05), 0
+			}
+			return 30 * math.Exp(r.NormFloat64()*1.5), 1
+		}, 4000},
 		{"zero latencies", func(r *rand.Rand, i int) (float64, int) {
 			if i%4 == 0 {
 				return 0, i % 3 % 2
@@ -115,11 +121,20 @@ func TestMergedBinsAreOneSketch(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got := merge(t, latencySketch(parts[0]), latencySketch(parts[1]))
-			want := merge(t, latencySketch(all))
-			if got != want {
-				t.Fatalf("merged bins give %v, one sketch of all requests %v", got, want)
+			a, b := latencySketch(parts[0]), latencySketch(parts[1])
+			got, ok := Quantiles(a, b)
+			if !ok {
+				t.Fatal("no quantiles")
 			}
+			w := max(widthOf(t, a), widthOf(t, b))
+			if tt.name == "narrow replica and wide replica" && widthOf(t, a) == widthOf(t, b) {
+				t.Fatalf("both replicas emit width %d: the case does not add different widths", w)
+			}
+			if want := atWidth(t, latencySketch(all), w); got != want {
+				t.Fatalf("merged bins give %v, one sketch of all requests at width %d %v", got, w, want)
+			}
+			// Bins of w indexes of the 1 % mapping: within w·1 %.
+			acc := math.Tanh(float64(w) * math.Atanh(testAccuracy))
 			sort.Float64s(values)
 			for i, q := range quantileLevels {
 				exact := values[int(q*float64(len(values)-1))]
@@ -129,8 +144,8 @@ func TestMergedBinsAreOneSketch(t *testing.T) {
 					}
 					continue
 				}
-				if rel := math.Abs(got[i]-exact) / exact; rel > EmitAccuracy+1e-6 {
-					t.Errorf("p%v = %.3f, exact %.3f: %.2f%% off, beyond %v", q*100, got[i], exact, rel*100, EmitAccuracy)
+				if rel := math.Abs(got[i]-exact) / exact; rel > acc+1e-9 {
+					t.Errorf("p%v = %.3f, exact %.3f: %.2f%% off, beyond %.2f%% (width %d)", q*100, got[i], exact, rel*100, acc*100, w)
 				}
 			}
 			if tt.name != "fast replica and slow replica" {
@@ -142,7 +157,7 @@ func TestMergedBinsAreOneSketch(t *testing.T) {
 				b, _ := parts[1].GetValueAtQuantile(q)
 				mean := (a*n[0] + b*n[1]) / (n[0] + n[1])
 				exact := values[int(q*float64(len(values)-1))]
-				if math.Abs(mean-exact)/exact < 3*EmitAccuracy {
+				if math.Abs(mean-exact)/exact < 3*acc {
 					t.Errorf("p%v: the weighted mean %.3f is close to the exact %.3f: the case does not tell the merges apart", q*100, mean, exact)
 				}
 			}
@@ -155,19 +170,27 @@ func TestEmittedBinWidth(t *testing.T) {
 	for _, tt := range []struct {
 		acc  float64
 		want int
-	}{{0.01, 5}, {0.02, 2}, {0.005, 10}, {0.03, 1}, {0.05, 1}, {0.1, 1}} {
+	}{{0.01, 4}, {0.02, 2}, {0.005, 8}, {0.03, 1}, {0.05, 1}, {0.1, 1}} {
 		if got := binWidth(tt.acc); got != tt.want {
 			t.Errorf("binWidth(%v) = %d, want %d", tt.acc, got, tt.want)
 		}
 	}
 	s := &entity.LatencySketch{RelativeAccuracy: 0.01, Bins: []entity.LatencyBin{{Index: -5, Count: 1}, {Index: -4, Count: 2}, {Index: 3, Count: 1}, {Index: 4, Count: 1}, {Index: 7, Count: 2}}}
 	spec, idx, counts := emittedBins(s)
-	if spec != "cubic:0.01:5" {
+	if spec != "cubic:0.01:4" {
 		t.Errorf("spec %q", spec)
 	}
-	wantIdx, wantCounts := []int64{-1, 0, 1}, []float64{3, 2, 2}
+	wantIdx, wantCounts := []int64{-2, -1, 0, 1}, []float64{1, 2, 1, 3}
 	if !equal(idx, wantIdx) || !equal(counts, wantCounts) {
 		t.Errorf("bins %v %v, want %v %v", idx, counts, wantIdx, wantCounts)
+	}
+	// A sketch over 200 consecutive indexes: 50 bins of width 4, 25 of 8.
+	wide := &entity.LatencySketch{RelativeAccuracy: 0.01}
+	for i := int32(0); i < 200; i++ {
+		wide.Bins = append(wide.Bins, entity.LatencyBin{Index: i, Count: 1})
+	}
+	if spec, idx, _ := emittedBins(wide); spec != "cubic:0.01:8" || len(idx) != 25 {
+		t.Errorf("wide sketch: %q, %d bins; want cubic:0.01:8, 25 bins", spec, len(idx))
 	}
 }
 
@@ -186,12 +209,12 @@ func equal[T comparable](a, b []T) bool {
 // TestBadBinLabels: labels a replica cannot have written are errors that
 // name the label.
 func TestBadBinLabels(t *testing.T) {
-	for _, spec := range []string{"", "log:0.01:1", "cubic:x:1", "cubic:1.5:1", "cubic:0.01:0", "cubic:0.01"} {
+	for _, spec := range []string{"", "log:0.01:1", "cubic:x:1", "cubic:1.5:1", "cubic:0.01:0", "cubic:0.01:3", "cubic:0.01"} {
 		if _, err := parseSpec(spec); err == nil {
 			t.Errorf("parseSpec(%q): no error", spec)
 		}
 	}
-	bins := []sample{{labels: map[string]string{AttrSketch: "cubic:0.01:5", AttrBin: "x", AttrWindow: WindowShort, "junction_entity_id": "service:a"}, value: 1}}
+	bins := []sample{{labels: map[string]string{AttrSketch: "cubic:0.01:4", AttrBin: "x", AttrWindow: WindowShort, "junction_entity_id": "service:a"}, value: 1}}
 	err := quantilesFromBins(bins, func(valueKey, float64) {})
 	if err == nil || !containsAll(err.Error(), AttrBin, `"x"`) {
 		t.Errorf("bad bin: %v", err)
