@@ -77,7 +77,7 @@ var Schema = map[Type][]Feature{
 		{Name: "connections.active", Unit: "{connection}", Description: "server connections in use"},
 		{Name: "connections.max", Unit: "{connection}", Description: "server connection limit"},
 		{Name: "connections.utilization", Unit: "1", Description: "active / max server connections"},
-		{Name: "locks.waiting", Unit: "{lock}", Description: "lock requests waiting (postgres exporter: locks in all modes, held or awaited)", Baseline: true},
+		{Name: "locks.waiting", Unit: "{lock}", Description: "sessions waiting for a lock (postgres exporter: the pg_locks_waiting custom query on pg_stat_activity)", Baseline: true},
 		{Name: "deadlocks.rate", Unit: "1/s", Description: "deadlocks per second"},
 		{Name: "query.slow_rate", Unit: "1/s", Description: "queries slower than the slow-query threshold per second"},
 	}),

@@ -84,7 +84,7 @@ var featureSources = map[entity.Type]map[string]string{
 		"connections.active":      "input `connections.active`",
 		"connections.max":         "input `connections.max` (server-wide values apply to every database of the server)",
 		"connections.utilization": "connections.active / (connections.max - input `connections.reserved`, superuser-only connections)",
-		"locks.waiting":           "input `locks` (postgres exporter: locks held, summed over modes)",
+		"locks.waiting":           "input `locks` (postgres exporter: sessions waiting for a lock, `pg_locks_waiting_count`)",
 		"deadlocks.rate":          "rate of input `deadlocks`",
 		"query.slow_rate":         "client spans longer than `slow_query_threshold` per second",
 	},

@@ -194,8 +194,11 @@ func baseMetrics() map[string]graph.MetricMapping {
 		"pg_stat_database_numbackends":               {Entity: entity.Database, Input: graph.InConnActive, Attributes: pg},
 		"pg_settings_max_connections":                {Entity: entity.Database, Input: graph.InConnMax, Attributes: pg},
 		"pg_settings_superuser_reserved_connections": {Entity: entity.Database, Input: graph.InConnReserved, Attributes: pg},
-		"pg_locks_count":                             {Entity: entity.Database, Input: graph.InLocks, Attributes: pg},
-		"pg_stat_database_deadlocks":                 {Entity: entity.Database, Input: graph.InDeadlocks, Attributes: pg},
+		// sessions waiting for a lock: the exporter's custom query
+		// pg_locks_waiting (docs/scenarios.md, "Real components"); its
+		// built-in pg_locks_count counts held locks too
+		"pg_locks_waiting_count":     {Entity: entity.Database, Input: graph.InLocks, Attributes: pg},
+		"pg_stat_database_deadlocks": {Entity: entity.Database, Input: graph.InDeadlocks, Attributes: pg},
 		// Envoy stats, as scraped by the prometheus receiver
 		"envoy_cluster_upstream_rq_pending_overflow":             m(entity.Proxy, graph.InPendingOverflow),
 		"envoy_cluster_upstream_rq_pending_active":               m(entity.Proxy, graph.InPendingActive),

@@ -382,7 +382,11 @@ func (pg *postgres) setup(t *testing.T) {
 func startExporter(t *testing.T, bin, dsn string) string {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(bin, "--web.listen-address="+addr)
+	queries, err := filepath.Abs(filepath.Join("testdata", "postgres-exporter-queries.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--web.listen-address="+addr, "--extend.query-path="+queries)
 	cmd.Env = append(os.Environ(), "DATA_SOURCE_NAME="+dsn)
 	p := startProc(t, "prometheus-postgres-exporter", cmd, syscall.SIGTERM)
 	waitFor(t, "the postgres exporter at "+addr, 30*time.Second, p, func() error {
@@ -392,6 +396,10 @@ func startExporter(t *testing.T, bin, dsn string) string {
 		}
 		if !strings.Contains(body, "\npg_up 1") {
 			return fmt.Errorf("pg_up is not 1 yet")
+		}
+		// The custom query of the lock-wait count ran (its file parsed).
+		if !strings.Contains(body, "\npg_locks_waiting_count{") {
+			return fmt.Errorf("no pg_locks_waiting_count yet (custom queries %s)", queries)
 		}
 		return nil
 	})
