@@ -184,3 +184,38 @@ func TestRunRejectsBadPlan(t *testing.T) {
 	}
 }
 
+
+// TestOnsetsJustified: every onset belongs to a rule some scenario expects
+// and says what the rule's condition waits for; it never exceeds the
+// fault of the scenarios that expect the rule.
+func TestOnsetsJustified(t *testing.T) {
+	timings, err := PackTimings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rule, o := range Onsets {
+		if _, ok := timings[rule]; !ok {
+			t.Errorf("onset for %s, which no built-in pack defines", rule)
+		}
+		if o.Wait <= 0 || strings.TrimSpace(o.Why) == "" {
+			t.Errorf("onset for %s: %v with reason %q; want a positive wait and its reason", rule, o.Wait, o.Why)
+		}
+		expected := false
+		for _, gt := range defaultTruth(t) {
+			for _, e := range gt.Expect {
+				for _, r := range e.Rules {
+					if r != rule {
+						continue
+					}
+					expected = true
+					if w := e.Window.End - e.Window.Start; o.Wait+timings[rule].Bound() > w {
+						t.Errorf("%s: onset %v + %v exceeds the %v the %s scenario expects it in", rule, o.Wait, timings[rule].Bound(), w, gt.Scenario)
+					}
+				}
+			}
+		}
+		if !expected {
+			t.Errorf("onset for %s, which no scenario expects", rule)
+		}
+	}
+}
