@@ -219,6 +219,10 @@ func (g *generator) dbMetrics() {
 	} {
 		pg.dbl(locks, lk.v, with(db, "mode", lk.mode)...)
 	}
+	// The custom query Junction ships for the exporter
+	// (deploy/postgres-exporter/queries.yaml): sessions waiting for a lock.
+	pg.dbl(pg.gauge("pg_locks_waiting_count", "", "Sessions of the database waiting for a lock (pg_stat_activity wait_event_type Lock)"),
+		math.Round(14*s), db...)
 	pg.cumDbl(pg.sum("pg_stat_database_deadlocks", "", "Number of deadlocks detected in this database", true),
 		g.add("pg.deadlocks", math.Round(s*g.uniform(0, 1.4))), db...)
 	pg.cumDbl(pg.sum("pg_stat_database_xact_commit", "", "Number of transactions in this database that have been committed", true),

@@ -467,6 +467,10 @@ func TestFaultsAreVisible(t *testing.T) {
 				if meanIn(p, locks, healthy(p)) != 0 || meanIn(p, locks, fault(p)) < 10 {
 					t.Error("no lock waits (pg_locks_count sharelock) in the fault")
 				}
+				waiting := r.points("pg_locks_waiting_count")
+				if meanIn(p, waiting, healthy(p)) != 0 || meanIn(p, waiting, fault(p)) < 6 {
+					t.Errorf("sessions waiting for a lock: healthy %v, fault %v", meanIn(p, waiting, healthy(p)), meanIn(p, waiting, fault(p)))
+				}
 				nb := r.points("pg_stat_database_numbackends")
 				if f := meanIn(p, nb, fault(p)); f < 0.85*MaxBackends || meanIn(p, nb, healthy(p)) > 0.6*MaxBackends {
 					t.Errorf("numbackends healthy %v fault %v of %d", meanIn(p, nb, healthy(p)), f, MaxBackends)

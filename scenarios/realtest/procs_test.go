@@ -382,7 +382,7 @@ func (pg *postgres) setup(t *testing.T) {
 func startExporter(t *testing.T, bin, dsn string) string {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	queries, err := filepath.Abs(filepath.Join("testdata", "postgres-exporter-queries.yaml"))
+	queries, err := filepath.Abs(filepath.Join("..", "..", "deploy", "postgres-exporter", "queries.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
