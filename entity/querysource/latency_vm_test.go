@@ -175,7 +175,7 @@ func TestMergedLatencyQuantiles(t *testing.T) {
 		m    map[string]float64
 	}{{"1m", c.Features}, {"5m", c.Features5m}} {
 		// The rate-weighted mean of the replicas' p50 (12 ms and 800 ms,
-		// 3:1 by rate) is ~200 ms; the true p50 is ~12 ms.
+		// 9:1 by rate) is ~90 ms; the true p50 is ~12 ms.
 		if p50 := w.m["latency.p50_ms"]; p50 < 10 || p50 > 15 {
 			t.Errorf("checkout %s p50 = %.1f ms, want ~12 (the fast 90 %%)", w.name, p50)
 		}
