@@ -37,21 +37,29 @@ func freeAddr(t *testing.T) string {
 // so the test need not wait 15s.
 func runGateway(t *testing.T, name, brokers, remoteWrite string) {
 	t.Helper()
-	dir := t.TempDir()
-	runJunction(t, name, gatewayConfig, []string{
+	// No trace backend: the traces exporter queues and retries.
+	runGatewayTo(t, name, brokers, remoteWrite, freeAddr(t), t.TempDir())
+}
+
+// runGatewayTo is runGateway with the traces and logs sent on to the OTLP
+// gRPC backend at backend, the replica's queue and WAL in dir (the pod's
+// volume: a restarted replica given the same dir finds them again), and
+// flags added; it returns the running process.
+func runGatewayTo(t *testing.T, name, brokers, remoteWrite, backend, dir string, flags ...string) *exec.Cmd {
+	t.Helper()
+	return runJunction(t, name, gatewayConfig, []string{
 		"POD_NAME=" + name,
 		"KAFKA_BROKERS=" + brokers,
 		"REMOTE_WRITE_URL=" + remoteWrite,
-		// No trace backend: the traces exporter queues and retries.
-		"OTLP_BACKEND=" + freeAddr(t),
-	},
+		"OTLP_BACKEND=" + backend,
+	}, append([]string{
 		"--set=processors::correlation::emit_interval=1s",
-		"--set=extensions::file_storage/queue::directory="+filepath.Join(dir, "queue"),
-		"--set=exporters::prometheus_remote_write::wal::directory="+filepath.Join(dir, "wal"),
+		"--set=extensions::file_storage/queue::directory=" + filepath.Join(dir, "queue"),
+		"--set=exporters::prometheus_remote_write::wal::directory=" + filepath.Join(dir, "wal"),
 		"--set=exporters::prometheus_remote_write::wal::truncate_frequency=1s",
 		"--set=receivers::kafka::session_timeout=3s",
 		"--set=receivers::kafka::heartbeat_interval=300ms",
-	)
+	}, flags...)...)
 }
 
 // runRuler runs the junction binary on deploy/configs/ruler.yaml.
@@ -70,8 +78,8 @@ func runRuler(t *testing.T, vm *querysourcetest.VictoriaMetrics) {
 
 // runJunction runs the binary on config with env and extra flags, its
 // health check on a free loopback port and no telemetry endpoint, until the
-// test ends.
-func runJunction(t *testing.T, name, config string, env []string, flags ...string) {
+// test ends (or the test kills it), and returns the process once healthy.
+func runJunction(t *testing.T, name, config string, env []string, flags ...string) *exec.Cmd {
 	t.Helper()
 	dir := t.TempDir()
 	health := freeAddr(t)
@@ -116,6 +124,7 @@ func runJunction(t *testing.T, name, config string, env []string, flags ...strin
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, resp.Status
 	})
+	return cmd
 }
 
 // seriesLabels returns the distinct values of label on the series matching

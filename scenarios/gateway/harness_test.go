@@ -436,16 +436,28 @@ func (f tracesFunc) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 // outcome.
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
+	var state string
+	if !pollUntil(timeout, 50*time.Millisecond, func() bool {
+		var ok bool
+		ok, state = cond()
+		return ok
+	}) {
+		t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, state)
+	}
+}
+
+// pollUntil polls cond every interval until it holds (true) or timeout
+// passes (false).
+func pollUntil(timeout, every time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		ok, state := cond()
-		if ok {
-			return
+		if cond() {
+			return true
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, state)
+			return false
 		}
 		<-tick.C
 	}
