@@ -74,8 +74,9 @@ func startBackend(t *testing.T) (string, *spanCounter) {
 	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
 	grpc := cfg.Protocols.GRPC.GetOrInsertDefault()
 	grpc.NetAddr.Endpoint = addr
-	// The gateway's batch processor sends batches of 8192 spans and more
-	// (no send_batch_max_size): more than gRPC's default 4 MiB.
+	// The gateway sends each Kafka record on as the agent batched it; with
+	// a batch processor (no send_batch_max_size) its batches were larger
+	// than gRPC's default 4 MiB. Accept large messages either way.
 	grpc.MaxRecvMsgSizeMiB = 64
 	cfg.Protocols.HTTP = configoptional.None[otlpreceiver.HTTPConfig]()
 	set := receivertest.NewNopSettings(component.MustNewType("otlp"))
@@ -204,26 +205,18 @@ func acceptRemoteWrite(t *testing.T) string {
 //   - A span sent on twice was either in a record at or past the dead
 //     replica's commit (taken, sent on, not committed: re-read by the
 //     survivor) or sent again from the restarted replica's queue.
-//   - A span lost was in a record the dead replica had committed but not
-//     sent on. The deployed gateway's batch processor acknowledges records
-//     before it sends them, so a kill loses what it held (the case is run
-//     and its loss logged); without it, nothing is lost.
+//   - No span is lost: nothing between the kafka receiver and the
+//     exporter's on-disk queue holds a record it has acknowledged. (A batch
+//     processor would: with one in the traces pipeline, 841–1275 of 13 263
+//     spans were lost in 17 of 19 kills, docs/deploy.md.)
 func TestReplicaProcessKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the junction binary")
 	}
-	for _, tc := range []struct {
-		name  string
-		flags []string
-		// lossless: nothing between the kafka receiver and the on-disk
-		// queue holds records it has acknowledged.
-		lossless bool
-	}{
-		{"deployed config", nil, !tracesPipelineBatches(t)},
-		{"without the batch processor", []string{"--set=service::pipelines::traces::processors=[memory_limiter,correlation]"}, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) { killReplicaMidStream(t, tc.lossless, tc.flags...) })
+	if tracesPipelineBatches(t) {
+		t.Fatal("the deployed gateway's traces pipeline runs the batch processor, which acknowledges records before they reach the exporter's on-disk queue: a crash loses them")
 	}
+	killReplicaMidStream(t, true)
 }
 
 // tracesPipelineBatches reports whether the deployed gateway's traces
