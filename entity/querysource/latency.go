@@ -231,10 +231,10 @@ func quantilesFromBins(bins []sample, set func(valueKey, float64)) error {
 	// A replica's series of one window differ only in AttrBin and, from
 	// tick to tick, AttrSketch: the bins of its latest tick are those at
 	// the group's latest time.
-	groups := make([]string, len(bins))
-	latest := map[string]int64{}
+	groups := make([]groupKey, len(bins))
+	latest := map[groupKey]int64{}
 	for i, b := range bins {
-		g := groupKey(b.labels)
+		g := groupKey{keyOf(b.labels), replicaOf(b.labels)}
 		groups[i] = g
 		if t, ok := latest[g]; !ok || b.ms > t {
 			latest[g] = b.ms
@@ -313,14 +313,30 @@ func quantilesFromBins(bins []sample, set func(valueKey, float64)) error {
 	return nil
 }
 
-// groupKey identifies a series but for its AttrBin and AttrSketch: one
-// replica's bins of one entity's or edge's window.
-func groupKey(l map[string]string) string {
-	keys := make([]string, 0, len(l))
+// groupKey identifies one replica's bins of one entity's or edge's window:
+// a series but for its AttrBin and AttrSketch.
+type groupKey struct {
+	window  valueKey
+	replica string
+}
+
+// binLabels are the labels of a bin series that Junction writes; the
+// others (junction_replica, or whatever the remote write adds) tell the
+// replicas apart.
+var binLabels = map[string]bool{"__name__": true, lEntityID: true, lEntityType: true, lEntityName: true,
+	lEdgeSource: true, lEdgeTarget: true, lEdgeType: true, AttrWindow: true, AttrBin: true, AttrSketch: true}
+
+// replicaOf returns the labels of a bin series that tell the replicas
+// apart, in a canonical form.
+func replicaOf(l map[string]string) string {
+	var keys []string
 	for k := range l {
-		if k != AttrBin && k != AttrSketch && k != "__name__" {
+		if !binLabels[k] {
 			keys = append(keys, k)
 		}
+	}
+	if len(keys) == 1 {
+		return keys[0] + "\x00" + l[keys[0]]
 	}
 	sort.Strings(keys)
 	var b strings.Builder

@@ -311,11 +311,11 @@ func (s *Source) query(ctx context.Context, q string, at time.Time, want string)
 		return nil, fmt.Errorf("querying %s: %w", s.cfg.URL, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if err != nil {
-		return nil, fmt.Errorf("reading the answer of %s: %w", s.cfg.URL, err)
-	}
 	if resp.StatusCode != http.StatusOK {
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		if err != nil {
+			return nil, fmt.Errorf("reading the answer of %s: %w", s.cfg.URL, err)
+		}
 		return nil, fmt.Errorf("query %q at %s: %s: %s", q, s.cfg.URL, resp.Status, strings.TrimSpace(string(body)))
 	}
 	var r struct {
@@ -330,7 +330,8 @@ func (s *Source) query(ctx context.Context, q string, at time.Time, want string)
 			} `json:"result"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(body, &r); err != nil {
+	// Decoded as it arrives: the bins answer runs to a hundred megabytes.
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&r); err != nil {
 		return nil, fmt.Errorf("query %q at %s: decoding the answer: %w", q, s.cfg.URL, err)
 	}
 	if r.Status != "success" {
@@ -377,5 +378,9 @@ func parsePoint(p [2]any) (v float64, ms int64, err error) {
 	return v, int64(math.Round(ts * 1000)), nil
 }
 
-// maxResponse bounds one query's answer (a few hundred thousand series).
-const maxResponse = 256 << 20
+// maxResponse bounds one query's answer (a few hundred thousand series),
+// maxErrorBody the text of an error answer.
+const (
+	maxResponse  = 256 << 20
+	maxErrorBody = 64 << 10
+)
