@@ -77,14 +77,15 @@ const (
 	// (error ratio by request rate, CPU utilization by the CPU requested or
 	// the limit), an approximation for a quantile or a mean of shares.
 	Weighted
-	// Quantile is a latency quantile of the 1 m or 5 m window: read from
-	// the replicas' latency sketch bins summed (MetricLatencyBin), exact
-	// at the emitted resolution (EmitAccuracy). A replica whose snapshot
-	// has no sketch for the window (a release before the bins) emits the
-	// value Weighted by Merge.Weight instead; the merged value comes from
-	// the bins whenever any replica emitted bins, from the weighted mean
-	// otherwise. Baselines (averages over time, not window sketches) stay
-	// Weighted.
+	// Quantile is a latency quantile of the 1 m or 5 m window, read from
+	// the replicas' latency sketch bins summed (MetricLatencyBin): the
+	// quantile of one sketch fed all their requests, at the resolution of
+	// the emitted bins (EmitAccuracy, MaxEmittedBins). A replica whose
+	// snapshot has no sketch for the window (a release before the bins)
+	// emits the value Weighted by Merge.Weight instead; the merged value
+	// comes from the bins whenever any replica emitted bins, from the
+	// weighted mean otherwise. Baselines (averages over time, not window
+	// sketches) stay Weighted.
 	Quantile
 )
 
@@ -232,6 +233,7 @@ func AppendSeries(md pmetric.Metrics, snap *entity.Snapshot, ts time.Time) {
 	}
 }
 
+// sketches returns the window sketches of l, nil when l is.
 func sketches(l *entity.LatencySketches) (short, long *entity.LatencySketch) {
 	if l == nil {
 		return nil, nil
@@ -241,7 +243,8 @@ func sketches(l *entity.LatencySketches) (short, long *entity.LatencySketch) {
 
 const scopeName = "github.com/junction-sre/junction/entity/querysource"
 
-// writer appends data points to the three value metrics of one scope.
+// writer appends data points to the three value metrics and the latency
+// bins of one scope.
 type writer struct {
 	sm                  pmetric.ScopeMetrics
 	t                   pcommon.Timestamp
