@@ -227,17 +227,14 @@ var quantileLevels = []float64{0.5, 0.9, 0.99}
 // quantiles from the sum: latency.p50_ms, latency.p90_ms and
 // latency.p99_ms of an entity, latency.p50_ms and latency.p99_ms of an
 // edge, as the processor computes them.
-func quantilesFromBins(bins []sample, set func(valueKey, float64)) error {
+func quantilesFromBins(bins []binSample, set func(valueKey, float64)) error {
 	// A replica's series of one window differ only in AttrBin and, from
 	// tick to tick, AttrSketch: the bins of its latest tick are those at
 	// the group's latest time.
-	groups := make([]groupKey, len(bins))
 	latest := map[groupKey]int64{}
-	for i, b := range bins {
-		g := groupKey{keyOf(b.labels), replicaOf(b.labels)}
-		groups[i] = g
-		if t, ok := latest[g]; !ok || b.ms > t {
-			latest[g] = b.ms
+	for _, b := range bins {
+		if t, ok := latest[b.group]; !ok || b.ms > t {
+			latest[b.group] = b.ms
 		}
 	}
 	type sketchKey struct {
@@ -245,11 +242,11 @@ func quantilesFromBins(bins []sample, set func(valueKey, float64)) error {
 		spec   string
 	}
 	merged := map[sketchKey]*binnedSketch{}
-	for i, b := range bins {
-		if b.ms != latest[groups[i]] {
+	for _, b := range bins {
+		if b.ms != latest[b.group] {
 			continue
 		}
-		k := sketchKey{keyOf(b.labels), b.labels[AttrSketch]}
+		k := sketchKey{b.group.window, b.spec}
 		m := merged[k]
 		if m == nil {
 			var err error
@@ -258,7 +255,7 @@ func quantilesFromBins(bins []sample, set func(valueKey, float64)) error {
 			}
 			merged[k] = m
 		}
-		if err := m.add(b.labels[AttrBin], b.value); err != nil {
+		if err := m.add(b.bin, b.value); err != nil {
 			return fmt.Errorf("%s: label %s: %w", label(MetricLatencyBin), AttrBin, err)
 		}
 	}
@@ -313,6 +310,39 @@ func quantilesFromBins(bins []sample, set func(valueKey, float64)) error {
 	return nil
 }
 
+// binSample is the latest raw sample of one bin series.
+type binSample struct {
+	group     groupKey
+	spec, bin string // AttrSketch, AttrBin
+	value     float64
+	ms        int64
+}
+
+// binSamples collects bin series as the answer streams in, keeping their
+// keys, with each distinct label value stored once.
+type binSamples struct {
+	s      []binSample
+	intern map[string]string
+}
+
+// add is a query's each for the bins query.
+func (b *binSamples) add(l map[string]string, v float64, ms int64) error {
+	if b.intern == nil {
+		b.intern = map[string]string{}
+	}
+	in := func(s string) string {
+		if v, ok := b.intern[s]; ok {
+			return v
+		}
+		b.intern[s] = s
+		return s
+	}
+	k := keyOf(l)
+	k = valueKey{in(k.entity), in(k.source), in(k.target), in(k.edgeType), "", in(k.window)}
+	b.s = append(b.s, binSample{group: groupKey{k, in(replicaOf(l))}, spec: in(l[AttrSketch]), bin: in(l[AttrBin]), value: v, ms: ms})
+	return nil
+}
+
 // groupKey identifies one replica's bins of one entity's or edge's window:
 // a series but for its AttrBin and AttrSketch.
 type groupKey struct {
@@ -354,15 +384,15 @@ func replicaOf(l map[string]string) string {
 // emitted, added at the widest width any of them was emitted at. ok is
 // false when they hold no latency.
 func Quantiles(sketches ...*entity.LatencySketch) (q [3]float64, ok bool) {
-	var bins []sample
+	var bins binSamples
 	for i, s := range sketches {
 		if s == nil {
 			continue
 		}
 		spec, idx, counts := emittedBins(s)
 		put := func(bin string, n float64) {
-			bins = append(bins, sample{labels: map[string]string{lEntityID: "e", AttrWindow: WindowShort,
-				AttrSketch: spec, AttrBin: bin, "replica": strconv.Itoa(i)}, value: n})
+			_ = bins.add(map[string]string{lEntityID: "e", AttrWindow: WindowShort,
+				AttrSketch: spec, AttrBin: bin, "replica": strconv.Itoa(i)}, n, 0)
 		}
 		if s.Zero > 0 {
 			put(BinZero, s.Zero)
@@ -371,7 +401,7 @@ func Quantiles(sketches ...*entity.LatencySketch) (q [3]float64, ok bool) {
 			put(strconv.FormatInt(j, 10), counts[k])
 		}
 	}
-	err := quantilesFromBins(bins, func(k valueKey, v float64) {
+	err := quantilesFromBins(bins.s, func(k valueKey, v float64) {
 		ok = true
 		switch k.feature {
 		case "latency.p50_ms":

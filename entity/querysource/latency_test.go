@@ -214,8 +214,9 @@ func TestBadBinLabels(t *testing.T) {
 			t.Errorf("parseSpec(%q): no error", spec)
 		}
 	}
-	bins := []sample{{labels: map[string]string{AttrSketch: "cubic:0.01:4", AttrBin: "x", AttrWindow: WindowShort, "junction_entity_id": "service:a"}, value: 1}}
-	err := quantilesFromBins(bins, func(valueKey, float64) {})
+	var bins binSamples
+	_ = bins.add(map[string]string{AttrSketch: "cubic:0.01:4", AttrBin: "x", AttrWindow: WindowShort, "junction_entity_id": "service:a"}, 1, 0)
+	err := quantilesFromBins(bins.s, func(valueKey, float64) {})
 	if err == nil || !containsAll(err.Error(), AttrBin, `"x"`) {
 		t.Errorf("bad bin: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -114,24 +115,17 @@ func BinsQuery(lookback time.Duration) string {
 // Snapshot builds the merged graph as of at.
 func (s *Source) Snapshot(ctx context.Context, at time.Time) (*entity.Snapshot, error) {
 	qi, qs, qw, qm := Queries(s.cfg.Lookback)
-	info, err := s.query(ctx, qi, at, vector)
-	if err != nil {
-		return nil, err
+	var info, sums, weights, maxes []sample
+	for _, q := range []struct {
+		q   string
+		out *[]sample
+	}{{qi, &info}, {qs, &sums}, {qw, &weights}, {qm, &maxes}} {
+		if err := s.query(ctx, q.q, at, vector, samples(q.out)); err != nil {
+			return nil, err
+		}
 	}
-	sums, err := s.query(ctx, qs, at, vector)
-	if err != nil {
-		return nil, err
-	}
-	weights, err := s.query(ctx, qw, at, vector)
-	if err != nil {
-		return nil, err
-	}
-	maxes, err := s.query(ctx, qm, at, vector)
-	if err != nil {
-		return nil, err
-	}
-	bins, err := s.query(ctx, BinsQuery(s.cfg.Lookback), at, matrix)
-	if err != nil {
+	var bins binSamples
+	if err := s.query(ctx, BinsQuery(s.cfg.Lookback), at, matrix, bins.add); err != nil {
 		return nil, err
 	}
 	snap, err := build(at, info, sums, weights, maxes, bins)
@@ -141,12 +135,10 @@ func (s *Source) Snapshot(ctx context.Context, at time.Time) (*entity.Snapshot, 
 	return snap, nil
 }
 
-// sample is one series of a query's answer: its value, and for a range
-// query its latest raw sample and that sample's time.
+// sample is one series of a vector answer.
 type sample struct {
 	labels map[string]string
 	value  float64
-	ms     int64 // unix milliseconds of the latest raw sample (range queries)
 }
 
 type valueKey struct {
@@ -158,7 +150,7 @@ func keyOf(l map[string]string) valueKey {
 }
 
 // build assembles the snapshot from the query results.
-func build(at time.Time, info, sums, weights, maxes, bins []sample) (*entity.Snapshot, error) {
+func build(at time.Time, info, sums, weights, maxes []sample, bins binSamples) (*entity.Snapshot, error) {
 	snap := &entity.Snapshot{Time: at}
 	index := map[string]int{}
 	for _, smp := range info {
@@ -253,7 +245,7 @@ func build(at time.Time, info, sums, weights, maxes, bins []sample) (*entity.Sna
 	}
 	// Latency quantiles from the replicas' summed sketch bins, over the
 	// weighted means of replicas that had no bins.
-	if err := quantilesFromBins(bins, set); err != nil {
+	if err := quantilesFromBins(bins.s, set); err != nil {
 		return nil, err
 	}
 	// Ratios as a whole: merged numerator over merged denominator.
@@ -290,8 +282,11 @@ const (
 	matrix = "matrix"
 )
 
-// query runs one instant query whose answer must be of result type want.
-func (s *Source) query(ctx context.Context, q string, at time.Time, want string) ([]sample, error) {
+// query runs one instant query whose answer must be of result type want
+// and calls each with every series of the answer, as it is decoded: its
+// labels (a map each may read until it returns, then reused), its value,
+// and for a matrix the time of its latest raw sample.
+func (s *Source) query(ctx context.Context, q string, at time.Time, want string, each func(labels map[string]string, v float64, ms int64) error) error {
 	form := url.Values{}
 	form.Set("query", q)
 	form.Set("time", strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
@@ -303,66 +298,166 @@ func (s *Source) query(ctx context.Context, q string, at time.Time, want string)
 	form.Set("latency_offset", "0s")
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL+"/api/v1/query", strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("querying %s: %w", s.cfg.URL, err)
+		return fmt.Errorf("querying %s: %w", s.cfg.URL, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		if err != nil {
-			return nil, fmt.Errorf("reading the answer of %s: %w", s.cfg.URL, err)
+			return fmt.Errorf("reading the answer of %s: %w", s.cfg.URL, err)
 		}
-		return nil, fmt.Errorf("query %q at %s: %s: %s", q, s.cfg.URL, resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("query %q at %s: %s: %s", q, s.cfg.URL, resp.Status, strings.TrimSpace(string(body)))
 	}
-	var r struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			ResultType string `json:"resultType"`
-			Result     []struct {
-				Metric map[string]string `json:"metric"`
-				Value  [2]any            `json:"value"`
-				Values [][2]any          `json:"values"`
-			} `json:"result"`
-		} `json:"data"`
+	a := answer{want: want, each: each}
+	if err := a.decode(json.NewDecoder(io.LimitReader(resp.Body, maxResponse))); err != nil {
+		return fmt.Errorf("query %q at %s: %w", q, s.cfg.URL, err)
 	}
-	// Decoded as it arrives: the bins answer runs to a hundred megabytes.
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&r); err != nil {
-		return nil, fmt.Errorf("query %q at %s: decoding the answer: %w", q, s.cfg.URL, err)
+	return nil
+}
+
+// answer decodes a query API answer as it streams in, one series at a
+// time: the bins answer runs to a hundred megabytes, of which only the
+// keys and counts are kept.
+type answer struct {
+	want       string
+	each       func(labels map[string]string, v float64, ms int64) error
+	status     string
+	errText    string
+	resultType string
+	series     struct {
+		Metric map[string]string `json:"metric"`
+		Value  [2]any            `json:"value"`
+		Values [][2]any          `json:"values"`
 	}
-	if r.Status != "success" {
-		return nil, fmt.Errorf("query %q at %s: %s", q, s.cfg.URL, r.Error)
-	}
-	if r.Data.ResultType != want {
-		return nil, fmt.Errorf("query %q at %s: result type %q, want %s", q, s.cfg.URL, r.Data.ResultType, want)
-	}
-	out := make([]sample, 0, len(r.Data.Result))
-	switch want {
-	case vector:
-		for _, res := range r.Data.Result {
-			v, _, err := parsePoint(res.Value)
-			if err != nil {
-				return nil, fmt.Errorf("query %q at %s: %w", q, s.cfg.URL, err)
-			}
-			out = append(out, sample{labels: res.Metric, value: v})
+}
+
+// errResult marks a series that failed to decode or that each refused.
+type errResult struct{ err error }
+
+func (e errResult) Error() string { return e.err.Error() }
+func (e errResult) Unwrap() error { return e.err }
+
+func (a *answer) decode(dec *json.Decoder) error {
+	err := object(dec, func(key string) error {
+		switch key {
+		case "status":
+			return dec.Decode(&a.status)
+		case "error":
+			return dec.Decode(&a.errText)
+		case "data":
+			return object(dec, func(key string) error {
+				switch key {
+				case "resultType":
+					return dec.Decode(&a.resultType)
+				case "result":
+					if a.resultType != "" && a.resultType != a.want {
+						return fmt.Errorf("result type %q, want %s", a.resultType, a.want)
+					}
+					return array(dec, a.result)
+				}
+				return skip(dec)
+			})
 		}
-	case matrix:
-		for _, res := range r.Data.Result {
-			if len(res.Values) == 0 {
-				continue
-			}
-			v, ms, err := parsePoint(res.Values[len(res.Values)-1])
-			if err != nil {
-				return nil, fmt.Errorf("query %q at %s: %w", q, s.cfg.URL, err)
-			}
-			out = append(out, sample{labels: res.Metric, value: v, ms: ms})
+		return skip(dec)
+	})
+	var res errResult
+	switch {
+	case errors.As(err, &res):
+		return res.err
+	case err != nil:
+		return fmt.Errorf("decoding the answer: %w", err)
+	case a.status != "success":
+		return errors.New(a.errText)
+	case a.resultType != a.want:
+		return fmt.Errorf("result type %q, want %s", a.resultType, a.want)
+	}
+	return nil
+}
+
+// result decodes one series of the result and hands it to each.
+func (a *answer) result(dec *json.Decoder) error {
+	r := &a.series
+	clear(r.Metric)
+	r.Value, r.Values = [2]any{}, r.Values[:0]
+	if err := dec.Decode(r); err != nil {
+		return err
+	}
+	p := r.Value
+	if a.want == matrix {
+		if len(r.Values) == 0 {
+			return nil
+		}
+		p = r.Values[len(r.Values)-1]
+	}
+	v, ms, err := parsePoint(p)
+	if err == nil {
+		err = a.each(r.Metric, v, ms)
+	}
+	if err != nil {
+		return errResult{err}
+	}
+	return nil
+}
+
+// object walks a JSON object, calling field for each key with the decoder
+// before its value; field must consume the value.
+func object(dec *json.Decoder, field func(key string) error) error {
+	if err := delim(dec, '{'); err != nil {
+		return err
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := t.(string)
+		if err := field(key); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	return delim(dec, '}')
+}
+
+// array walks a JSON array, calling elem for each element.
+func array(dec *json.Decoder, elem func(*json.Decoder) error) error {
+	if err := delim(dec, '['); err != nil {
+		return err
+	}
+	for dec.More() {
+		if err := elem(dec); err != nil {
+			return err
+		}
+	}
+	return delim(dec, ']')
+}
+
+func delim(dec *json.Decoder, want json.Delim) error {
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := t.(json.Delim); !ok || d != want {
+		return fmt.Errorf("found %v where %v was expected", t, want)
+	}
+	return nil
+}
+
+func skip(dec *json.Decoder) error {
+	var v json.RawMessage
+	return dec.Decode(&v)
+}
+
+// samples returns an each that appends every series to out, labels copied.
+func samples(out *[]sample) func(map[string]string, float64, int64) error {
+	return func(l map[string]string, v float64, _ int64) error {
+		*out = append(*out, sample{labels: maps.Clone(l), value: v})
+		return nil
+	}
 }
 
 // parsePoint decodes one [time, "value"] pair of an answer.
