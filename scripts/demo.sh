@@ -12,13 +12,14 @@
 #
 #   DEMO_SPEED=1 make demo                     # real time (3 hours)
 #   DEMO_SCENARIOS=surge,bottleneck make demo  # a subset
+#   DEMO_DATA=/tmp/demo make demo              # Junction's data elsewhere
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${JUNCTION_BIN:-bin/junction}
 OTLP=127.0.0.1:4317
 API=http://127.0.0.1:8480
-DATA=data/demo
+DATA=${DEMO_DATA:-data/demo}
 LOG=$DATA/junction.log
 SPEED=${DEMO_SPEED:-15}
 SCENARIOS=${DEMO_SCENARIOS:-}

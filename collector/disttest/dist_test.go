@@ -264,3 +264,78 @@ func waitHTTP(t *testing.T, url string, logs *syncBuffer) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestDemoScript runs `make demo`'s script, scripts/demo.sh, as a user
+// would, on one scenario at 300 times real speed (15 simulated minutes in
+// 3 s) with its data in a temporary directory: Junction on its default
+// config with the demo's --set flags, the simulator and the live view. The
+// surge's expected alerts fire on the edge proxy and the view scores them;
+// Ctrl-C (SIGINT) then stops the script and Junction.
+func TestDemoScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo")
+	}
+	root, err := testbin.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(root, "scripts", "demo.sh"))
+	cmd.Env = append(os.Environ(), "JUNCTION_BIN="+testbin.Junction(t), "DEMO_SPEED=300", "DEMO_SCENARIOS=surge", "DEMO_DATA="+t.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}()
+
+	deadline := time.After(3 * time.Minute)
+	for !strings.Contains(out.String(), "Junction keeps running") {
+		select {
+		case err := <-done:
+			stopped = true
+			t.Fatalf("demo.sh exited before the scenarios were over: %v\n%s", err, out.String())
+		case <-deadline:
+			t.Fatalf("the demo did not finish within 3 minutes:\n%s", out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	got := out.String()
+	for _, want := range []string{
+		"junction-demo: 1 scenarios, 15m0s at 300x speed",
+		"── [1/1] surge: fault until",
+		"▲ FIRING    ProxyShedding               proxy:edge-proxy/frontend",
+		"▲ FIRING    ProxyCircuitOpen            proxy:edge-proxy/frontend",
+		"▼ resolved  ProxyShedding               proxy:edge-proxy/frontend",
+		"  surge      recall 100%",
+		"healthy false positives 0",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in\n%s", want, got)
+		}
+	}
+
+	// Ctrl-C: the script stops Junction and exits.
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+		stopped = true
+	case <-time.After(30 * time.Second):
+		t.Fatalf("demo.sh did not stop within 30s of SIGINT:\n%s", out.String())
+	}
+	// Junction went with it: its health check no longer answers.
+	if resp, err := http.Get("http://127.0.0.1:13133/"); err == nil {
+		resp.Body.Close()
+		t.Errorf("Junction still answers on 127.0.0.1:13133 after the demo stopped")
+	}
+}

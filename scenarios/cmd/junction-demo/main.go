@@ -103,11 +103,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 			simNow.Store(s.Time.UnixNano())
 			p.step(s)
 		}})
-	// Let the last resolutions arrive before the view stops.
+	// Let the last resolutions arrive before the view stops: two steps,
+	// and at least the time Junction's pipeline takes to hand an alert
+	// record to its store (the batch processor's timeout and the store's
+	// stream).
 	if err == nil {
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Duration(float64(2*plan.Step) / *speed)):
+		case <-time.After(max(time.Duration(float64(2*plan.Step) / *speed), 2*time.Second)):
 		}
 	}
 	stopView()
