@@ -184,7 +184,6 @@ func TestRunRejectsBadPlan(t *testing.T) {
 	}
 }
 
-
 // TestOnsetsJustified: every onset belongs to a rule some scenario expects
 // and says what the rule's condition waits for; it never exceeds the
 // fault of the scenarios that expect the rule.

@@ -30,11 +30,9 @@ type spanKey struct {
 
 // spanCounter counts the spans it is given, by span.
 type spanCounter struct {
-	mu      sync.Mutex
-	got     map[spanKey]int
-	total   int
-	last    time.Time
-	flushes []time.Time
+	mu    sync.Mutex
+	got   map[spanKey]int
+	total int
 }
 
 func newSpanCounter() *spanCounter { return &spanCounter{got: map[spanKey]int{}} }
@@ -46,7 +44,6 @@ func (c *spanCounter) add(td ptrace.Traces) {
 		c.got[spanKey{s.TraceID(), s.SpanID()}]++
 		c.total++
 	})
-
 }
 
 func (c *spanCounter) snapshot() (map[spanKey]int, int) {
