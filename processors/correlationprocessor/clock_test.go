@@ -172,3 +172,19 @@ func plogWithRecord(ts, observed time.Time) plog.Logs {
 	}
 	return ld
 }
+
+// BenchmarkLatestSpan is what the telemetry clock adds to the traces path:
+// one pass over the batch for its newest timestamp (docs/benchmarks.md).
+func BenchmarkLatestSpan(b *testing.B) {
+	td := benchBatch(benchTraces)
+	spans := float64(td.SpanCount())
+	b.ReportAllocs()
+	var latest int64
+	for b.Loop() {
+		latest = max(latest, latestSpan(td))
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*spans), "ns/span")
+	if latest == 0 {
+		b.Fatal("no timestamp found")
+	}
+}
