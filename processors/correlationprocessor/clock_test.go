@@ -2,6 +2,7 @@ package correlationprocessor
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -187,4 +188,52 @@ func BenchmarkLatestSpan(b *testing.B) {
 	if latest == 0 {
 		b.Fatal("no timestamp found")
 	}
+}
+
+// TestTelemetryClockConcurrentPipelines: three pipelines consuming at once
+// (as the traces, metrics and logs pipelines do) tick each boundary once,
+// in order, whichever of them moves the clock past it.
+func TestTelemetryClockConcurrentPipelines(t *testing.T) {
+	e, _ := newTelemetryClocked(t, time.Now)
+	var ticks []time.Duration
+	tick := e.p.clock.tick
+	e.p.clock.tick = func(at time.Time) { // called under the clock's lock
+		ticks = append(ticks, at.Sub(clockBase))
+		tick(at)
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := 1; s <= 120; s++ {
+				at := clockBase.Add(time.Duration(s)*time.Second + time.Duration(w)*time.Millisecond)
+				var err error
+				switch w {
+				case 0:
+					err = e.ConsumeTraces(ctx, spanEndingAt(at))
+				case 1:
+					err = e.ConsumeLogs(ctx, plogWithRecord(at, time.Time{}))
+				default:
+					md := pmetric.NewMetrics()
+					rm := md.ResourceMetrics().AppendEmpty()
+					rm.Resource().Attributes().PutStr("service.name", "checkout")
+					m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+					m.SetName("queue.depth")
+					dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+					dp.SetTimestamp(pcommon.NewTimestampFromTime(at))
+					dp.SetDoubleValue(1)
+					err = e.ConsumeMetrics(ctx, md)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, clockBase.Add(2*time.Minute+2*time.Millisecond), e.p.now(), "the clock is the newest timestamp")
+	require.Equal(t, secs(15, 30, 45, 60, 75, 90, 105, 120), ticks, "every boundary passed ticks once, in order")
 }
