@@ -53,6 +53,7 @@ func TestLoadConfig(t *testing.T) {
 				"slo::availability_target must be in (0, 1), got 1.5",
 				`metrics::my_metric::entity: unknown entity type "cluster"`,
 				"metrics::my_metric::input must not be empty",
+				"metrics::app_pool_waiters::server_from: only database metrics name a server, this one is a service metric",
 				"xchain::stuck_after (2h0m0s) must be shorter than max_age (1h0m0s)",
 				"rules::files[0]: must not be empty",
 				"rules::reload_interval: must not be negative",

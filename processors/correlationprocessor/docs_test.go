@@ -159,7 +159,7 @@ func genMappings() string {
 			continue
 		}
 		sort.Strings(names)
-		fmt.Fprintf(&b, "#### %s\n\n| metric | input | split_by | assumed attributes |\n| --- | --- | --- | --- |\n", typ)
+		fmt.Fprintf(&b, "#### %s\n\n| metric | input | split_by | assumed attributes | server_from |\n| --- | --- | --- | --- | --- |\n", typ)
 		for _, n := range names {
 			m := cfg.Metrics[n]
 			var attrs []string
@@ -167,7 +167,7 @@ func genMappings() string {
 				attrs = append(attrs, k+"="+v)
 			}
 			sort.Strings(attrs)
-			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", n, m.Input, code(m.SplitBy), strings.Join(attrs, ", "))
+			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s |\n", n, m.Input, code(m.SplitBy), strings.Join(attrs, ", "), code(m.ServerFrom))
 		}
 		b.WriteString("\n")
 	}

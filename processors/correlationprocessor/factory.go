@@ -169,6 +169,9 @@ func defaultMetrics() map[string]graph.MetricMapping {
 
 func baseMetrics() map[string]graph.MetricMapping {
 	pg := map[string]string{"db.system.name": "postgresql"}
+	// postgres_exporter labels every series with the database it watches,
+	// "host:port"; the scrape's resource names the exporter.
+	pgServer := []string{"server"}
 	return map[string]graph.MetricMapping{
 		// kubeletstats receiver
 		"k8s.pod.cpu.usage":            m(entity.Pod, graph.InCPUUsage),
@@ -191,14 +194,14 @@ func baseMetrics() map[string]graph.MetricMapping {
 		"db.client.connection.wait_time":        m(entity.Service, graph.InPoolWait),
 		"db.client.connection.timeouts":         m(entity.Service, graph.InPoolTimeouts),
 		// postgres exporter
-		"pg_stat_database_numbackends":               {Entity: entity.Database, Input: graph.InConnActive, Attributes: pg},
-		"pg_settings_max_connections":                {Entity: entity.Database, Input: graph.InConnMax, Attributes: pg},
-		"pg_settings_superuser_reserved_connections": {Entity: entity.Database, Input: graph.InConnReserved, Attributes: pg},
+		"pg_stat_database_numbackends":               {Entity: entity.Database, Input: graph.InConnActive, Attributes: pg, ServerFrom: pgServer},
+		"pg_settings_max_connections":                {Entity: entity.Database, Input: graph.InConnMax, Attributes: pg, ServerFrom: pgServer},
+		"pg_settings_superuser_reserved_connections": {Entity: entity.Database, Input: graph.InConnReserved, Attributes: pg, ServerFrom: pgServer},
 		// sessions waiting for a lock: the exporter's custom query
 		// pg_locks_waiting (docs/scenarios.md, "Real components"); its
 		// built-in pg_locks_count counts held locks too
-		"pg_locks_waiting_count":     {Entity: entity.Database, Input: graph.InLocks, Attributes: pg},
-		"pg_stat_database_deadlocks": {Entity: entity.Database, Input: graph.InDeadlocks, Attributes: pg},
+		"pg_locks_waiting_count":     {Entity: entity.Database, Input: graph.InLocks, Attributes: pg, ServerFrom: pgServer},
+		"pg_stat_database_deadlocks": {Entity: entity.Database, Input: graph.InDeadlocks, Attributes: pg, ServerFrom: pgServer},
 		// Envoy stats, as scraped by the prometheus receiver
 		"envoy_cluster_upstream_rq_pending_overflow":             m(entity.Proxy, graph.InPendingOverflow),
 		"envoy_cluster_upstream_rq_pending_active":               m(entity.Proxy, graph.InPendingActive),

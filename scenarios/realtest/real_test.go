@@ -56,8 +56,6 @@ const (
 type junctionParams struct {
 	AccessLog      string
 	Exporter       string
-	DBAddress      string
-	DBPort         int
 	OTLP           string
 	EmitInterval   string
 	ScrapeInterval string
@@ -264,7 +262,7 @@ func TestRealNginxPostgresAlerts(t *testing.T) {
 	cfgDir := t.TempDir()
 	cfg := filepath.Join(cfgDir, "junction.yaml")
 	render(t, filepath.Join("testdata", "junction.yaml.tmpl"), cfg, junctionParams{
-		AccessLog: accessLog, Exporter: exporter, DBAddress: "127.0.0.1", DBPort: pg.port,
+		AccessLog: accessLog, Exporter: exporter,
 		OTLP: sink.addr, EmitInterval: emitInterval, ScrapeInterval: scrapeInterval,
 	})
 	junction := startJunction(t, junctionBin, cfg)

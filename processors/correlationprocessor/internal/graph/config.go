@@ -131,6 +131,12 @@ type MetricMapping struct {
 	// Attributes are identity attributes to assume when the telemetry does
 	// not carry them (db.system.name: postgresql for the postgres exporter).
 	Attributes map[string]string `mapstructure:"attributes"`
+	// ServerFrom names data point attributes holding the "host:port" of
+	// the server a database metric describes (the first present), used
+	// instead of identity::server_address and server_port: a scrape's
+	// resource names the exporter scraped, not the database it watches
+	// (postgres_exporter's `server` label).
+	ServerFrom []string `mapstructure:"server_from"`
 }
 
 // Validate checks the settings; messages name the YAML key.
@@ -216,6 +222,9 @@ func (s *Settings) Validate() error {
 		}
 		if m.Input == "" {
 			errs = append(errs, fmt.Errorf("metrics::%s::input must not be empty", name))
+		}
+		if len(m.ServerFrom) > 0 && m.Entity != entity.Database {
+			errs = append(errs, fmt.Errorf("metrics::%s::server_from: only database metrics name a server, this one is a %s metric", name, m.Entity))
 		}
 	}
 	return errors.Join(errs...)

@@ -203,6 +203,10 @@ func (g *Graph) resolve(now time.Time, mp *MetricMapping, attrs, res pcommon.Map
 		}
 		return pod
 	case entity.Database:
+		if server := lookup(mp.ServerFrom, attrs); server != "" {
+			return g.databaseByParts(now, false, lookupDefault(id.DBSystem, mp.Attributes, attrs, res), server,
+				lookupDefault(id.DBNamespace, mp.Attributes, attrs, res))
+		}
 		return g.databaseEntity(now, false, mp.Attributes, attrs, res)
 	case entity.Proxy:
 		return g.proxyEntity(now, lookupDefault(id.ServiceName, mp.Attributes, res, attrs), lookupDefault(id.ProxyRoute, mp.Attributes, attrs, res))
