@@ -355,3 +355,51 @@ func waitFor(t *testing.T, out *syncBuffer, want string) {
 		}
 	}
 }
+
+// TestViewCatchesUpOnResolutionsBetweenStreams: an alert that resolves
+// while no stream is open (the server ended one, the view has not reopened
+// it yet) is no longer active and the next stream does not carry it; the
+// view asks for it and shows it resolved.
+func TestViewCatchesUpOnResolutionsBetweenStreams(t *testing.T) {
+	var streams atomic.Int64
+	resolved := hop
+	resolved.State, resolved.ResolvedAt = alert.StateResolved, fixedNow().Add(5*time.Minute)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"alerts": []alert.Alert{}})
+	})
+	mux.HandleFunc("GET /api/v1/alerts/{id...}", func(w http.ResponseWriter, r *http.Request) {
+		a := hop
+		if streams.Load() > 0 {
+			a = resolved
+		}
+		json.NewEncoder(w).Encode(map[string]any{"alert": a})
+	})
+	mux.HandleFunc("GET /api/v1/stream", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		if streams.Load() == 0 {
+			b, _ := json.Marshal(hop)
+			fmt.Fprintf(w, "event: alert\ndata: %s\n\n", b)
+		}
+		w.(http.Flusher).Flush()
+		if streams.Add(1) == 1 {
+			return // the first stream ends after the firing
+		}
+		<-r.Context().Done()
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	var out syncBuffer
+	v := newView(&out, srv.URL, fixedNow)
+	v.retry = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); v.watch(ctx) }()
+	waitFor(t, &out, "▼ resolved  HopOwnsLatency")
+	cancel()
+	<-done
+	if fired, res := v.counts(); fired != 1 || res != 1 {
+		t.Errorf("counted %d fired, %d resolved, want 1 and 1:\n%s", fired, res, out.String())
+	}
+}

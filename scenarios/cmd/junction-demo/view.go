@@ -135,7 +135,38 @@ func (v *view) follow(ctx context.Context) (connected bool, err error) {
 	for _, a := range list.Alerts {
 		v.show(ctx, a)
 	}
+	v.catchUp(ctx, list.Alerts)
 	return true, v.readStream(ctx, resp.Body)
+}
+
+// catchUp asks for every alert shown pending or firing that is no longer
+// active: it resolved while no stream was open (between two streams), and
+// the stream only carries changes.
+func (v *view) catchUp(ctx context.Context, active []alert.Alert) {
+	still := make(map[string]bool, len(active))
+	for _, a := range active {
+		still[a.ID] = true
+	}
+	v.mu.Lock()
+	var gone []string
+	for id, st := range v.states {
+		if !still[id] && (st == alert.StatePending || st == alert.StateFiring) {
+			gone = append(gone, id)
+		}
+	}
+	v.mu.Unlock()
+	sort.Strings(gone)
+	for _, id := range gone {
+		var full struct {
+			Alert alert.Alert `json:"alert"`
+		}
+		if err := v.getJSON(ctx, "/api/v1/alerts/"+url.PathEscape(id), &full); err != nil {
+			v.printf("could not read alert %s, which is no longer active: %v", id, err)
+			continue
+		}
+		full.Alert.ID = id
+		v.show(ctx, full.Alert)
+	}
 }
 
 // readStream parses server-sent events: each `event: alert` with a `data`
