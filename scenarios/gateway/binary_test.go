@@ -55,8 +55,6 @@ func runGatewayTo(t *testing.T, name, brokers, remoteWrite, backend, dir string,
 	}, append([]string{
 		"--set=processors::correlation::emit_interval=1s",
 		"--set=extensions::file_storage/queue::directory=" + filepath.Join(dir, "queue"),
-		"--set=exporters::prometheus_remote_write::wal::directory=" + filepath.Join(dir, "wal"),
-		"--set=exporters::prometheus_remote_write::wal::truncate_frequency=1s",
 		"--set=receivers::kafka::session_timeout=3s",
 		"--set=receivers::kafka::heartbeat_interval=300ms",
 	}, flags...)...)
