@@ -6,12 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/config/configoptional"
-	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/receiver/otlpreceiver"
-	"go.opentelemetry.io/collector/receiver/receivertest"
+	"github.com/junction-sre/junction/scenarios/internal/otlptest"
 )
 
 // freeAddr returns a loopback address with a port that was free a moment
@@ -30,37 +25,9 @@ func freeAddr(t *testing.T) string {
 // TestOTLPGRPCEndToEnd plays a scenario into a real otlp receiver over
 // gRPC and checks that everything arrived intact.
 func TestOTLPGRPCEndToEnd(t *testing.T) {
-	addr := freeAddr(t)
-	f := otlpreceiver.NewFactory()
-	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
-	cfg.Protocols.GRPC.GetOrInsertDefault().NetAddr.Endpoint = addr
-	cfg.Protocols.HTTP = configoptional.None[otlpreceiver.HTTPConfig]()
-	set := receivertest.NewNopSettings(component.MustNewType("otlp"))
-	ts, ms, ls := new(consumertest.TracesSink), new(consumertest.MetricsSink), new(consumertest.LogsSink)
+	rcv := otlptest.Start(t)
+	addr, ts, ms, ls := rcv.Addr, rcv.Traces, rcv.Metrics, rcv.Logs
 	ctx := context.Background()
-	tr, err := f.CreateTraces(ctx, set, cfg, ts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mr, err := f.CreateMetrics(ctx, set, cfg, ms)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lr, err := f.CreateLogs(ctx, set, cfg, ls)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The three share one server; starting one starts it.
-	for _, c := range []component.Component{tr, mr, lr} {
-		if err := c.Start(ctx, componenttest.NewNopHost()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, c := range []component.Component{tr, mr, lr} {
-			_ = c.Shutdown(context.Background())
-		}
-	})
 
 	sink, err := DialOTLP(addr)
 	if err != nil {

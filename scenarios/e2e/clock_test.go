@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,24 +12,16 @@ import (
 	"github.com/junction-sre/junction/scenarios/detect"
 )
 
-var (
-	telemetryOnce   sync.Once
-	telemetryShared *Result
-	telemetryErr    error
-)
+var telemetryShared sharedRun
 
 // telemetryRun is the documented plan played on the telemetry clock, as
 // `make demo` plays it into Junction, shared by the tests.
 func telemetryRun(t *testing.T) *Result {
 	t.Helper()
 	plan := defaultRun(t).Plan
-	telemetryOnce.Do(func() {
-		telemetryShared, telemetryErr = RunWith(context.Background(), plan, Options{TelemetryClock: true})
+	return telemetryShared.get(t, func() (*Result, error) {
+		return RunWith(context.Background(), plan, Options{TelemetryClock: true})
 	})
-	if telemetryErr != nil {
-		t.Fatal(telemetryErr)
-	}
-	return telemetryShared
 }
 
 // TestTelemetryClockMatchesVirtualClock plays the documented plan once

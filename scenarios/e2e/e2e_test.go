@@ -16,28 +16,35 @@ import (
 
 var update = flag.Bool("update", false, "rewrite docs/detection.md from this run")
 
-var (
-	runOnce sync.Once
-	shared  *Result
-	runErr  error
-)
+// sharedRun is one detection run shared by the tests that read it.
+type sharedRun struct {
+	once sync.Once
+	res  *Result
+	err  error
+}
+
+func (r *sharedRun) get(t *testing.T, run func() (*Result, error)) *Result {
+	t.Helper()
+	r.once.Do(func() { r.res, r.err = run() })
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.res
+}
+
+var defaultShared sharedRun
 
 // defaultRun is one run of every scenario with the default plan, shared by
 // the tests (about 15 s on one core).
 func defaultRun(t *testing.T) *Result {
 	t.Helper()
-	runOnce.Do(func() {
+	return defaultShared.get(t, func() (*Result, error) {
 		plan, err := DocPlan(scenarios.DefaultSeed)
 		if err != nil {
-			runErr = err
-			return
+			return nil, err
 		}
-		shared, runErr = Run(context.Background(), plan)
+		return Run(context.Background(), plan)
 	})
-	if runErr != nil {
-		t.Fatal(runErr)
-	}
-	return shared
 }
 
 // TestScenariosDetected is the end-to-end detection test: for every

@@ -14,15 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/config/configoptional"
-	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/receiver/otlpreceiver"
-	"go.opentelemetry.io/collector/receiver/receivertest"
-
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/scenarios/internal/otlptest"
 )
 
 var fixedNow = func() time.Time { return time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC) }
@@ -279,37 +273,9 @@ func TestViewReportsAPIErrors(t *testing.T) {
 // in surge's healthy phase: two false positives.
 func TestRunAgainstReceiver(t *testing.T) {
 	demoEnd := func() time.Time { return fixedNow().Add(45 * time.Minute) }
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	f := otlpreceiver.NewFactory()
-	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
-	cfg.Protocols.GRPC.GetOrInsertDefault().NetAddr.Endpoint = addr
-	cfg.Protocols.HTTP = configoptional.None[otlpreceiver.HTTPConfig]()
-	set := receivertest.NewNopSettings(component.MustNewType("otlp"))
-	spans := new(consumertest.TracesSink)
+	rcv := otlptest.Start(t)
+	addr, spans := rcv.Addr, rcv.Traces
 	ctx := context.Background()
-	tr, err := f.CreateTraces(ctx, set, cfg, spans)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mr, err := f.CreateMetrics(ctx, set, cfg, consumertest.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lr, err := f.CreateLogs(ctx, set, cfg, consumertest.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []component.Component{tr, mr, lr} {
-		if err := c.Start(ctx, componenttest.NewNopHost()); err != nil {
-			t.Fatal(err)
-		}
-		defer c.Shutdown(context.Background())
-	}
 	api := fakeAPI(t)
 	var out syncBuffer
 	if err := run(ctx, []string{"-endpoint", addr, "-api", api.URL, "-speed", "1000000", "-scenarios", "surge,bottleneck,database"}, &out, &out, demoEnd); err != nil {

@@ -4,19 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/config/configoptional"
-	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/receiver/otlpreceiver"
-	"go.opentelemetry.io/collector/receiver/receivertest"
+	"github.com/junction-sre/junction/scenarios/internal/otlptest"
 )
 
 var fixedNow = func() time.Time { return time.Date(2026, 3, 1, 12, 0, 7, 0, time.UTC) }
@@ -98,40 +92,12 @@ func TestBadFlags(t *testing.T) {
 // TestRunAgainstReceiver plays two short scenarios into a real otlp
 // receiver, unpaced, with JSON progress.
 func TestRunAgainstReceiver(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	f := otlpreceiver.NewFactory()
-	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
-	cfg.Protocols.GRPC.GetOrInsertDefault().NetAddr.Endpoint = addr
-	cfg.Protocols.HTTP = configoptional.None[otlpreceiver.HTTPConfig]()
-	set := receivertest.NewNopSettings(component.MustNewType("otlp"))
-	spans := new(consumertest.TracesSink)
+	rcv := otlptest.Start(t)
+	addr, spans := rcv.Addr, rcv.Traces
 	ctx := context.Background()
-	tr, err := f.CreateTraces(ctx, set, cfg, spans)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mr, err := f.CreateMetrics(ctx, set, cfg, consumertest.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lr, err := f.CreateLogs(ctx, set, cfg, consumertest.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []component.Component{tr, mr, lr} {
-		if err := c.Start(ctx, componenttest.NewNopHost()); err != nil {
-			t.Fatal(err)
-		}
-		defer c.Shutdown(context.Background())
-	}
 
 	var out bytes.Buffer
-	err = run(ctx, []string{"-endpoint", addr, "-scenario", "surge,bottleneck", "-speed", "0", "-progress", "json",
+	err := run(ctx, []string{"-endpoint", addr, "-scenario", "surge,bottleneck", "-speed", "0", "-progress", "json",
 		"-healthy", "20s", "-fault", "20s", "-recover", "10s", "-start", "2026-01-05T09:00:00Z"}, &out, &out, fixedNow)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
