@@ -308,6 +308,16 @@ func (g *Graph) evict(now time.Time) {
 			g.counters.Evicted(WhatEdge, "", 1)
 		}
 	}
+	// An entity lives as long as an edge it ends does: a call paired now
+	// can refresh an edge whose client was last seen when the call began,
+	// and a snapshot never holds an edge without its two entities.
+	for _, e := range g.edges {
+		for _, id := range [2]string{e.src, e.dst} {
+			if ent, ok := g.entities[id]; ok && e.lastSeen.After(ent.lastSeen) {
+				ent.lastSeen = e.lastSeen
+			}
+		}
+	}
 	for id, e := range g.entities {
 		if now.Sub(e.lastSeen) > ttl {
 			if e.service != "" {

@@ -316,3 +316,31 @@ func TestCountersOfTwoPodsAreTwoSeries(t *testing.T) {
 	require.True(t, ok)
 	assert.Zero(t, svc.Features["pool.timeouts_rate"], "no new timeouts: the pods' counters are steady")
 }
+
+// TestEntityOutlivesNoEdgeOfIt: an edge refreshed after its client entity
+// was last seen keeps that entity alive, so no snapshot holds an edge
+// whose source or target is not an entity (found by FuzzConsumeTraces).
+func TestEntityOutlivesNoEdgeOfIt(t *testing.T) {
+	g := New(settings(), nil)
+	ttl := settings().Limits.EntityTTL
+	src := g.serviceEntity(t0, "shop", "frontend", false)
+	dst := g.serviceEntity(t0, "shop", "checkout", false)
+	require.NotNil(t, src)
+	require.NotNil(t, dst)
+	g.edge(t0.Add(ttl/2), src.ref.ID, dst.ref.ID, entity.EdgeHTTP)
+	// checkout is seen again later; frontend only through the edge.
+	g.serviceEntity(t0.Add(ttl), "shop", "checkout", false)
+
+	snap := g.Tick(t0.Add(ttl + time.Minute))
+	require.Len(t, snap.Edges, 1, "the edge was seen within the TTL")
+	for _, e := range snap.Edges {
+		_, ok := snap.Entity(e.Source)
+		assert.True(t, ok, "edge source %s is an entity", e.Source)
+		_, ok = snap.Entity(e.Target)
+		assert.True(t, ok, "edge target %s is an entity", e.Target)
+	}
+	snap = g.Tick(t0.Add(2 * ttl))
+	assert.Empty(t, snap.Edges, "the edge ages out")
+	_, ok := snap.Entity(src.ref.ID)
+	assert.False(t, ok, "and its entity with it")
+}
