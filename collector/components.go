@@ -20,6 +20,7 @@ import (
 	prometheusremotewriteexporter "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	kafkaexporter "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/kafkaexporter"
 	junctionexporter "github.com/junction-sre/junction/exporters/junctionexporter"
+	durableremotewriteexporter "github.com/junction-sre/junction/exporters/durableremotewriteexporter"
 	healthcheckextension "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
 	pprofextension "github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension"
 	filestorage "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
@@ -100,6 +101,7 @@ func components() (otelcol.Factories, error) {
 		prometheusremotewriteexporter.NewFactory(),
 		kafkaexporter.NewFactory(),
 		junctionexporter.NewFactory(),
+		durableremotewriteexporter.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -112,6 +114,7 @@ func components() (otelcol.Factories, error) {
 		prometheusremotewriteexporter.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter v0.165.1",
 		kafkaexporter.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/kafkaexporter v0.165.1",
 		junctionexporter.NewFactory().Type(): "github.com/junction-sre/junction v0.1.0",
+		durableremotewriteexporter.NewFactory().Type(): "github.com/junction-sre/junction v0.1.0",
 	})
 
 	factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](

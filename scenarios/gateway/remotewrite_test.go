@@ -2,10 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -53,33 +49,6 @@ func gatewayRemoteWrite(t *testing.T, endpoint string) exporter.Metrics {
 	return exp
 }
 
-// countSamples counts the samples of metric in VictoriaMetrics between
-// from and to.
-func countSamples(vm *querysourcetest.VictoriaMetrics, metric string, from, to time.Time) (int, error) {
-	q := fmt.Sprintf("sum(count_over_time(%s[%ds]))", metric, int(to.Sub(from)/time.Second)+1)
-	resp, err := http.Get(vm.URL + "/api/v1/query?query=" + url.QueryEscape(q) + "&time=" + strconv.FormatInt(to.Unix(), 10))
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Data struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return 0, err
-	}
-	if len(r.Data.Result) == 0 {
-		return 0, nil
-	}
-	s, _ := r.Data.Result[0].Value[1].(string)
-	n, err := strconv.ParseFloat(s, 64)
-	return int(n), err
-}
-
 // TestRemoteWriteRidesOutVictoriaMetricsOutage writes a replica's
 // mergeable series while VictoriaMetrics is up, down and up again, through
 // the deployed remote-write config: what was written during the outage
@@ -112,7 +81,7 @@ func TestRemoteWriteRidesOutVictoriaMetricsOutage(t *testing.T) {
 	last := t0.Add((ticks - 1) * step)
 	count := func() int {
 		vm.Flush(t)
-		n, err := countSamples(vm, "junction_merge_sum", t0, last)
+		n, err := vm.CountSamples("junction_merge_sum", t0, last)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,12 +3,15 @@
 package querysourcetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -114,6 +117,36 @@ func (vm *VictoriaMetrics) Stop() {
 	// before it exits, as it does when a pod stops.
 	_ = vm.cmd.Process.Signal(syscall.SIGTERM)
 	_ = vm.cmd.Wait()
+}
+
+// CountSamples counts the samples of the series matching selector whose
+// timestamps are between from and to (whole seconds, both included).
+func (vm *VictoriaMetrics) CountSamples(selector string, from, to time.Time) (int, error) {
+	q := fmt.Sprintf("sum(count_over_time(%s[%ds]))", selector, int(to.Sub(from)/time.Second)+1)
+	resp, err := http.Get(vm.URL + "/api/v1/query?query=" + url.QueryEscape(q) + "&time=" + strconv.FormatInt(to.Unix(), 10))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s: %s", q, resp.Status)
+	}
+	var r struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return 0, err
+	}
+	if len(r.Data.Result) == 0 {
+		return 0, nil
+	}
+	s, _ := r.Data.Result[0].Value[1].(string)
+	n, err := strconv.ParseFloat(s, 64)
+	return int(n), err
 }
 
 // RemoteWriteURL is the server's Prometheus remote-write endpoint.

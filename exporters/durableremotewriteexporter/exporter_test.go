@@ -1,0 +1,221 @@
+package durableremotewriteexporter
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
+)
+
+// host hands the exporter the extensions of a collector.
+type host map[component.ID]component.Component
+
+func (h host) GetExtensions() map[component.ID]component.Component { return h }
+
+var storageID = component.MustNewIDWithName("file_storage", "queue")
+
+// startStorage starts a file_storage extension on dir, as a collector
+// (re)started on the same volume would.
+func startStorage(t *testing.T, dir string) (extension.Extension, host) {
+	t.Helper()
+	f := filestorage.NewFactory()
+	cfg := f.CreateDefaultConfig().(*filestorage.Config)
+	cfg.Directory = dir
+	set := extensiontest.NewNopSettings(f.Type())
+	set.ID = storageID
+	ext, err := f.Create(context.Background(), set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := host{storageID: ext}
+	if err := ext.Start(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	return ext, h
+}
+
+// startExporter starts the exporter on endpoint with its queue in the
+// storage of h (in memory unless h is a host), retrying at test speed. Its
+// log goes to the test's log and to logs, if given.
+func startExporter(t *testing.T, endpoint string, h component.Host, logs ...zapcore.Core) exporter.Metrics {
+	t.Helper()
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.RemoteWrite.HTTP.Endpoint = endpoint
+	cfg.RemoteWrite.TargetInfo.Enabled = false
+	cfg.RemoteWrite.BackOffConfig.InitialInterval = 50 * time.Millisecond
+	cfg.RemoteWrite.BackOffConfig.MaxInterval = 200 * time.Millisecond
+	if _, ok := h.(host); ok {
+		cfg.QueueConfig.Get().StorageID = &storageID
+	}
+	set := exportertest.NewNopSettings(Type)
+	// The queue's key in the storage is the exporter's id: the same after
+	// a restart (NewNopSettings names each exporter afresh).
+	set.ID = component.NewID(Type)
+	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	for _, c := range logs {
+		set.Logger = set.Logger.WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core { return zapcore.NewTee(core, c) }))
+	}
+	exp, err := f.CreateMetrics(context.Background(), set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Start(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	return exp
+}
+
+var t0 = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+
+// tick is one gauge sample of junction_test_tick at t0 + i seconds.
+func tick(i int) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("junction_test_tick")
+	dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(t0.Add(time.Duration(i) * time.Second)))
+	dp.SetIntValue(int64(i))
+	return md
+}
+
+func waitForSamples(t *testing.T, vm *querysourcetest.VictoriaMetrics, want int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		vm.Flush(t)
+		n, err := vm.CountSamples("junction_test_tick", t0, t0.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == want {
+			return
+		}
+		if n > want || time.Now().After(deadline) {
+			t.Fatalf("%d samples in VictoriaMetrics; want %d", n, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Ticks accepted while VictoriaMetrics is down wait on disk through a
+// restart of the collector, and all arrive once both are back.
+func TestQueueOnDiskOutlivesRestart(t *testing.T) {
+	vm := querysourcetest.Start(t)
+	dir := t.TempDir()
+	storage, h := startStorage(t, dir)
+	exp := startExporter(t, vm.RemoteWriteURL(), h)
+	for i := 0; i < 5; i++ {
+		if err := exp.ConsumeMetrics(context.Background(), tick(i)); err != nil {
+			t.Fatalf("tick %d: %v", i, err)
+		}
+	}
+	waitForSamples(t, vm, 5)
+
+	vm.Stop()
+	for i := 5; i < 25; i++ {
+		if err := exp.ConsumeMetrics(context.Background(), tick(i)); err != nil {
+			t.Fatalf("tick %d refused while VictoriaMetrics is down: %v", i, err)
+		}
+	}
+	// The collector restarts while VictoriaMetrics is still down.
+	if err := exp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	storage, h = startStorage(t, dir)
+	exp = startExporter(t, vm.RemoteWriteURL(), h)
+	defer func() {
+		if err := exp.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if err := storage.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := exp.ConsumeMetrics(context.Background(), tick(25)); err != nil {
+		t.Fatal(err)
+	}
+	vm.Restart(t)
+	waitForSamples(t, vm, 26)
+}
+
+// A request the store refuses for good (a 400) is dropped after one
+// attempt and does not hold up what is queued behind it; one it cannot take
+// now (a 503) is retried until it can.
+func TestPermanentAndRetryableRefusals(t *testing.T) {
+	var mu sync.Mutex
+	var statuses []int
+	replies := []int{http.StatusBadRequest, http.StatusServiceUnavailable, http.StatusServiceUnavailable, http.StatusNoContent}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		status := http.StatusNoContent
+		if len(statuses) < len(replies) {
+			status = replies[len(statuses)]
+		}
+		statuses = append(statuses, status)
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	core, logs := observer.New(zap.InfoLevel)
+	exp := startExporter(t, srv.URL, componenttest.NewNopHost(), core)
+	for i := 0; i < 2; i++ {
+		if err := exp.ConsumeMetrics(context.Background(), tick(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A shutdown would interrupt the retries: wait for the replies first.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(statuses)
+		mu.Unlock()
+		if n >= len(replies) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := exp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The drop and the retries are logged once each, by the queue; the
+	// contrib exporter's advice to enable a sending_queue is not.
+	for msg, want := range map[string]int{"Exporting failed. Dropping data.": 1, "Exporting failed. Will retry the request after interval.": 2, rejection: 0} {
+		if n := logs.FilterMessageSnippet(msg).Len(); n != want {
+			t.Errorf("%d log lines %q; want %d", n, msg, want)
+		}
+	}
+	// Tick 0: 400, dropped. Tick 1: 503, 503, then accepted.
+	want := []int{400, 503, 503, 204}
+	if len(statuses) != len(want) {
+		t.Fatalf("the store saw replies %v; want %v", statuses, want)
+	}
+	for i := range want {
+		if statuses[i] != want[i] {
+			t.Fatalf("the store saw replies %v; want %v", statuses, want)
+		}
+	}
+}
