@@ -68,7 +68,9 @@ func TestConfigValidateRejectsMistakes(t *testing.T) {
 	}
 	tests := []struct{ name, old, new, wantErr string }{
 		{"misspelt kafka key", "    group_id: junction-gateway\n", "    groupid: junction-gateway\n", "groupid"},
-		{"unknown component", "      exporters: [prometheus_remote_write]\n", "      exporters: [prometheus_remote_writer]\n", "prometheus_remote_writer"},
+		{"unknown component", "      exporters: [durable_remote_write]\n", "      exporters: [durable_remote_writer]\n", "durable_remote_writer"},
+		{"remote-write WAL", "    sending_queue:\n      storage: file_storage/queue\n      sizer: bytes\n",
+			"    wal:\n      directory: /tmp\n    sending_queue:\n      storage: file_storage/queue\n      sizer: bytes\n", "wal is replaced by sending_queue"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

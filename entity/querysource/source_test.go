@@ -9,12 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/config/configoptional"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/exporter"
-	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/junction-sre/junction/entity"
@@ -24,41 +19,10 @@ import (
 
 var gatewayConfig = filepath.Join("..", "..", "deploy", "configs", "gateway.yaml")
 
-// replicaWriter is the gateway's prometheus_remote_write exporter as
-// deployed, for one replica, writing synchronously to vm.
+// replicaWriter is the gateway's remote write as deployed, for one
+// replica, writing synchronously to vm.
 func replicaWriter(t testing.TB, vm *querysourcetest.VictoriaMetrics, replica string) exporter.Metrics {
-	t.Helper()
-	cm, err := confmaptest.LoadConf(gatewayConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := cm.Sub("exporters::prometheus_remote_write")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := prometheusremotewriteexporter.NewFactory()
-	cfg := f.CreateDefaultConfig().(*prometheusremotewriteexporter.Config)
-	if err := sub.Unmarshal(cfg); err != nil {
-		t.Fatalf("%s: %v", gatewayConfig, err)
-	}
-	if _, ok := cfg.ExternalLabels["junction_replica"]; !ok {
-		t.Fatalf("%s: the gateway's remote write must label every series with junction_replica", gatewayConfig)
-	}
-	cfg.ExternalLabels["junction_replica"] = replica
-	cfg.HTTP.Endpoint = vm.RemoteWriteURL()
-	// Synchronous writes and no WAL directory: each tick is in the store
-	// when ConsumeMetrics returns.
-	cfg.RemoteWriteQueue.Enabled = false
-	cfg.WAL = configoptional.None[prometheusremotewriteexporter.WALConfig]()
-	exp, err := f.CreateMetrics(context.Background(), exportertest.NewNopSettings(f.Type()), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := exp.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
-	return exp
+	return vm.Writer(t, gatewayConfig, replica)
 }
 
 func write(t testing.TB, exp exporter.Metrics, snap *entity.Snapshot, at time.Time) {

@@ -1,4 +1,4 @@
-package durableremotewriteexporter
+package durableremotewriteexporter_test
 
 import (
 	"context"
@@ -23,7 +23,12 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
+	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
 )
+
+// rejection is how the contrib exporter's own exporterhelper logs a failed
+// attempt.
+const rejection = "Exporting failed. Rejecting data."
 
 // host hands the exporter the extensions of a collector.
 type host map[component.ID]component.Component
@@ -57,8 +62,8 @@ func startStorage(t *testing.T, dir string) (extension.Extension, host) {
 // log goes to the test's log and to logs, if given.
 func startExporter(t *testing.T, endpoint string, h component.Host, logs ...zapcore.Core) exporter.Metrics {
 	t.Helper()
-	f := NewFactory()
-	cfg := f.CreateDefaultConfig().(*Config)
+	f := durableremotewriteexporter.NewFactory()
+	cfg := f.CreateDefaultConfig().(*durableremotewriteexporter.Config)
 	cfg.RemoteWrite.HTTP.Endpoint = endpoint
 	cfg.RemoteWrite.TargetInfo.Enabled = false
 	cfg.RemoteWrite.BackOffConfig.InitialInterval = 50 * time.Millisecond
@@ -66,10 +71,10 @@ func startExporter(t *testing.T, endpoint string, h component.Host, logs ...zapc
 	if _, ok := h.(host); ok {
 		cfg.QueueConfig.Get().StorageID = &storageID
 	}
-	set := exportertest.NewNopSettings(Type)
+	set := exportertest.NewNopSettings(durableremotewriteexporter.Type)
 	// The queue's key in the storage is the exporter's id: the same after
 	// a restart (NewNopSettings names each exporter afresh).
-	set.ID = component.NewID(Type)
+	set.ID = component.NewID(durableremotewriteexporter.Type)
 	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	for _, c := range logs {
 		set.Logger = set.Logger.WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core { return zapcore.NewTee(core, c) }))

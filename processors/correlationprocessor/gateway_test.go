@@ -20,15 +20,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/config/configoptional"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -84,28 +80,6 @@ func newNode(t *testing.T, name string, cfg *Config, metricsNext consumer.Metric
 		}
 	})
 	return n
-}
-
-// remoteWriter is the gateway's deployed prometheus_remote_write exporter
-// for one replica, writing synchronously (no queue, no WAL) to vm.
-func remoteWriter(t *testing.T, vm *querysourcetest.VictoriaMetrics, replica string) consumer.Metrics {
-	t.Helper()
-	cm, err := confmaptest.LoadConf(gatewayDeployConfig)
-	require.NoError(t, err)
-	sub, err := cm.Sub("exporters::prometheus_remote_write")
-	require.NoError(t, err)
-	f := prometheusremotewriteexporter.NewFactory()
-	cfg := f.CreateDefaultConfig().(*prometheusremotewriteexporter.Config)
-	require.NoError(t, sub.Unmarshal(cfg))
-	cfg.ExternalLabels["junction_replica"] = replica
-	cfg.HTTP.Endpoint = vm.RemoteWriteURL()
-	cfg.RemoteWriteQueue.Enabled = false
-	cfg.WAL = configoptional.None[prometheusremotewriteexporter.WALConfig]()
-	exp, err := f.CreateMetrics(context.Background(), exportertest.NewNopSettings(f.Type()), cfg)
-	require.NoError(t, err)
-	require.NoError(t, exp.Start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
-	return exp
 }
 
 // derivedOnly passes on only what the processor derives (metrics named
@@ -273,8 +247,8 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 	rcfg.EmitInterval = plan.Step
 	rcfg.MergeableSeries = true
 	replicas := []*node{
-		newNode(t, "replica0", rcfg, derivedOnly{remoteWriter(t, vm, "replica0")}),
-		newNode(t, "replica1", rcfg, derivedOnly{remoteWriter(t, vm, "replica1")}),
+		newNode(t, "replica0", rcfg, derivedOnly{vm.Writer(t, gatewayDeployConfig, "replica0")}),
+		newNode(t, "replica1", rcfg, derivedOnly{vm.Writer(t, gatewayDeployConfig, "replica1")}),
 	}
 	// The query window is below the emit interval: every replica ticks at
 	// the same virtual instants here, so each query sees exactly that tick.

@@ -2,113 +2,162 @@ package gateway
 
 import (
 	"context"
-	"strconv"
+	"fmt"
 	"testing"
 	"time"
 
-	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/exporter"
-	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/junction-sre/junction/entity"
-	"github.com/junction-sre/junction/entity/querysource"
 	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
+	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
 )
 
-// gatewayRemoteWrite is the gateway's prometheus_remote_write exporter as
-// deployed (bounded queue, retries, WAL), with the WAL in dir, and its
-// WAL flushes and retries at test speed.
-func gatewayRemoteWrite(t *testing.T, endpoint string) exporter.Metrics {
+// checkRemoteWriteOnDisk fails the test unless the deployed gateway's
+// remote write queues on a file_storage extension the service runs, by
+// bytes, and retries with no time limit: the promises of docs/deploy.md
+// "Failure behaviour".
+func checkRemoteWriteOnDisk(t *testing.T) {
 	t.Helper()
-	f := prometheusremotewriteexporter.NewFactory()
-	cfg := f.CreateDefaultConfig().(*prometheusremotewriteexporter.Config)
-	loadSub(t, gatewayConfig, "exporters::prometheus_remote_write", cfg)
-	if !cfg.RemoteWriteQueue.Enabled || !cfg.BackOffConfig.Enabled {
-		t.Fatalf("%s: the gateway's remote write must queue and retry", gatewayConfig)
+	cfg := durableremotewriteexporter.NewFactory().CreateDefaultConfig().(*durableremotewriteexporter.Config)
+	loadSub(t, gatewayConfig, "exporters::durable_remote_write", cfg)
+	q := cfg.QueueConfig.Get()
+	if q == nil || q.StorageID == nil {
+		t.Fatalf("%s: the gateway's remote write must queue on disk (sending_queue::storage)", gatewayConfig)
 	}
-	if cfg.WAL.Get() != nil {
-		t.Fatalf("%s: the gateway's remote write keeps a WAL, which a kill can leave unopenable (docs/deploy.md)", gatewayConfig)
-	}
-	cfg.ExternalLabels["junction_replica"] = "gateway-0"
-	cfg.HTTP.Endpoint = endpoint
-	cfg.BackOffConfig.InitialInterval = 50 * time.Millisecond
-	cfg.BackOffConfig.MaxInterval = 200 * time.Millisecond
-	set := exportertest.NewNopSettings(f.Type())
-	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
-	exp, err := f.CreateMetrics(context.Background(), set, cfg)
+	cm, err := confmaptest.LoadConf(gatewayConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := exp.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		t.Fatal(err)
+	running := false
+	exts, _ := cm.Get("service::extensions").([]any)
+	for _, e := range exts {
+		if id, ok := e.(string); ok && id == q.StorageID.String() {
+			running = true
+		}
 	}
-	return exp
+	if !running || q.StorageID.Type() != component.MustNewType("file_storage") {
+		t.Fatalf("%s: the remote-write queue's storage %s is not a file_storage extension in service::extensions", gatewayConfig, q.StorageID)
+	}
+	if q.Sizer != exporterhelper.RequestSizerTypeBytes {
+		t.Errorf("%s: the remote-write queue is sized in %s; want bytes, so that its bound is the volume's", gatewayConfig, q.Sizer)
+	}
+	if b := cfg.RemoteWrite.BackOffConfig; !b.Enabled || b.MaxElapsedTime != 0 {
+		t.Errorf("%s: remote write must retry until VictoriaMetrics takes the request (retry_on_failure enabled, max_elapsed_time 0), not %+v", gatewayConfig, b)
+	}
 }
 
-// TestRemoteWriteRidesOutVictoriaMetricsOutage writes a replica's
-// mergeable series while VictoriaMetrics is up, down and up again, through
-// the deployed remote-write config: what was written during the outage
-// waits in the queue, is retried, and arrives; nothing is lost.
-func TestRemoteWriteRidesOutVictoriaMetricsOutage(t *testing.T) {
-	vm := querysourcetest.Start(t)
-	exp := gatewayRemoteWrite(t, vm.RemoteWriteURL())
-	defer func() {
-		if err := exp.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-	}()
+// testTick is one gauge sample of junction_test_tick from service name at
+// at, as an agent would write it to Kafka.
+func testTick(name string, at time.Time) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", name)
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("junction_test_tick")
+	dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(at))
+	dp.SetDoubleValue(1)
+	return md
+}
 
-	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
-	const step = 15 * time.Second
-	snap := &entity.Snapshot{Entities: []entity.Entity{{
-		Ref:      entity.Ref{Type: entity.Service, ID: "service:shop/checkout", Name: "checkout"},
-		Features: map[string]float64{"request.rate": 10, "error.ratio": 0.01, "latency.p99_ms": 120},
-	}}}
-	emit := func(i int) {
-		md := pmetric.NewMetrics()
-		querysource.AppendSeries(md, snap, t0.Add(time.Duration(i)*step))
-		if err := exp.ConsumeMetrics(context.Background(), md); err != nil {
-			t.Fatalf("tick %d: %v", i, err)
-		}
+// TestRemoteWriteQueueSurvivesReplicaKill runs a junction gateway process
+// on the deployed config while VictoriaMetrics is down, feeds it metrics
+// through Kafka, SIGKILLs it once it has committed every record's offset,
+// and restarts it on the same volume with VictoriaMetrics back: every
+// metric whose offset was committed arrives, exactly once, and so do the
+// derived series the killed replica emitted during the outage.
+func TestRemoteWriteQueueSurvivesReplicaKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the junction binary")
 	}
-	// junction_merge_sum holds request.rate, error.ratio*rate and
-	// latency*rate: three samples per tick.
-	const perTick, ticks = 3, 30
-	last := t0.Add((ticks - 1) * step)
-	count := func() int {
-		vm.Flush(t)
-		n, err := vm.CountSamples("junction_merge_sum", t0, last)
-		if err != nil {
+	checkRemoteWriteOnDisk(t)
+	vm := querysourcetest.Start(t)
+	vm.Stop()
+	broker := startBroker(t)
+	brokers := broker.ListenAddrs()
+	dir := t.TempDir()
+	// The retries at test speed; everything else as deployed.
+	fast := []string{
+		"--set=exporters::durable_remote_write::retry_on_failure::initial_interval=100ms",
+		"--set=exporters::durable_remote_write::retry_on_failure::max_interval=500ms",
+	}
+	backend, spans := startBackend(t)
+	gw := runGatewayTo(t, "gateway-0", brokers[0], vm.RemoteWriteURL(), backend, dir, fast...)
+	waitGroupStable(t, broker, membersPerReplica)
+
+	te, me, _ := agentExporter(t, brokers)
+	t.Cleanup(func() {
+		_ = te.Shutdown(context.Background())
+		_ = me.Shutdown(context.Background())
+	})
+	// Traces, so that the replica's graph has entities and its ticks
+	// derived series.
+	recorded, sent := recordTraces(t, shortPlan(t))
+	for _, td := range recorded {
+		if err := te.ConsumeTraces(context.Background(), td); err != nil {
 			t.Fatal(err)
 		}
-		return n
 	}
-
-	for i := 0; i < 10; i++ {
-		emit(i)
+	// Timestamps a minute back, so that the ticks sort before anything
+	// the replicas derive and VictoriaMetrics keeps them.
+	start := time.Now().Add(-time.Minute).Truncate(time.Second)
+	const n = 40
+	for i := 0; i < n; i++ {
+		if err := me.ConsumeMetrics(context.Background(), testTick(fmt.Sprintf("svc-%02d", i), start.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
 	}
-	waitFor(t, "the first ticks in VictoriaMetrics", 30*time.Second, func() (bool, string) {
-		n := count()
-		return n == 10*perTick, describe(n, "samples")
+	// A record's offset is committed once the pipeline took it, which is
+	// once remote write's queue has it on disk.
+	waitFor(t, "the gateway to commit every metrics record", 30*time.Second, func() (bool, string) {
+		committed := int64(0)
+		if g := broker.GroupInfo(groupID); g != nil {
+			for _, c := range g.Commits["junction-metrics"] {
+				committed += c.Offset
+			}
+		}
+		return committed == n, fmt.Sprintf("%d of %d committed", committed, n)
 	})
-
-	vm.Stop()
-	for i := 10; i < 20; i++ {
-		emit(i)
+	// Derived series of the traces' graph, a tick a second, into the
+	// queue.
+	waitFor(t, "the traces to reach the backend", 30*time.Second, func() (bool, string) {
+		n := spans.count()
+		return n >= sent, fmt.Sprintf("%d of %d spans", n, sent)
+	})
+	time.Sleep(2500 * time.Millisecond)
+	killedAt := time.Now()
+	if err := gw.Process.Kill(); err != nil {
+		t.Fatal(err)
 	}
-	// Retries against the stopped server; then it comes back.
-	time.Sleep(500 * time.Millisecond)
+	_ = gw.Wait()
+
 	vm.Restart(t)
-	for i := 20; i < ticks; i++ {
-		emit(i)
-	}
-	waitFor(t, "every tick in VictoriaMetrics after the outage", 60*time.Second, func() (bool, string) {
-		n := count()
-		return n == ticks*perTick, describe(n, "samples of "+strconv.Itoa(ticks*perTick))
+	runGatewayTo(t, "gateway-0", brokers[0], vm.RemoteWriteURL(), backend, dir, fast...)
+	last := start.Add(n * time.Second)
+	waitFor(t, "every committed metric in VictoriaMetrics", 60*time.Second, func() (bool, string) {
+		vm.Flush(t)
+		got, err := vm.CountSamples("junction_test_tick", start, last)
+		if err != nil {
+			return false, err.Error()
+		}
+		if got > n {
+			t.Fatalf("%d samples of junction_test_tick; %d were sent: some written twice", got, n)
+		}
+		return got == n, fmt.Sprintf("%d of %d samples", got, n)
 	})
+	// The replica derived a tick every second while VictoriaMetrics was
+	// down; those it emitted before the kill come from the queue too.
+	vm.Flush(t)
+	derived, err := vm.CountSamples(`junction_merge_sum{junction_replica="gateway-0"}`, start, killedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if derived == 0 {
+		t.Error("no derived series from before the kill reached VictoriaMetrics: the killed replica's queued ticks were lost")
+	}
+	t.Logf("%d derived samples from the killed replica's queue", derived)
 }
-

@@ -3,6 +3,7 @@
 package querysourcetest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -15,6 +16,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+
+	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
 )
 
 // Binary is where Debian's victoria-metrics package installs the server.
@@ -147,6 +157,41 @@ func (vm *VictoriaMetrics) CountSamples(selector string, from, to time.Time) (in
 	s, _ := r.Data.Result[0].Value[1].(string)
 	n, err := strconv.ParseFloat(s, 64)
 	return int(n), err
+}
+
+// Writer is the durable_remote_write exporter of the collector config
+// file (exporters::durable_remote_write), as replica, writing synchronously
+// to the server: each batch is stored when ConsumeMetrics returns.
+func (vm *VictoriaMetrics) Writer(t testing.TB, file, replica string) exporter.Metrics {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := cm.Sub("exporters::durable_remote_write")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := durableremotewriteexporter.NewFactory()
+	cfg := f.CreateDefaultConfig().(*durableremotewriteexporter.Config)
+	if err := sub.Unmarshal(cfg); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	if _, ok := cfg.RemoteWrite.ExternalLabels["junction_replica"]; !ok {
+		t.Fatalf("%s: remote write must label every series with junction_replica", file)
+	}
+	cfg.RemoteWrite.ExternalLabels["junction_replica"] = replica
+	cfg.RemoteWrite.HTTP.Endpoint = vm.RemoteWriteURL()
+	cfg.QueueConfig = configoptional.None[exporterhelper.QueueBatchConfig]()
+	exp, err := f.CreateMetrics(context.Background(), exportertest.NewNopSettings(f.Type()), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
+	return exp
 }
 
 // RemoteWriteURL is the server's Prometheus remote-write endpoint.
