@@ -58,10 +58,7 @@ func (c *Config) Unmarshal(conf *confmap.Conf) error {
 		RemoteWrite *prometheusremotewriteexporter.Config                     `mapstructure:"durable_remote_write"`
 		Queue       *configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
 	}{&c.RemoteWrite, &c.QueueConfig}
-	if err := confmap.NewFromStringMap(in).Unmarshal(&parts); err != nil {
-		return err
-	}
-	return nil
+	return confmap.NewFromStringMap(in).Unmarshal(&parts)
 }
 
 // Validate checks what the remote-write exporter's own Validate does not:

@@ -3,10 +3,12 @@ package store
 import (
 	"errors"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/junction-sre/junction/alert"
@@ -552,53 +554,45 @@ func (s *Store) graphStatsFromRollup(fromMs, toMs int64) ([]*nodeSeries, map[str
 	return nodes, edges
 }
 
-// graphStatsFromStorage reads node and edge means from the stored series,
-// node and edge series concurrently.
+// graphStatsFromStorage reads node and edge means from the stored series:
+// one exact-name search per feature (the index answers those directly),
+// the features spread over the cores.
 func (s *Store) graphStatsFromStorage(fromMs, toMs int64) ([]*nodeSeries, map[string]*edgeAcc, error) {
 	var (
-		nodeAccs []*nodeSeries
-		edges    = make(map[string]*edgeAcc)
-		nodeErr  error
-		wg       sync.WaitGroup
+		edgesMu sync.Mutex
+		edges   = make(map[string]*edgeAcc)
 	)
-	// One exact-name search per feature: the index answers those directly.
-	wg.Go(func() {
-		for _, f := range nodeStats {
-			var cur *nodeSeries
-			err := s.series.Search([]Filter{{Value: entity.MetricPrefix + f}}, fromMs, toMs, func(b SeriesBlock) {
-				if b.NewSeries {
-					cur = nil
-					id := string(b.Name.GetTagValue(entity.AttrEntityID))
-					if id == "" {
-						return
-					}
-					cur = &nodeSeries{id: id, name: string(b.Name.GetTagValue(entity.AttrEntityName)),
-						typ:     entity.Type(b.Name.GetTagValue(entity.AttrEntityType)),
-						virtual: string(b.Name.GetTagValue(entity.AttrVirtual)) == "true",
-						feature: f, acc: &meanAcc{}}
-					nodeAccs = append(nodeAccs, cur)
-				}
-				if cur == nil {
+	nodeAccs := make([][]*nodeSeries, len(nodeStats))
+	searchNode := func(i int) error {
+		f := nodeStats[i]
+		var cur *nodeSeries
+		return s.series.Search([]Filter{{Value: entity.MetricPrefix + f}}, fromMs, toMs, func(b SeriesBlock) {
+			if b.NewSeries {
+				cur = nil
+				id := string(b.Name.GetTagValue(entity.AttrEntityID))
+				if id == "" {
 					return
 				}
-				for _, v := range b.Values {
-					cur.acc.sum += v
-				}
-				cur.acc.n += float64(len(b.Values))
-			})
-			if err != nil {
-				nodeErr = err
-				return
+				cur = &nodeSeries{id: id, name: string(b.Name.GetTagValue(entity.AttrEntityName)),
+					typ:     entity.Type(b.Name.GetTagValue(entity.AttrEntityType)),
+					virtual: string(b.Name.GetTagValue(entity.AttrVirtual)) == "true",
+					feature: f, acc: &meanAcc{}}
+				nodeAccs[i] = append(nodeAccs[i], cur)
 			}
-		}
-	})
-	var (
-		key []byte
-		cur *meanAcc
-		err error
-	)
-	for idx, f := range edgeStats {
-		err = s.series.Search([]Filter{{Value: entity.EdgeMetricPrefix + f}}, fromMs, toMs, func(b SeriesBlock) {
+			if cur != nil {
+				cur.acc.sum += sum(b.Values)
+				cur.acc.n += float64(len(b.Values))
+			}
+		})
+	}
+	// Each edge feature's task owns its slot of every edge's acc; the map
+	// of edges is shared.
+	searchEdge := func(idx int) error {
+		var (
+			key []byte
+			cur *meanAcc
+		)
+		return s.series.Search([]Filter{{Value: entity.EdgeMetricPrefix + edgeStats[idx]}}, fromMs, toMs, func(b SeriesBlock) {
 			if b.NewSeries {
 				cur = nil
 				src, dst := b.Name.GetTagValue(entity.AttrEdgeSource), b.Name.GetTagValue(entity.AttrEdgeTarget)
@@ -607,30 +601,63 @@ func (s *Store) graphStatsFromStorage(fromMs, toMs int64) ([]*nodeSeries, map[st
 				}
 				et := b.Name.GetTagValue(entity.AttrEdgeType)
 				key = append(append(append(append(append(key[:0], src...), "->"...), dst...), '#'), et...)
+				edgesMu.Lock()
 				ea := edges[string(key)]
 				if ea == nil {
 					ea = &edgeAcc{e: GraphEdge{ID: string(key), Source: string(src), Target: string(dst), Type: entity.EdgeType(et)}}
 					edges[ea.e.ID] = ea
 				}
+				edgesMu.Unlock()
 				cur = &ea.acc[idx]
 			}
-			if cur == nil {
-				return
+			if cur != nil {
+				cur.sum += sum(b.Values)
+				cur.n += float64(len(b.Values))
 			}
-			for _, v := range b.Values {
-				cur.sum += v
-			}
-			cur.n += float64(len(b.Values))
 		})
-		if err != nil {
-			break
-		}
+	}
+	tasks := make([]func() error, 0, len(edgeStats)+len(nodeStats))
+	// Edge features first: there are more edge series than node series.
+	for i := range edgeStats {
+		tasks = append(tasks, func() error { return searchEdge(i) })
+	}
+	for i := range nodeStats {
+		tasks = append(tasks, func() error { return searchNode(i) })
+	}
+	errs := make([]error, len(tasks))
+	var (
+		next atomic.Int32
+		wg   sync.WaitGroup
+	)
+	for range min(runtime.GOMAXPROCS(0), len(tasks)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(tasks); i = int(next.Add(1)) - 1 {
+				errs[i] = tasks[i]()
+			}
+		})
 	}
 	wg.Wait()
-	if err := errors.Join(nodeErr, err); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return nil, nil, err
 	}
-	return nodeAccs, edges, nil
+	return slices.Concat(nodeAccs...), edges, nil
+}
+
+// sum adds vs in four independent running sums, which the CPU can add in
+// parallel (a single running sum waits for each addition).
+func sum(vs []float64) float64 {
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(vs); i += 4 {
+		s0 += vs[i]
+		s1 += vs[i+1]
+		s2 += vs[i+2]
+		s3 += vs[i+3]
+	}
+	for ; i < len(vs); i++ {
+		s0 += vs[i]
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // isCritical maps alert severities onto the critical health share.
