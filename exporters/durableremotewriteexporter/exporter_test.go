@@ -127,7 +127,8 @@ func TestQueueOnDiskOutlivesRestart(t *testing.T) {
 	vm := querysourcetest.Start(t)
 	dir := t.TempDir()
 	storage, h := startStorage(t, dir)
-	exp := startExporter(t, vm.RemoteWriteURL(), h)
+	core, logs := observer.New(zap.InfoLevel)
+	exp := startExporter(t, vm.RemoteWriteURL(), h, core)
 	for i := 0; i < 5; i++ {
 		if err := exp.ConsumeMetrics(context.Background(), tick(i)); err != nil {
 			t.Fatalf("tick %d: %v", i, err)
@@ -141,12 +142,29 @@ func TestQueueOnDiskOutlivesRestart(t *testing.T) {
 			t.Fatalf("tick %d refused while VictoriaMetrics is down: %v", i, err)
 		}
 	}
-	// The collector restarts while VictoriaMetrics is still down.
+	// The collector restarts while VictoriaMetrics is still down, with a
+	// request being retried.
+	deadline := time.Now().Add(10 * time.Second)
+	for logs.FilterMessageSnippet("Will retry").Len() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no retry logged while VictoriaMetrics is down")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := exp.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := storage.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	// The request being retried at shutdown stays queued, and the log
+	// says so rather than that it was dropped.
+	if n := logs.FilterMessageSnippet("Dropping data").Len(); n != 0 {
+		t.Errorf("the shutdown logged %d requests as dropped; they stay queued", n)
+	}
+	// (Requests the queue hands out while it stops fail the same way.)
+	if n := logs.FilterMessageSnippet("stays in the persistent queue").FilterLevelExact(zap.InfoLevel).Len(); n == 0 {
+		t.Error("the shutdown logged no request kept in the queue at info level")
 	}
 	storage, h = startStorage(t, dir)
 	exp = startExporter(t, vm.RemoteWriteURL(), h)

@@ -74,6 +74,11 @@ func createMetrics(ctx context.Context, set exporter.Settings, cfg component.Con
 	if err != nil {
 		return nil, err
 	}
+	if q := c.QueueConfig.Get(); q != nil && q.StorageID != nil {
+		set.Logger = set.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+			return keptOnShutdown{c}
+		}))
+	}
 	return exporterhelper.NewMetrics(ctx, set, cfg, rw.ConsumeMetrics,
 		// The contrib exporter bounds each attempt with timeout itself.
 		exporterhelper.WithTimeout(exporterhelper.TimeoutConfig{}),
@@ -113,4 +118,36 @@ func (c withoutRejections) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zap
 
 func (c withoutRejections) With(fields []zapcore.Field) zapcore.Core {
 	return withoutRejections{c.Core.With(fields)}
+}
+
+// On shutdown the queue logs a request whose retries were interrupted as
+// dropped, at error level, though a persistent queue keeps it and sends it
+// after the restart.
+const (
+	dropped             = "Exporting failed. Dropping data."
+	shutdownInterrupted = "interrupted due to shutdown"
+	keptMessage         = "Export interrupted by shutdown; the request stays in the persistent queue and is sent after the restart."
+)
+
+// keptOnShutdown says so instead, at info level, for a queue on storage.
+type keptOnShutdown struct{ zapcore.Core }
+
+func (c keptOnShutdown) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if strings.HasPrefix(e.Message, dropped) {
+		return ce.AddCore(e, c)
+	}
+	return c.Core.Check(e, ce)
+}
+
+func (c keptOnShutdown) With(fields []zapcore.Field) zapcore.Core {
+	return keptOnShutdown{c.Core.With(fields)}
+}
+
+func (c keptOnShutdown) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	for _, f := range fields {
+		if err, ok := f.Interface.(error); ok && f.Type == zapcore.ErrorType && strings.HasPrefix(err.Error(), shutdownInterrupted) {
+			e.Level, e.Message = zapcore.InfoLevel, keptMessage
+		}
+	}
+	return c.Core.Write(e, fields)
 }
