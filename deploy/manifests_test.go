@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -224,6 +226,22 @@ func TestManifestsConsistent(t *testing.T) {
 		for _, p := range c.Ports {
 			ports[p.Name] = p.ContainerPort
 		}
+		// Own metrics: served on the pod's address, on the port named
+		// metrics, so that Prometheus can scrape them; the sidecar keeps
+		// the collector's localhost default in the application's pod.
+		for _, vol := range spec.Volumes {
+			if vol.ConfigMap == nil || !strings.HasPrefix(vol.ConfigMap.Name, "junction-") {
+				continue
+			}
+			role := strings.TrimPrefix(vol.ConfigMap.Name, "junction-")
+			host, port := telemetryEndpoint(t, role)
+			if role == "sidecar" {
+				continue
+			}
+			if host != "0.0.0.0" || int(ports["metrics"]) != port {
+				t.Errorf("%s: configs/%s.yaml serves its metrics on %s:%d; the junction container's port \"metrics\" is %d: serve them on 0.0.0.0 at that port", o, role, host, port, ports["metrics"])
+			}
+		}
 		for name, p := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe} {
 			if p == nil || p.HTTPGet == nil {
 				t.Errorf("%s: junction container has no HTTP %s probe", o, name)
@@ -255,6 +273,25 @@ func TestManifestsConsistent(t *testing.T) {
 	if !sawDS || !sawGW {
 		t.Errorf("daemonset seen %v, gateway seen %v", sawDS, sawGW)
 	}
+}
+
+// telemetryEndpoint is where configs/<role>.yaml serves its own metrics
+// for Prometheus: its first pull reader, else the collector's default.
+func telemetryEndpoint(t *testing.T, role string) (string, int) {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("configs", role+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readers, _ := cm.Get("service::telemetry::metrics::readers").([]any)
+	for _, r := range readers {
+		sub := confmap.NewFromStringMap(map[string]any{"r": r})
+		if host, ok := sub.Get("r::pull::exporter::prometheus::host").(string); ok {
+			port, _ := sub.Get("r::pull::exporter::prometheus::port").(int)
+			return host, port
+		}
+	}
+	return "localhost", 8888
 }
 
 // configMapFiles says where each role's ConfigMap is generated: the

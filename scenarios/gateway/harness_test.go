@@ -96,7 +96,13 @@ func agentExporter(t testing.TB, brokers []string) (exporter.Traces, exporter.Me
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	set := exportertest.NewNopSettings(kafkaType)
+	return startExporters(t, f, exportertest.NewNopSettings(kafkaType), cfg)
+}
+
+// startExporters creates and starts the traces, metrics and logs exporters
+// of f with cfg; the caller shuts them down.
+func startExporters(t testing.TB, f exporter.Factory, set exporter.Settings, cfg component.Config) (exporter.Traces, exporter.Metrics, exporter.Logs) {
+	t.Helper()
 	ctx := context.Background()
 	te, err := f.CreateTraces(ctx, set, cfg)
 	if err != nil {
