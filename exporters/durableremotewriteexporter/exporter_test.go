@@ -39,7 +39,7 @@ var storageID = component.MustNewIDWithName("file_storage", "queue")
 
 // startStorage starts a file_storage extension on dir, as a collector
 // (re)started on the same volume would.
-func startStorage(t *testing.T, dir string) (extension.Extension, host) {
+func startStorage(t testing.TB, dir string) (extension.Extension, host) {
 	t.Helper()
 	f := filestorage.NewFactory()
 	cfg := f.CreateDefaultConfig().(*filestorage.Config)
@@ -60,7 +60,13 @@ func startStorage(t *testing.T, dir string) (extension.Extension, host) {
 // startExporter starts the exporter on endpoint with its queue in the
 // storage of h (in memory unless h is a host), retrying at test speed. Its
 // log goes to the test's log and to logs, if given.
-func startExporter(t *testing.T, endpoint string, h component.Host, logs ...zapcore.Core) exporter.Metrics {
+func startExporter(t testing.TB, endpoint string, h component.Host, logs ...zapcore.Core) exporter.Metrics {
+	t.Helper()
+	return startExporterWith(t, endpoint, h, nil, logs...)
+}
+
+// startExporterWith is startExporter with the config changed by mutate.
+func startExporterWith(t testing.TB, endpoint string, h component.Host, mutate func(*durableremotewriteexporter.Config), logs ...zapcore.Core) exporter.Metrics {
 	t.Helper()
 	f := durableremotewriteexporter.NewFactory()
 	cfg := f.CreateDefaultConfig().(*durableremotewriteexporter.Config)
@@ -70,6 +76,9 @@ func startExporter(t *testing.T, endpoint string, h component.Host, logs ...zapc
 	cfg.RemoteWrite.BackOffConfig.MaxInterval = 200 * time.Millisecond
 	if _, ok := h.(host); ok {
 		cfg.QueueConfig.Get().StorageID = &storageID
+	}
+	if mutate != nil {
+		mutate(cfg)
 	}
 	set := exportertest.NewNopSettings(durableremotewriteexporter.Type)
 	// The queue's key in the storage is the exporter's id: the same after
