@@ -134,6 +134,9 @@ type keptOnShutdown struct{ zapcore.Core }
 
 func (c keptOnShutdown) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
 	if strings.HasPrefix(e.Message, dropped) {
+		if !c.Enabled(e.Level) {
+			return ce
+		}
 		return ce.AddCore(e, c)
 	}
 	return c.Core.Check(e, ce)
@@ -146,6 +149,9 @@ func (c keptOnShutdown) With(fields []zapcore.Field) zapcore.Core {
 func (c keptOnShutdown) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	for _, f := range fields {
 		if err, ok := f.Interface.(error); ok && f.Type == zapcore.ErrorType && strings.HasPrefix(err.Error(), shutdownInterrupted) {
+			if !c.Enabled(zapcore.InfoLevel) {
+				return nil
+			}
 			e.Level, e.Message = zapcore.InfoLevel, keptMessage
 		}
 	}
