@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -14,7 +15,6 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configoptional"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -220,17 +220,7 @@ func TestReplicaProcessKilled(t *testing.T) {
 // pipeline runs the batch processor.
 func tracesPipelineBatches(t *testing.T) bool {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(gatewayConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	procs, _ := cm.Get("service::pipelines::traces::processors").([]any)
-	for _, p := range procs {
-		if p == "batch" {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(pipelineProcessors(t, gatewayConfig, "traces"), "batch")
 }
 
 func killReplicaMidStream(t *testing.T, flags ...string) {

@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/exporter/otlpexporter"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
 )
@@ -202,7 +203,11 @@ func TestSelfDashboardReadsJunctionTelemetry(t *testing.T) {
 	})
 	ote, ome, ole := startOTLP(t, single)
 	for _, td := range recorded {
-		if err := kte.ConsumeTraces(ctx, td); err != nil {
+		// Each its own copy: the agent's exporter merges batches in its
+		// queue, which moves their spans.
+		kafkaCopy := ptrace.NewTraces()
+		td.CopyTo(kafkaCopy)
+		if err := kte.ConsumeTraces(ctx, kafkaCopy); err != nil {
 			t.Fatal(err)
 		}
 		if err := ote.ConsumeTraces(ctx, td); err != nil {
