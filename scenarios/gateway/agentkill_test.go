@@ -30,12 +30,7 @@ func TestAgentProcessKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the junction binary")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freePort(t)
 	brokers := []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	audit := auditTopic(t, brokers, "junction-traces")
 	dir := t.TempDir()

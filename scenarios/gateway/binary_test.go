@@ -21,6 +21,21 @@ import (
 	"github.com/junction-sre/junction/internal/testbin"
 )
 
+// freePort is a loopback TCP port free when asked, for a server the test
+// starts later (and again on the same port).
+func freePort(t *testing.T) int {
+	t.Helper()
+	_, port, err := net.SplitHostPort(freeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

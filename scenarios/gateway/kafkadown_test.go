@@ -145,12 +145,7 @@ func TestAgentRidesOutKafkaOutage(t *testing.T) {
 	third := len(batches) / 3
 	first, second, last := batches[:third], batches[third:2*third], batches[2*third:]
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freePort(t)
 	brokers := []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	kafkaDir, queueDir := t.TempDir(), t.TempDir()
 	// The audit reads the topic throughout, reconnecting whenever Kafka is
