@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -91,9 +92,25 @@ func startOTLP(t *testing.T, addr string) (exporter.Traces, exporter.Metrics, ex
 // variables.
 var grafanaVars = strings.NewReplacer("$__rate_interval", "1m", "$instance", ".*")
 
-// dashboardSelectors parses every query of the dashboard as PromQL and
-// returns its metric selectors, by panel title.
-func dashboardSelectors(t *testing.T, file string) map[string][]*parser.VectorSelector {
+// panelQuery is one query of a dashboard panel: the PromQL with Grafana's
+// variables filled in, and its metric selectors.
+type panelQuery struct {
+	panel, expr string
+	selectors   []*parser.VectorSelector
+}
+
+// named reports whether every selector of the query names its metric.
+func (q panelQuery) named() bool {
+	for _, vs := range q.selectors {
+		if vs.Name == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// dashboardQueries parses every query of the dashboard as PromQL.
+func dashboardQueries(t *testing.T, file string) []panelQuery {
 	t.Helper()
 	raw, err := os.ReadFile(file)
 	if err != nil {
@@ -117,7 +134,7 @@ func dashboardSelectors(t *testing.T, file string) map[string][]*parser.VectorSe
 		t.Fatalf("%s: %v", file, err)
 	}
 	p := parser.NewParser(parser.Options{})
-	out := map[string][]*parser.VectorSelector{}
+	var out []panelQuery
 	for _, panel := range d.Panels {
 		if panel.Type == "row" {
 			continue
@@ -126,20 +143,45 @@ func dashboardSelectors(t *testing.T, file string) map[string][]*parser.VectorSe
 			t.Errorf("%s: panel %q: datasource %+v, %d queries; want the ${datasource} Prometheus variable and a query", file, panel.Title, panel.Datasource, len(panel.Targets))
 		}
 		for _, target := range panel.Targets {
-			expr, err := p.ParseExpr(grafanaVars.Replace(target.Expr))
+			q := panelQuery{panel: panel.Title, expr: grafanaVars.Replace(target.Expr)}
+			expr, err := p.ParseExpr(q.expr)
 			if err != nil {
 				t.Errorf("%s: panel %q: %s: %v", file, panel.Title, target.Expr, err)
 				continue
 			}
 			parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
 				if vs, ok := n.(*parser.VectorSelector); ok {
-					out[panel.Title] = append(out[panel.Title], vs)
+					q.selectors = append(q.selectors, vs)
 				}
 				return nil
 			})
+			out = append(out, q)
 		}
 	}
 	return out
+}
+
+// instantQuery runs expr on vm now and returns how many series it gave.
+func instantQuery(vm *querysourcetest.VictoriaMetrics, expr string) (int, error) {
+	resp, err := http.Get(vm.URL + "/api/v1/query?query=" + url.QueryEscape(expr))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return 0, err
+	}
+	if r.Status != "success" {
+		return 0, fmt.Errorf("%s: %s", resp.Status, r.Error)
+	}
+	return len(r.Data.Result), nil
 }
 
 // documentedMetrics returns the otelcol_* names the docs describe: counters
@@ -168,22 +210,30 @@ func documentedMetrics(t *testing.T) map[string]bool {
 // dashboard against what Junction serves: a gateway process on the
 // deployed config fed through Kafka, and a single node on the embedded
 // default config fed over OTLP, each with its own metrics on for
-// Prometheus. Every query parses as PromQL; every metric a query names is
-// served by one of them; a query that picks metrics by a name pattern
-// (counters that appear at the first drop) matches a documented name.
+// Prometheus, scraped by VictoriaMetrics. Every query parses as PromQL;
+// every metric a query names is served by one of them; a query that picks
+// metrics by a name pattern (counters that appear at the first drop)
+// matches a documented name; every query runs on the scraped series, and
+// every panel with a query that names its metrics shows data.
 func TestSelfDashboardReadsJunctionTelemetry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the junction binary")
 	}
-	vm := querysourcetest.Start(t)
+	// VictoriaMetrics scrapes both processes, as the Prometheus behind
+	// the dashboard would.
+	gwTelemetry, singleTelemetry := freeAddr(t), freeAddr(t)
+	scrape := filepath.Join(t.TempDir(), "scrape.yaml")
+	if err := os.WriteFile(scrape, fmt.Appendf(nil, "scrape_configs:\n  - job_name: junction\n    scrape_interval: 1s\n    static_configs:\n      - targets: [%q, %q]\n", gwTelemetry, singleTelemetry), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vm := querysourcetest.Start(t, "-promscrape.config="+scrape)
 	broker := startBroker(t)
 	brokers := broker.ListenAddrs()
 	backend, spans := startBackend(t)
-	gwTelemetry := freeAddr(t)
 	runGatewayTo(t, "gateway-0", brokers[0], vm.RemoteWriteURL(), backend, t.TempDir(), telemetryFlags(gwTelemetry)...)
 	waitGroupStable(t, broker, membersPerReplica)
 
-	single, singleTelemetry := freeAddr(t), freeAddr(t)
+	single := freeAddr(t)
 	runJunction(t, "single", singleNodeConfig, nil, append(telemetryFlags(singleTelemetry),
 		"--set=receivers::otlp::protocols::grpc::endpoint="+single,
 		"--set=receivers::otlp::protocols::http::endpoint="+freeAddr(t),
@@ -228,10 +278,10 @@ func TestSelfDashboardReadsJunctionTelemetry(t *testing.T) {
 		return spans.count() >= sent, describe(spans.count(), "spans")
 	})
 
-	selectors := dashboardSelectors(t, selfDashboard)
+	queries := dashboardQueries(t, selfDashboard)
 	var literal []string
-	for _, vss := range selectors {
-		for _, vs := range vss {
+	for _, q := range queries {
+		for _, vs := range q.selectors {
 			if vs.Name != "" {
 				literal = append(literal, vs.Name)
 			}
@@ -254,8 +304,8 @@ func TestSelfDashboardReadsJunctionTelemetry(t *testing.T) {
 		return len(missing) == 0, "not served: " + strings.Join(missing, ", ")
 	})
 	documented := documentedMetrics(t)
-	for title, vss := range selectors {
-		for _, vs := range vss {
+	for _, q := range queries {
+		for _, vs := range q.selectors {
 			if vs.Name != "" {
 				continue
 			}
@@ -266,7 +316,7 @@ func TestSelfDashboardReadsJunctionTelemetry(t *testing.T) {
 				}
 			}
 			if pattern == nil {
-				t.Errorf("panel %q: %s selects no metric name", title, vs)
+				t.Errorf("panel %q: %s selects no metric name", q.panel, vs)
 				continue
 			}
 			matched := false
@@ -277,8 +327,34 @@ func TestSelfDashboardReadsJunctionTelemetry(t *testing.T) {
 				matched = matched || pattern.Matches(n)
 			}
 			if !matched {
-				t.Errorf("panel %q: %s matches no metric Junction serves or documents", title, vs)
+				t.Errorf("panel %q: %s matches no metric Junction serves or documents", q.panel, vs)
 			}
 		}
 	}
+
+	// Every query runs on the scraped series; every panel with a query
+	// that names its metrics shows data (counters picked by name pattern
+	// appear at the first drop, so their panels may be empty).
+	waitFor(t, "every panel to show data from the scraped series", 60*time.Second, func() (bool, string) {
+		shows := map[string]bool{}
+		needs := map[string]bool{}
+		for _, q := range queries {
+			n, err := instantQuery(vm, q.expr)
+			if err != nil {
+				t.Fatalf("panel %q: %s: %v", q.panel, q.expr, err)
+			}
+			if q.named() {
+				needs[q.panel] = true
+				shows[q.panel] = shows[q.panel] || n > 0
+			}
+		}
+		var empty []string
+		for p := range needs {
+			if !shows[p] {
+				empty = append(empty, p)
+			}
+		}
+		sort.Strings(empty)
+		return len(empty) == 0, "no data in: " + strings.Join(empty, ", ")
+	})
 }

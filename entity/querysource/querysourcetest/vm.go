@@ -38,6 +38,8 @@ type VictoriaMetrics struct {
 	dir  string
 	log  *os.File
 	cmd  *exec.Cmd
+	// flags are added to the server's command line.
+	flags []string
 }
 
 // Start runs VictoriaMetrics on a free loopback port with its data in a
@@ -46,8 +48,9 @@ type VictoriaMetrics struct {
 // victoria-metrics). Retention is 100 years so that the simulator's
 // virtual timestamps are kept, and -search.latencyOffset is 1s, as
 // docs/deploy.md asks of the VictoriaMetrics a ruler queries (Debian's
-// 1.79 ignores the per-query latency_offset the source sends).
-func Start(t testing.TB) *VictoriaMetrics {
+// 1.79 ignores the per-query latency_offset the source sends). flags are
+// added to its command line.
+func Start(t testing.TB, flags ...string) *VictoriaMetrics {
 	t.Helper()
 	if _, err := os.Stat(Binary); err != nil {
 		t.Skipf("VictoriaMetrics not installed (%s missing): apt-get install victoria-metrics to run this test", Binary)
@@ -63,7 +66,7 @@ func Start(t testing.TB) *VictoriaMetrics {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm := &VictoriaMetrics{URL: "http://" + addr, addr: addr, dir: dir, log: logf}
+	vm := &VictoriaMetrics{URL: "http://" + addr, addr: addr, dir: dir, log: logf, flags: flags}
 	t.Cleanup(func() {
 		vm.Stop()
 		logf.Close()
@@ -81,8 +84,8 @@ func Start(t testing.TB) *VictoriaMetrics {
 // data directory.
 func (vm *VictoriaMetrics) Restart(t testing.TB) {
 	t.Helper()
-	cmd := exec.Command(Binary, "-storageDataPath="+filepath.Join(vm.dir, "data"), "-httpListenAddr="+vm.addr,
-		"-retentionPeriod=100y", "-search.latencyOffset=1s", "-search.disableCache", "-loggerLevel=WARN")
+	cmd := exec.Command(Binary, append([]string{"-storageDataPath=" + filepath.Join(vm.dir, "data"), "-httpListenAddr=" + vm.addr,
+		"-retentionPeriod=100y", "-search.latencyOffset=1s", "-search.disableCache", "-loggerLevel=WARN"}, vm.flags...)...)
 	cmd.Stdout, cmd.Stderr = vm.log, vm.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
