@@ -202,8 +202,16 @@ func (g *Graph) entity(now time.Time, typ entity.Type, id, name string, virtual 
 	return e
 }
 
-// edgeOf is edge through the source's cache of its edges.
+// edgeOf is edge through the source's cache of its edges. Seeing the edge
+// is seeing its two entities: an entity lives as long as an edge it ends
+// does (a call paired now refreshes an edge whose client was last seen
+// when the call began), so a snapshot never holds an edge without them.
 func (g *Graph) edgeOf(now time.Time, src, dst *entityState, typ entity.EdgeType) *edgeState {
+	for _, ent := range [2]*entityState{src, dst} {
+		if now.After(ent.lastSeen) {
+			ent.lastSeen = now
+		}
+	}
 	k := outKey{dst, typ}
 	if e, ok := src.out[k]; ok && !e.evicted {
 		if now.After(e.lastSeen) {
@@ -306,16 +314,6 @@ func (g *Graph) evict(now time.Time) {
 			delete(g.edges, k)
 			e.evicted = true
 			g.counters.Evicted(WhatEdge, "", 1)
-		}
-	}
-	// An entity lives as long as an edge it ends does: a call paired now
-	// can refresh an edge whose client was last seen when the call began,
-	// and a snapshot never holds an edge without its two entities.
-	for _, e := range g.edges {
-		for _, id := range [2]string{e.src, e.dst} {
-			if ent, ok := g.entities[id]; ok && e.lastSeen.After(ent.lastSeen) {
-				ent.lastSeen = e.lastSeen
-			}
 		}
 	}
 	for id, e := range g.entities {

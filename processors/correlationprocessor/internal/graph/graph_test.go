@@ -327,7 +327,7 @@ func TestEntityOutlivesNoEdgeOfIt(t *testing.T) {
 	dst := g.serviceEntity(t0, "shop", "checkout", false)
 	require.NotNil(t, src)
 	require.NotNil(t, dst)
-	g.edge(t0.Add(ttl/2), src.ref.ID, dst.ref.ID, entity.EdgeHTTP)
+	g.edgeOf(t0.Add(ttl/2), src, dst, entity.EdgeHTTP)
 	// checkout is seen again later; frontend only through the edge.
 	g.serviceEntity(t0.Add(ttl), "shop", "checkout", false)
 
