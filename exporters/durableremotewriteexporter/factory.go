@@ -30,6 +30,9 @@ import (
 // Type is the component type.
 var Type = component.MustNewType("durable_remote_write")
 
+// remoteWrite is the contrib exporter's factory this exporter wraps.
+var remoteWrite = prometheusremotewriteexporter.NewFactory()
+
 const stability = component.StabilityLevelAlpha
 
 // Defaults that differ from the remote-write exporter's or the queue's own.
@@ -51,7 +54,7 @@ func NewFactory() exporter.Factory {
 }
 
 func createDefaultConfig() component.Config {
-	rw := *prometheusremotewriteexporter.NewFactory().CreateDefaultConfig().(*prometheusremotewriteexporter.Config)
+	rw := *remoteWrite.CreateDefaultConfig().(*prometheusremotewriteexporter.Config)
 	rw.RemoteWriteQueue.Enabled = false
 	rw.BackOffConfig.MaxElapsedTime = defaultMaxElapsedTime
 	queue := exporterhelper.NewDefaultQueueConfig()
@@ -70,7 +73,7 @@ func createMetrics(ctx context.Context, set exporter.Settings, cfg component.Con
 	innerSet.Logger = set.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return withoutRejections{c}
 	}))
-	rw, err := prometheusremotewriteexporter.NewFactory().CreateMetrics(ctx, innerSet, &inner)
+	rw, err := remoteWrite.CreateMetrics(ctx, innerSet, &inner)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +101,7 @@ func innerID(id component.ID) component.ID {
 	if id.Name() != "" {
 		name += "_" + id.Name()
 	}
-	return component.NewIDWithName(prometheusremotewriteexporter.NewFactory().Type(), strings.ReplaceAll(name, "/", "_"))
+	return component.NewIDWithName(remoteWrite.Type(), strings.ReplaceAll(name, "/", "_"))
 }
 
 // rejection is how the contrib exporter's exporterhelper logs each failed

@@ -115,12 +115,9 @@ func TestViewFollowsAPI(t *testing.T) {
 	srv := fakeAPI(t)
 	var out syncBuffer
 	v := newView(&out, srv.URL+"/", fixedNow)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); v.watch(ctx) }()
+	stop := watching(v)
 	waitFor(t, &out, "▼ resolved  ProxyCircuitOpen")
-	cancel()
-	<-done
+	stop()
 	got := out.String()
 	for _, want := range []string{
 		"▲ FIRING    ProxyCircuitOpen            proxy:edge-proxy/frontend [critical]",
@@ -153,9 +150,7 @@ func TestViewAPIDown(t *testing.T) {
 	var out syncBuffer
 	v := newView(&out, "http://"+addr, fixedNow)
 	v.retry = 10 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); v.watch(ctx) }()
+	stop := watching(v)
 	waitFor(t, &out, "Retrying every")
 
 	// The API comes up on the same address.
@@ -170,8 +165,7 @@ func TestViewAPIDown(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	waitFor(t, &out, "is answering")
 	waitFor(t, &out, "▼ resolved")
-	cancel()
-	<-done
+	stop()
 	if n := strings.Count(out.String(), "is not answering"); n != 1 {
 		t.Errorf("the API-down message was printed %d times, want once:\n%s", n, out.String())
 	}
@@ -185,9 +179,7 @@ func TestViewReopensEndedStream(t *testing.T) {
 	var out syncBuffer
 	v := newView(&out, srv.URL, fixedNow)
 	v.retry = time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); v.watch(ctx) }()
+	stop := watching(v)
 	for streams.Load() < 3 {
 		select {
 		case <-t.Context().Done():
@@ -195,8 +187,7 @@ func TestViewReopensEndedStream(t *testing.T) {
 		case <-time.After(time.Millisecond):
 		}
 	}
-	cancel()
-	<-done
+	stop()
 	got := out.String()
 	if strings.Contains(got, "not answering") {
 		t.Errorf("an ended stream was reported as the API down:\n%s", got)
@@ -359,13 +350,19 @@ func TestViewCatchesUpOnResolutionsBetweenStreams(t *testing.T) {
 	var out syncBuffer
 	v := newView(&out, srv.URL, fixedNow)
 	v.retry = time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); v.watch(ctx) }()
+	stop := watching(v)
 	waitFor(t, &out, "▼ resolved  HopOwnsLatency")
-	cancel()
-	<-done
+	stop()
 	if fired, res := v.counts(); fired != 1 || res != 1 {
 		t.Errorf("counted %d fired, %d resolved, want 1 and 1:\n%s", fired, res, out.String())
 	}
+}
+
+// watching runs v.watch until the returned stop is called; stop returns
+// once watch has.
+func watching(v *view) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); v.watch(ctx) }()
+	return func() { cancel(); <-done }
 }
