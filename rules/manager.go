@@ -288,10 +288,18 @@ func (m *Manager) observe() []ruleObservation {
 	return out
 }
 
+// ReloadSettle is how long rule files must be quiet after a file-system
+// event before they are read: editors, `cp` and ConfigMap updates write in
+// several steps (truncate, write, rename), and a file read between the
+// truncate and the write is empty, which is a valid rule file with no
+// rules: installing it would resolve every alert of the file.
+const ReloadSettle = 500 * time.Millisecond
+
 // Run evaluates each group on its interval against snapshots from src and
 // hands the alerts of every evaluation (pending, firing, and those resolved
 // in it) and all rule statuses to notify. It reloads rule files when they
-// change (file-system notifications, and every ReloadInterval), writes the
+// change (file-system notifications, read once the files have been quiet
+// for ReloadSettle, and every ReloadInterval), writes the
 // state file after every evaluation, and returns nil when ctx is done.
 func (m *Manager) Run(ctx context.Context, src entity.Source, notify func(ctx context.Context, alerts []alert.Alert, status []alert.RuleStatus)) error {
 	var events <-chan fsnotify.Event
@@ -311,6 +319,11 @@ func (m *Manager) Run(ctx context.Context, src entity.Source, notify func(ctx co
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// A file-system event starts (or restarts) the settle timer; the files
+	// are read once they have been quiet for ReloadSettle.
+	settle := time.NewTimer(ReloadSettle)
+	settle.Stop()
+	defer settle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -321,6 +334,8 @@ func (m *Manager) Run(ctx context.Context, src entity.Source, notify func(ctx co
 		case <-reloadC:
 			_, _ = m.ReloadIfChanged()
 		case <-events:
+			settle.Reset(ReloadSettle)
+		case <-settle.C:
 			_, _ = m.ReloadIfChanged()
 		case <-timer.C:
 			now := m.set.Now()

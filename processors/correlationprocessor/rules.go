@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/rules"
 )
 
 // evaluateRules is the evaluate hook: it evaluates the rule groups that are
@@ -62,9 +63,8 @@ func (p *correlationProcessor) watchRules() *rulesWatch {
 }
 
 // rulesSettle is how long the rule files must be quiet after a
-// file-system event before they are read: editors and ConfigMap updates
-// write in several steps (truncate, write, rename).
-const rulesSettle = 500 * time.Millisecond
+// file-system event before they are read (rules.ReloadSettle says why).
+const rulesSettle = rules.ReloadSettle
 
 // changed notes a file-system event and (re)starts the settle timer.
 func (rw *rulesWatch) changed() {
