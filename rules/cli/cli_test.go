@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -154,6 +155,12 @@ func TestParseSeries(t *testing.T) {
 		"-1+1x2":        {-1, 0, 1},
 		"1e3x1":         {1000, 1000},
 		"1.5e-1+1e-1x1": {0.15, 0.25},
+		// promtool's own notation beyond the basics: stale ends a series,
+		// a plain axN repeats, spaces separate.
+		"1 stale 2":   {1, nan, 2},
+		"3x0":         {3},
+		"  4   5  ":   {4, 5},
+		"1+1x1 _x1 2": {1, 2, nan, 2},
 	} {
 		got, err := parseSeries(in)
 		if err != nil {
@@ -171,9 +178,19 @@ func TestParseSeries(t *testing.T) {
 			}
 		}
 	}
-	for _, bad := range []string{"abc", "1x", "1x-2", "a+bx2"} {
-		if _, err := parseSeries(bad); err == nil {
+	for _, bad := range []string{"abc", "1x", "1x-2", "a+bx2", "1 {a=\"b\"}"} {
+		_, err := parseSeries(bad)
+		if err == nil {
 			t.Errorf("%q: expected an error", bad)
+			continue
 		}
+		// The error names the series as written, not the metric name
+		// the parser needs before it.
+		if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("%q", bad)) {
+			t.Errorf("%q: error %q does not quote the series", bad, msg)
+		}
+	}
+	if _, err := parseSeries("1 2 zz"); err == nil || !strings.Contains(err.Error(), "column 5:") {
+		t.Errorf(`"1 2 zz": error %v, want it at column 5`, err)
 	}
 }

@@ -3,17 +3,19 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
 
 	"github.com/junction-sre/junction/alert"
@@ -154,54 +156,43 @@ type series []float64
 
 var absent = math.NaN()
 
-// parseSeries expands the notation "a+bxN" (N+1 values a, a+b, ...
-// a+N*b), "a-bxN", "axN" (a, N+1 times), "_" (no value) and "_xN" (N steps
-// without value), separated by spaces.
+// seriesParser reads series in promtool's notation.
+var seriesParser = parser.NewParser(parser.Options{})
+
+// parseSeries reads a value series exactly as promtool's rule tests do,
+// with the PromQL parser's series notation (promql/parser.ParseSeriesDesc):
+// "a+bxN" (N+1 values a, a+b, ... a+N*b), "a-bxN", "axN" (a, N+1 times),
+// "_" (a step without a value), "_xN" (N such steps) and "stale" (the
+// series ends: no value), separated by spaces. Steps without a value are
+// NaN in the result.
 func parseSeries(s string) (series, error) {
-	var out series
-	for _, tok := range strings.Fields(s) {
-		if tok == "_" {
-			out = append(out, absent)
-			continue
+	// ParseSeriesDesc reads a metric name before the values.
+	_, vals, err := seriesParser.ParseSeriesDesc(seriesMetric + " " + s)
+	if err != nil {
+		var perrs parser.ParseErrors
+		if errors.As(err, &perrs) && len(perrs) > 0 {
+			// The position counted in the series as written.
+			col := int(perrs[0].PositionRange.Start) - len(seriesMetric)
+			return nil, fmt.Errorf("series %q: column %d: %w", s, max(col, 1), perrs[0].Err)
 		}
-		x := strings.LastIndexByte(tok, 'x')
-		if x < 0 {
-			v, err := strconv.ParseFloat(tok, 64)
-			if err != nil {
-				return nil, fmt.Errorf("series %q: %q is not a number", s, tok)
-			}
-			out = append(out, v)
-			continue
-		}
-		n, err := strconv.Atoi(tok[x+1:])
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("series %q: %q: the count after x must be a non-negative integer", s, tok)
-		}
-		head := tok[:x]
-		if head == "_" {
-			for range n {
-				out = append(out, absent)
-			}
-			continue
-		}
-		start, step := head, "0"
-		for i := 1; i < len(head); i++ {
-			if (head[i] == '+' || head[i] == '-') && head[i-1] != 'e' && head[i-1] != 'E' {
-				start, step = head[:i], head[i:]
-				break
-			}
-		}
-		a, err1 := strconv.ParseFloat(start, 64)
-		b, err2 := strconv.ParseFloat(strings.TrimPrefix(step, "+"), 64)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("series %q: %q is not of the form a+bxN", s, tok)
-		}
-		for i := 0; i <= n; i++ {
-			out = append(out, a+float64(i)*b)
+		return nil, fmt.Errorf("series %q: %w", s, err)
+	}
+	out := make(series, len(vals))
+	for i, v := range vals {
+		switch {
+		case v.Omitted, value.IsStaleNaN(v.Value):
+			out[i] = absent
+		case v.Histogram != nil:
+			return nil, fmt.Errorf("series %q: histogram samples are not supported: features are numbers", s)
+		default:
+			out[i] = v.Value
 		}
 	}
 	return out, nil
 }
+
+// seriesMetric is the metric name parseSeries puts before the values.
+const seriesMetric = "series"
 
 type parsedEntity struct {
 	e                                   entity.Entity
