@@ -1,5 +1,8 @@
 package main
 
-import rulescli "github.com/junction-sre/junction/rules/cli"
+import (
+	"github.com/junction-sre/junction/analyze"
+	rulescli "github.com/junction-sre/junction/rules/cli"
+)
 
-func init() { extraCommands = append(extraCommands, rulescli.NewCommand) }
+func init() { extraCommands = append(extraCommands, rulescli.NewCommand, analyze.NewCommand) }
