@@ -42,8 +42,8 @@ const (
 // maxRecordBytes bounds one line or one framed message, so that a corrupt
 // length or a file without newlines cannot take all memory. The collector's
 // own receivers take 4 MiB per request by default; the file exporter writes
-// a batch per record.
-const maxRecordBytes = 256 << 20
+// a batch per record. A variable so that tests can lower it.
+var maxRecordBytes = 256 << 20
 
 var (
 	gzipMagic = []byte{0x1f, 0x8b}
@@ -170,7 +170,7 @@ func newFileReader(path string, rd io.Reader, size int64) (*FileReader, error) {
 		}
 		stream, r.Compression = zr, CompressionGzip
 	case bytes.HasPrefix(head, zstdMagic):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxRecordBytes*4))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(maxRecordBytes)*4))
 		if err != nil {
 			return nil, fmt.Errorf("%s: zstd: %w", path, err)
 		}
@@ -209,7 +209,7 @@ func newFileReader(path string, rd io.Reader, size int64) (*FileReader, error) {
 		return nil, fmt.Errorf("%s: neither OTLP JSON lines nor length-prefixed OTLP protobuf (%d bytes)", path, len(head))
 	}
 	n := binary.BigEndian.Uint32(head)
-	if n > maxRecordBytes || (n > 0 && len(head) == 5 && !plausiblePayload(br, n)) {
+	if int64(n) > int64(maxRecordBytes) || (n > 0 && len(head) == 5 && !plausiblePayload(br, n)) {
 		return nil, fmt.Errorf("%s: neither OTLP JSON lines (it does not start with '{') nor length-prefixed OTLP protobuf (first length %d)", path, n)
 	}
 	r.Format = FormatProto
@@ -284,7 +284,7 @@ func (r *FileReader) nextLine() (*Record, error) {
 			continue
 		}
 		if len(line) > maxRecordBytes {
-			return nil, &RecordError{File: r.Path, Line: r.pos, Offset: start, Err: fmt.Errorf("line longer than %d MiB", maxRecordBytes>>20)}
+			return nil, &RecordError{File: r.Path, Line: r.pos, Offset: start, Err: fmt.Errorf("line longer than %d bytes", maxRecordBytes)}
 		}
 		rec, err := decodeJSON(line)
 		if err != nil {
@@ -346,9 +346,9 @@ func (r *FileReader) nextMessage() (*Record, error) {
 	}
 	r.pos++
 	size := binary.BigEndian.Uint32(hdr[:])
-	if size > maxRecordBytes {
+	if int64(size) > int64(maxRecordBytes) {
 		r.done = true
-		return nil, fmt.Errorf("%s: message %d (byte %d): length %d exceeds %d MiB; the rest of the file cannot be framed", r.Path, r.pos, start, size, maxRecordBytes>>20)
+		return nil, fmt.Errorf("%s: message %d (byte %d): length %d exceeds %d bytes; the rest of the file cannot be framed", r.Path, r.pos, start, size, maxRecordBytes)
 	}
 	if cap(r.buf) < int(size) {
 		r.buf = make([]byte, size)
@@ -362,7 +362,7 @@ func (r *FileReader) nextMessage() (*Record, error) {
 	}
 	if bytes.HasPrefix(buf, zstdMagic) {
 		if r.msgZ == nil {
-			if r.msgZ, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxRecordBytes)); err != nil {
+			if r.msgZ, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(maxRecordBytes))); err != nil {
 				return nil, &RecordError{File: r.Path, Line: r.pos, Message: true, Offset: start, Err: err}
 			}
 		}

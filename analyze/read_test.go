@@ -296,8 +296,35 @@ func equal[T comparable](a, b []T) bool {
 	return true
 }
 
-// TestLongLine: a line beyond the bound is one bad record, and the next
-// line reads.
+// TestRecordBound: a line beyond the bound on one record is one bad
+// record and the next line reads; a framed length beyond it ends the file.
+func TestRecordBound(t *testing.T) {
+	defer func(old int) { maxRecordBytes = old }(maxRecordBytes)
+	maxRecordBytes = 2048
+	long := append([]byte(`{"resourceSpans":[],"x":"`), bytes.Repeat([]byte("a"), 5000)...)
+	long = append(long, []byte("\"}\n")...)
+	res, err := readAll(t, append(append(jsonLines(t, testLogs(1, t0)), long...), jsonLines(t, testTraces(1, t0))...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equal(res.positions, []int{1, 3}) || len(res.bad) != 1 || !strings.Contains(res.bad[0], ":2: line longer than 2048 bytes") || res.end != nil {
+		t.Errorf("read %v at %v, bad %q, end %v; want lines 1 and 3, line 2 too long", res.signals, res.positions, res.bad, res.end)
+	}
+	var big [4]byte
+	binary.BigEndian.PutUint32(big[:], 4096)
+	data := append(framed(mustProto(t, testLogs(1, t0))), big[:]...)
+	data = append(data, bytes.Repeat([]byte{0x0a}, 4096)...)
+	res, err = readAll(t, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equal(res.positions, []int{1}) || res.end == nil || !strings.Contains(res.end.Error(), "message 2") || !strings.Contains(res.end.Error(), "exceeds 2048 bytes") {
+		t.Errorf("read %v, end %v; want message 1, then the file ended at message 2", res.positions, res.end)
+	}
+}
+
+// TestProtoSignalOfEmptyLeaves: the signal of a framed message is told
+// from the first span, metric or log record that shows it.
 func TestProtoSignalOfEmptyLeaves(t *testing.T) {
 	// A span with no timestamps, kind or parent still reads as a trace
 	// when another span in the batch has them; a batch of metrics with
