@@ -331,6 +331,9 @@ func (rp *replay) advance(s *source) {
 		case errors.As(err, &re) && errors.Is(re.Err, errEmptyRequest):
 			s.stats.Empty++
 			continue
+		case errors.As(err, &re) && errors.Is(re.Err, errProfiles):
+			s.stats.Profiles++
+			continue
 		case errors.As(err, &re):
 			s.stats.Bad++
 			if len(rp.rep.Input.Errors) < maxPrintedErrors {

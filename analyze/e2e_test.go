@@ -5,11 +5,14 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -223,3 +226,158 @@ func containsLine(text string, parts ...string) bool {
 }
 
 func keys[V any](m map[string]V) []string { return sortedKeys(m) }
+
+// encodingSink writes every batch into one file with enc, as one file
+// exporter shared by the three pipelines does.
+type encodingSink struct {
+	w   io.Writer
+	enc func(b []byte) []byte // framing (and compression) of one message
+	pb  bool                  // protobuf, else JSON
+}
+
+func (s *encodingSink) put(b []byte, err error) error {
+	if err != nil {
+		return err
+	}
+	_, err = s.w.Write(s.enc(b))
+	return err
+}
+
+func (s *encodingSink) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
+	if s.pb {
+		return s.put((&ptrace.ProtoMarshaler{}).MarshalTraces(td))
+	}
+	return s.put((&ptrace.JSONMarshaler{}).MarshalTraces(td))
+}
+
+func (s *encodingSink) ConsumeMetrics(_ context.Context, md pmetric.Metrics) error {
+	if s.pb {
+		return s.put((&pmetric.ProtoMarshaler{}).MarshalMetrics(md))
+	}
+	return s.put((&pmetric.JSONMarshaler{}).MarshalMetrics(md))
+}
+
+func (s *encodingSink) ConsumeLogs(_ context.Context, ld plog.Logs) error {
+	if s.pb {
+		return s.put((&plog.ProtoMarshaler{}).MarshalLogs(ld))
+	}
+	return s.put((&plog.JSONMarshaler{}).MarshalLogs(ld))
+}
+
+// TestFormatsAgree: the same recording written in each of the file
+// exporter's encodings (JSON lines, gzip-ed JSON lines, framed protobuf,
+// framed protobuf with each message zstd-compressed) gives the same graph,
+// critical paths and alerts.
+func TestFormatsAgree(t *testing.T) {
+	plan, err := scenarios.NewPlan(scenarios.Bottleneck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan.Healthy, plan.Fault, plan.Recover = 2*time.Minute, 2*time.Minute, time.Minute
+	line := func(b []byte) []byte { return append(b, '\n') }
+	frame := func(b []byte) []byte { return framed(b) }
+	zframe := func(b []byte) []byte { return framed(zstdEncode(t, b)) }
+	dir := t.TempDir()
+	var want []byte
+	for _, tc := range []struct {
+		name string
+		enc  func([]byte) []byte
+		pb   bool
+		gz   bool
+	}{
+		{"json", line, false, false},
+		{"json.gz", line, false, true},
+		{"pb", frame, true, false},
+		{"pb.zstd-messages", zframe, true, false},
+	} {
+		var buf bytes.Buffer
+		if _, err := scenarios.Run(context.Background(), plan, &encodingSink{w: &buf, enc: tc.enc, pb: tc.pb}, scenarios.Unpaced); err != nil {
+			t.Fatal(err)
+		}
+		data := buf.Bytes()
+		if tc.gz {
+			data = gzipped(t, data)
+		}
+		p := filepath.Join(dir, "recording."+tc.name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Analyze(context.Background(), Options{}, []string{p}, io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if rep.Input.Bad != 0 || rep.Input.Spans == 0 {
+			t.Fatalf("%s: %d bad records, %d spans", tc.name, rep.Input.Bad, rep.Input.Spans)
+		}
+		got, err := json.Marshal(struct {
+			Graph         Graph
+			CriticalPaths []CriticalPath
+			Alerts        Alerts
+			Spans, Points int
+		}{rep.Graph, rep.CriticalPaths, rep.Alerts, rep.Input.Spans, rep.Input.Points})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == nil {
+			want = got
+			if len(rep.Alerts.Episodes) == 0 || len(rep.Graph.Edges) == 0 {
+				t.Fatalf("%s: %d edges, %d alert episodes: nothing to compare", tc.name, len(rep.Graph.Edges), len(rep.Alerts.Episodes))
+			}
+			continue
+		}
+		// The processor sums critical-path shares over sampled traces in
+		// map order, so the last bits of a sum may differ between runs.
+		if d := jsonDiff(t, want, got); d != "" {
+			t.Errorf("%s: report differs from the JSON lines' at %s", tc.name, d)
+		}
+	}
+}
+
+// jsonDiff is the path of the first difference between two JSON documents,
+// numbers equal within a relative 1e-9; "" when they agree.
+func jsonDiff(t *testing.T, a, b []byte) string {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(path string, x, y any) string
+	walk = func(path string, x, y any) string {
+		switch xv := x.(type) {
+		case map[string]any:
+			yv, ok := y.(map[string]any)
+			if !ok || len(xv) != len(yv) {
+				return path
+			}
+			for _, k := range sortedKeys(xv) {
+				if d := walk(path+"."+k, xv[k], yv[k]); d != "" {
+					return d
+				}
+			}
+		case []any:
+			yv, ok := y.([]any)
+			if !ok || len(xv) != len(yv) {
+				return path
+			}
+			for i := range xv {
+				if d := walk(fmt.Sprintf("%s[%d]", path, i), xv[i], yv[i]); d != "" {
+					return d
+				}
+			}
+		case float64:
+			yv, ok := y.(float64)
+			if !ok || math.Abs(xv-yv) > 1e-9*math.Max(math.Abs(xv), math.Abs(yv)) {
+				return fmt.Sprintf("%s (%v != %v)", path, x, y)
+			}
+		default:
+			if x != y {
+				return fmt.Sprintf("%s (%v != %v)", path, x, y)
+			}
+		}
+		return ""
+	}
+	return walk("", x, y)
+}

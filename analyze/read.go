@@ -77,6 +77,17 @@ func (r *Record) Items() int {
 	}
 }
 
+func (r *Record) resources() int {
+	switch r.Signal {
+	case SignalTraces:
+		return r.Traces.ResourceSpans().Len()
+	case SignalMetrics:
+		return r.Metrics.ResourceMetrics().Len()
+	default:
+		return r.Logs.ResourceLogs().Len()
+	}
+}
+
 // RecordError is a record that could not be decoded: the reader skips it
 // and goes on with the next one.
 type RecordError struct {
@@ -406,11 +417,16 @@ func decodeJSON(line []byte) (*Record, error) {
 		rec.Logs, err = (&plog.JSONUnmarshaler{}).UnmarshalLogs(line)
 	case "":
 		return nil, errEmptyRequest
+	case "resourceProfiles", "resource_profiles":
+		return nil, errProfiles
 	default:
 		return nil, fmt.Errorf("not an OTLP traces, metrics or logs export request: first key %q", key)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("OTLP JSON %s: %w", rec.Signal, err)
+	}
+	if rec.resources() == 0 {
+		return nil, errEmptyRequest
 	}
 	rec.Latest = latest(rec)
 	return rec, nil
@@ -419,6 +435,10 @@ func decodeJSON(line []byte) (*Record, error) {
 // errEmptyRequest is an export request without any resource: nothing to
 // replay, not an error worth a line number.
 var errEmptyRequest = errors.New("empty export request")
+
+// errProfiles is a profiles export request: Junction does not analyze
+// profiles; they are counted and skipped.
+var errProfiles = errors.New("profiles export request")
 
 // firstKey is the first key of the JSON object in b ("" for {}).
 func firstKey(b []byte) (string, error) {

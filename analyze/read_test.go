@@ -153,6 +153,7 @@ type readResult struct {
 	items               []int
 	positions           []int
 	bad                 []string
+	skipped             []string
 	end                 error
 }
 
@@ -180,6 +181,9 @@ func readAll(t *testing.T, data []byte) (*readResult, error) {
 				t.Errorf("record %d: latest %d, want %d", rec.Pos, rec.Latest, t0.UnixNano())
 			}
 			continue
+		case errors.As(err, &re) && (errors.Is(err, errEmptyRequest) || errors.Is(err, errProfiles)):
+			res.skipped = append(res.skipped, strings.TrimPrefix(err.Error(), path))
+			continue
 		case errors.As(err, &re):
 			res.bad = append(res.bad, strings.TrimPrefix(err.Error(), path))
 			continue
@@ -205,6 +209,7 @@ func TestReaders(t *testing.T) {
 		items        []int
 		positions    []int
 		bad          []string // substrings of each bad record's error, in order
+		skipped      []string // the same of records skipped without being bad
 		openErr, end string   // substring of the error opening or ending the file
 	}{
 		{name: "json lines, mixed signals", data: mixed, format: FormatJSON, compression: CompressionNone,
@@ -234,6 +239,9 @@ func TestReaders(t *testing.T) {
 		{name: "a line that is no export request", data: append(jsonLines(t, me), []byte(`{"name": "x"}`+"\n")...), format: FormatJSON,
 			compression: CompressionNone, signals: []Signal{SignalMetrics}, items: []int{2}, positions: []int{1},
 			bad: []string{`:2: not an OTLP traces, metrics or logs export request: first key "name"`}},
+		{name: "empty requests and profiles are skipped, not bad", data: append([]byte("{}\n{\"resourceSpans\":[]}\n{\"resourceProfiles\":[]}\n"), jsonLines(t, lo)...),
+			format: FormatJSON, compression: CompressionNone, signals: []Signal{SignalLogs}, items: []int{4}, positions: []int{4},
+			skipped: []string{"empty export request", "empty export request", "profiles export request"}},
 		{name: "a line that is not an object", data: append([]byte("[1,2]\n"), jsonLines(t, lo)...), openErr: "neither OTLP JSON lines"},
 		{name: "a corrupt proto message between good ones", data: framed(mustProto(t, tr), []byte{0x0a, 0xff, 0xff, 0x01}, mustProto(t, lo)),
 			format: FormatProto, compression: CompressionNone, signals: []Signal{SignalTraces, SignalLogs}, items: []int{3, 4},
@@ -271,6 +279,15 @@ func TestReaders(t *testing.T) {
 				for i := range tc.bad {
 					if !strings.Contains(res.bad[i], tc.bad[i]) {
 						t.Errorf("bad record %d: %q, want it to contain %q", i, res.bad[i], tc.bad[i])
+					}
+				}
+			}
+			if len(res.skipped) != len(tc.skipped) {
+				t.Errorf("skipped %q, want %d matching %q", res.skipped, len(tc.skipped), tc.skipped)
+			} else {
+				for i := range tc.skipped {
+					if !strings.Contains(res.skipped[i], tc.skipped[i]) {
+						t.Errorf("skipped record %d: %q, want it to contain %q", i, res.skipped[i], tc.skipped[i])
 					}
 				}
 			}

@@ -73,6 +73,8 @@ type FileStats struct {
 	Bad         int    `json:"bad_records"`
 	// Empty counts export requests with no resource in them.
 	Empty int `json:"empty_records,omitempty"`
+	// Profiles counts profiles export requests, which are skipped.
+	Profiles int `json:"profiles_records,omitempty"`
 	// Error says why the file, or its rest, could not be read.
 	Error string `json:"error,omitempty"`
 }
