@@ -224,12 +224,23 @@ func TestCommandHelp(t *testing.T) {
 			t.Errorf("help lacks %q:\n%s", want, out.String())
 		}
 	}
-	cmd = NewCommand()
-	var errOut bytes.Buffer
-	cmd.SetErr(&errOut)
-	cmd.SetArgs([]string{"--until", "yesterday", "x.jsonl"})
-	if err := cmd.Execute(); err == nil || !strings.Contains(errOut.String(), "--until") {
-		t.Errorf("bad --until: error %v, stderr %q", err, errOut.String())
+	// Usage errors are printed by the command itself: the collector's
+	// main only exits 1.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--until", "yesterday", "x.jsonl"}, "--until"},
+		{nil, "no recording files given; usage: analyze [flags] FILE..."},
+		{[]string{"--no-such-flag", "x.jsonl"}, "unknown flag: --no-such-flag"},
+	} {
+		cmd = NewCommand()
+		var errOut bytes.Buffer
+		cmd.SetErr(&errOut)
+		cmd.SetArgs(tc.args)
+		if err := cmd.Execute(); err == nil || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("%q: error %v, stderr %q, want it to contain %q", tc.args, err, errOut.String(), tc.want)
+		}
 	}
 }
 

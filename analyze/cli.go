@@ -39,10 +39,12 @@ Examples:
   junction analyze recording.jsonl.gz
   junction analyze --format json traces.json metrics.json > report.json
   junction analyze --rules ./rules --until 2026-01-05T09:10:00Z rec.pb`,
-		Args:          cobra.MinimumNArgs(1),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return report(cmd, usageErr("no recording files given; usage: %s", cmd.UseLine()))
+			}
 			if until != "" {
 				t, err := time.Parse(time.RFC3339Nano, until)
 				if err != nil {
@@ -54,6 +56,11 @@ Examples:
 			return report(cmd, Run(cmd.Context(), opts, args, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 		},
 	}
+	// With SilenceErrors the collector's main prints nothing: say what is
+	// wrong with a flag here.
+	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return report(cmd, usageErr("%w; see junction analyze --help", err))
+	})
 	f := cmd.Flags()
 	f.StringVar(&opts.Format, "format", "text", "output format: text or json (docs/analyze.md documents the JSON schema)")
 	f.StringSliceVar(&opts.Rules, "rules", nil, "rule files, directories or globs to evaluate (default: the built-in packs, builtin:packs)")
