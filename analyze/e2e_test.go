@@ -27,17 +27,14 @@ import (
 // one writer, metrics and logs to another, as two file exporters would.
 type fileExporterSink struct {
 	traces, other io.Writer
-	err           error
 }
 
 func (s *fileExporterSink) line(w io.Writer, b []byte, err error) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.Write(append(b, '\n')); err != nil {
-		return err
-	}
-	return nil
+	_, err = w.Write(append(b, '\n'))
+	return err
 }
 
 func (s *fileExporterSink) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
