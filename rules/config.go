@@ -58,4 +58,9 @@ type Settings struct {
 	MeterProvider metric.MeterProvider
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// NoWatch turns Run's file-system notifications off: rule files are
+	// then re-read every ReloadInterval only. For tests that drive Run
+	// under testing/synctest, where the watcher's blocking read keeps the
+	// fake clock from advancing.
+	NoWatch bool
 }

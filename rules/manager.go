@@ -43,10 +43,6 @@ type Manager struct {
 	// next evaluation emits them as resolved. Bounded by the instances the
 	// removed rules had.
 	removed []instance
-
-	// noWatch disables file-system notifications (tests under synctest,
-	// where the watcher's blocking read would stall the fake clock).
-	noWatch bool
 }
 
 func stateKey(group, rule string) string { return group + "\x00" + rule }
@@ -295,15 +291,20 @@ func (m *Manager) observe() []ruleObservation {
 // rules: installing it would resolve every alert of the file.
 const ReloadSettle = 500 * time.Millisecond
 
+// NotifyFunc receives what one evaluation of Run yields: the evaluation's
+// time, the alerts pending, firing or resolved in it, and every rule's
+// status.
+type NotifyFunc func(ctx context.Context, at time.Time, alerts []alert.Alert, status []alert.RuleStatus)
+
 // Run evaluates each group on its interval against snapshots from src and
 // hands the alerts of every evaluation (pending, firing, and those resolved
-// in it) and all rule statuses to notify. It reloads rule files when they
+// in it) and all rule statuses to notify, with the evaluation's time. It reloads rule files when they
 // change (file-system notifications, read once the files have been quiet
 // for ReloadSettle, and every ReloadInterval), writes the
 // state file after every evaluation, and returns nil when ctx is done.
-func (m *Manager) Run(ctx context.Context, src entity.Source, notify func(ctx context.Context, alerts []alert.Alert, status []alert.RuleStatus)) error {
+func (m *Manager) Run(ctx context.Context, src entity.Source, notify NotifyFunc) error {
 	var events <-chan fsnotify.Event
-	if m.noWatch {
+	if m.set.NoWatch {
 		// no notifications; ReloadInterval still applies
 	} else if w, err := m.Watch(); err != nil {
 		m.logger.Warn("Rule files are not watched; changes are picked up every reload_interval", zap.Error(err))
@@ -392,7 +393,7 @@ func (m *Manager) nextDue(now time.Time) time.Duration {
 	return max(next, 0)
 }
 
-func (m *Manager) evalDue(ctx context.Context, src entity.Source, notify func(context.Context, []alert.Alert, []alert.RuleStatus), now time.Time) {
+func (m *Manager) evalDue(ctx context.Context, src entity.Source, notify NotifyFunc, now time.Time) {
 	snap, err := src.Snapshot(ctx, now)
 	if err != nil {
 		m.logger.Warn("No entity snapshot; rule evaluation skipped", zap.Error(err))
@@ -409,7 +410,7 @@ func (m *Manager) evalDue(ctx context.Context, src entity.Source, notify func(co
 	alerts := m.evalLocked(ctx, snap, now, func(g *group) bool { return m.isDue(g, now) })
 	status := m.statusLocked()
 	m.mu.Unlock()
-	notify(ctx, alerts, status)
+	notify(ctx, now, alerts, status)
 	if m.cfg.StateFile != "" {
 		if err := m.SaveState(); err != nil {
 			m.tel.stateFailures.Add(ctx, 1)

@@ -349,18 +349,17 @@ func TestRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
 		stateFile := filepath.Join(dir, "state.json")
-		m, err := NewManager(Config{Files: []string{"testdata/good.yaml"}, StateFile: stateFile}, Settings{})
+		m, err := NewManager(Config{Files: []string{"testdata/good.yaml"}, StateFile: stateFile}, Settings{NoWatch: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.noWatch = true
 		src := &fakeSource{snap: snapOf(svc("checkout", map[string]float64{"latency.p99_ms": 900}))}
 		var mu sync.Mutex
 		var got [][]alert.Alert
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() {
-			done <- m.Run(ctx, src, func(_ context.Context, alerts []alert.Alert, status []alert.RuleStatus) {
+			done <- m.Run(ctx, src, func(_ context.Context, _ time.Time, alerts []alert.Alert, status []alert.RuleStatus) {
 				mu.Lock()
 				got = append(got, alerts)
 				mu.Unlock()
@@ -464,18 +463,17 @@ func TestRunReloadsOnInterval(t *testing.T) {
 			return "groups:\n  - name: g\n    interval: 10s\n    rules:\n      - alert: " + name + "\n        kind: k\n        for_each: service\n        expr: service.error.ratio > 0.5\n"
 		}
 		p := writeRules(t, dir, rule("Old"))
-		m, err := NewManager(Config{Files: []string{p}, ReloadInterval: 61 * time.Second}, Settings{})
+		m, err := NewManager(Config{Files: []string{p}, ReloadInterval: 61 * time.Second}, Settings{NoWatch: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.noWatch = true
 		src := &fakeSource{snap: snapOf(svc("a", map[string]float64{"error.ratio": 0.9}))}
 		var mu sync.Mutex
 		var last []alert.Alert
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() {
-			done <- m.Run(ctx, src, func(_ context.Context, alerts []alert.Alert, _ []alert.RuleStatus) {
+			done <- m.Run(ctx, src, func(_ context.Context, _ time.Time, alerts []alert.Alert, _ []alert.RuleStatus) {
 				mu.Lock()
 				last = alerts
 				mu.Unlock()

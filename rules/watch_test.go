@@ -51,7 +51,7 @@ func runWatched(t *testing.T, m *Manager) {
 	evaluated := make(chan struct{})
 	var once sync.Once
 	go func() {
-		done <- m.Run(ctx, &fakeSource{snap: snapOf()}, func(context.Context, []alert.Alert, []alert.RuleStatus) {
+		done <- m.Run(ctx, &fakeSource{snap: snapOf()}, func(context.Context, time.Time, []alert.Alert, []alert.RuleStatus) {
 			once.Do(func() { close(evaluated) })
 		})
 	}()
