@@ -37,6 +37,7 @@ import (
 	filelogreceiver "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/filelogreceiver"
 	kubeletstatsreceiver "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/kubeletstatsreceiver"
 	kafkareceiver "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/kafkareceiver"
+	junctionrulerreceiver "github.com/junction-sre/junction/receivers/junctionrulerreceiver"
 )
 
 type aliasProvider interface{ DeprecatedAlias() component.Type }
@@ -81,6 +82,7 @@ func components() (otelcol.Factories, error) {
 		filelogreceiver.NewFactory(),
 		kubeletstatsreceiver.NewFactory(),
 		kafkareceiver.NewFactory(),
+		junctionrulerreceiver.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -91,6 +93,7 @@ func components() (otelcol.Factories, error) {
 		filelogreceiver.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/filelogreceiver v0.165.1",
 		kubeletstatsreceiver.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/kubeletstatsreceiver v0.164.1",
 		kafkareceiver.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/kafkareceiver v0.165.1",
+		junctionrulerreceiver.NewFactory().Type(): "github.com/junction-sre/junction v0.1.0",
 	})
 
 	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](

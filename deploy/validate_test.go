@@ -71,6 +71,10 @@ func TestConfigValidateRejectsMistakes(t *testing.T) {
 		{"unknown component", "      exporters: [durable_remote_write]\n", "      exporters: [durable_remote_writer]\n", "durable_remote_writer"},
 		{"remote-write WAL", "    sending_queue:\n      storage: file_storage/queue\n      sizer: bytes\n",
 			"    wal:\n      directory: /tmp\n    sending_queue:\n      storage: file_storage/queue\n      sizer: bytes\n", "wal is replaced by sending_queue"},
+		// The processor's query_source, which the ruler used to run on, is
+		// the junction_ruler receiver now.
+		{"processor query_source", "    mergeable_series: true\n",
+			"    mergeable_series: true\n    query_source:\n      endpoint: http://vm:8428\n", "receivers::junction_ruler::store"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,8 +22,8 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
 	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
+	"github.com/junction-sre/junction/internal/vmtest"
 )
 
 // rejection is how the contrib exporter's own exporterhelper logs a failed
@@ -111,7 +111,7 @@ func tick(i int) pmetric.Metrics {
 	return md
 }
 
-func waitForSamples(t *testing.T, vm *querysourcetest.VictoriaMetrics, want int) {
+func waitForSamples(t *testing.T, vm *vmtest.VictoriaMetrics, want int) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -133,7 +133,7 @@ func waitForSamples(t *testing.T, vm *querysourcetest.VictoriaMetrics, want int)
 // Ticks accepted while VictoriaMetrics is down wait on disk through a
 // restart of the collector, and all arrive once both are back.
 func TestQueueOnDiskOutlivesRestart(t *testing.T) {
-	vm := querysourcetest.Start(t)
+	vm := vmtest.Start(t)
 	dir := t.TempDir()
 	storage, h := startStorage(t, dir)
 	core, logs := observer.New(zap.InfoLevel)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/graph"
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/xchain"
@@ -32,13 +33,27 @@ type Config struct {
 	// collector"). Without files no rules run.
 	Rules RulesConfig `mapstructure:"rules"`
 	// MergeableSeries also emits every tick's snapshot as mergeable series
-	// (entity/querysource.AppendSeries) into the metrics pipeline: what a
-	// gateway replica remote-writes so that a query-backed source can merge
-	// the replicas' graphs (docs/deploy.md "Merged series").
+	// (internal/mergedgraph.AppendSeries) into the metrics pipeline: what a
+	// gateway replica remote-writes so that the junction_ruler receiver can
+	// merge the replicas' graphs (docs/deploy.md "Merged series").
 	MergeableSeries bool `mapstructure:"mergeable_series"`
-	// QuerySource, when its endpoint is set, makes the rules read the
-	// merged graph of a gateway tier from VictoriaMetrics (querysource.go).
-	QuerySource QuerySourceConfig `mapstructure:"query_source"`
+}
+
+// removedQuerySource is the section that made the processor evaluate rules
+// on the merged graph of a gateway tier; the junction_ruler receiver does
+// that now.
+const removedQuerySource = "query_source"
+
+// Unmarshal refuses the removed query_source section, saying what to
+// configure instead, and decodes the rest as usual (unknown keys are
+// errors).
+func (c *Config) Unmarshal(conf *confmap.Conf) error {
+	if conf.IsSet(removedQuerySource) {
+		return errors.New("query_source: removed from the correlation processor: rules on the merged graph of a gateway tier run in the junction_ruler receiver, " +
+			"in logs and metrics pipelines of their own (docs/rules.md \"Running rules in the collector\"): " +
+			"move query_source::endpoint, lookback and timeout to receivers::junction_ruler::store, and this processor's rules section to receivers::junction_ruler::rules")
+	}
+	return conf.Unmarshal(c)
 }
 
 // GraphSettings are the entity graph's settings (graph.Settings) at the
@@ -88,9 +103,6 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Graph().Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.QuerySource.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	tracker := c.XChain.Tracker()

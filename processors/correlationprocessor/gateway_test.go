@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -33,8 +34,9 @@ import (
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
-	"github.com/junction-sre/junction/entity/querysource"
-	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
+	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
+	"github.com/junction-sre/junction/internal/mergedgraph"
+	"github.com/junction-sre/junction/internal/vmtest"
 	"github.com/junction-sre/junction/rules"
 	"github.com/junction-sre/junction/scenarios"
 )
@@ -235,7 +237,7 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 15-minute scenario against VictoriaMetrics")
 	}
-	vm := querysourcetest.Start(t)
+	vm := vmtest.Start(t)
 	plan, err := scenarios.NewPlan(scenarios.Bottleneck)
 	require.NoError(t, err)
 
@@ -247,27 +249,17 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 	rcfg.EmitInterval = plan.Step
 	rcfg.MergeableSeries = true
 	replicas := []*node{
-		newNode(t, "replica0", rcfg, derivedOnly{vm.Writer(t, gatewayDeployConfig, "replica0")}),
-		newNode(t, "replica1", rcfg, derivedOnly{vm.Writer(t, gatewayDeployConfig, "replica1")}),
+		newNode(t, "replica0", rcfg, derivedOnly{vm.Writer(t, durableremotewriteexporter.NewFactory(), gatewayDeployConfig, "replica0")}),
+		newNode(t, "replica1", rcfg, derivedOnly{vm.Writer(t, durableremotewriteexporter.NewFactory(), gatewayDeployConfig, "replica1")}),
 	}
 	// The query window is below the emit interval: every replica ticks at
 	// the same virtual instants here, so each query sees exactly that tick.
-	src, err := querysource.New(querysource.Config{URL: vm.URL, Lookback: plan.Step / 2})
+	src, err := mergedgraph.New(mergedgraph.Config{URL: vm.URL, Lookback: plan.Step / 2})
 	require.NoError(t, err)
-
-	// The ruler: a processor with the rule packs and query_source, as
-	// deploy/configs/ruler.yaml runs it; its own graph stays empty.
-	rulerCfg := createDefaultConfig().(*Config)
-	rulerCfg.EmitInterval = plan.Step
-	rulerCfg.Rules.Files = []string{rulePacks}
-	rulerCfg.QuerySource.Endpoint = vm.URL
-	rulerCfg.QuerySource.Lookback = plan.Step / 2
-	require.NoError(t, rulerCfg.Validate())
-	ruler := newNode(t, "ruler", rulerCfg, new(consumertest.MetricsSink))
 
 	singleRules, mergedRules := newRuleManager(t), newRuleManager(t)
 	var latencies latencyAgreement
-	singleFired, mergedFired, rulerFired := firing{}, firing{}, firing{}
+	singleFired, mergedFired := firing{}, firing{}
 	ctx := context.Background()
 	var last time.Time
 	evaluate := func(at time.Time) {
@@ -286,15 +278,6 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 		latencies.compare(snap, merged)
 		alerts, _ = mergedRules.EvalDue(ctx, merged, at)
 		mergedFired.add(alerts)
-
-		ruler.now = at
-		n := len(ruler.alerts.AllLogs())
-		require.NoError(t, ruler.p.tick(ctx, at))
-		for _, ld := range ruler.alerts.AllLogs()[n:] {
-			got, err := alertsOf(ld)
-			require.NoError(t, err)
-			rulerFired.add(got)
-		}
 	}
 	setNow := func(at time.Time) {
 		single.now = at
@@ -326,7 +309,6 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 	t.Logf("replicas fired:    %v", mergedFired.keys())
 	require.NotEmpty(t, singleFired, "the single node raised no alert on the bottleneck scenario")
 	require.Equal(t, singleFired.keys(), mergedFired.keys(), "replicas through VictoriaMetrics and one node fired different alerts or blamed different entities")
-	require.Equal(t, mergedFired.keys(), rulerFired.keys(), "the processor with query_source fired other alerts than the rules on the query-backed snapshot")
 	for k, at := range singleFired {
 		if d := mergedFired[k].Sub(at); d > 2*plan.Step || d < -2*plan.Step {
 			t.Errorf("%s: fired at %s on one node, %s from the replicas", k, at.Format(time.TimeOnly), mergedFired[k].Format(time.TimeOnly))
@@ -348,7 +330,7 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 // latencyTolerance is how far a merged quantile may be from the single
 // node's: both stand for the same request's latency, the single node's
 // within the sketch's 1 %, the merged one within the accuracy of the
-// emitted bins, here at most 8 % (width 8 of querysource.MaxEmittedBins).
+// emitted bins, here at most 8 % (width 8 of mergedgraph.MaxEmittedBins).
 const latencyTolerance = 0.08 + 0.01 + 0.001
 
 // latencyAgreement compares the latency quantiles of the single node's
@@ -464,28 +446,20 @@ func alertsOf(ld plog.Logs) ([]alert.Alert, error) {
 	return out, nil
 }
 
-func TestQuerySourceConfigValidate(t *testing.T) {
-	tests := []struct {
-		name    string
-		mutate  func(*QuerySourceConfig)
-		wantErr string
-	}{
-		{"off by default", func(*QuerySourceConfig) {}, ""},
-		{"valid", func(c *QuerySourceConfig) { c.Endpoint = "http://vm:8428" }, ""},
-		{"not a URL", func(c *QuerySourceConfig) { c.Endpoint = "vm:8428" }, "query_source::endpoint"},
-		{"short lookback", func(c *QuerySourceConfig) { c.Endpoint = "http://vm:8428"; c.Lookback = 0 }, "query_source::lookback"},
-		{"no timeout", func(c *QuerySourceConfig) { c.Endpoint = "http://vm:8428"; c.Timeout = 0 }, "query_source::timeout"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := createDefaultConfig().(*Config)
-			tt.mutate(&cfg.QuerySource)
-			err := cfg.Validate()
-			if tt.wantErr == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorContains(t, err, tt.wantErr)
-		})
-	}
+// TestQuerySourceRemoved: a config that still has the processor's old
+// query_source section fails to load with what to configure instead.
+func TestQuerySourceRemoved(t *testing.T) {
+	cfg := createDefaultConfig()
+	err := confmap.NewFromStringMap(map[string]any{
+		"rules":        map[string]any{"files": []any{"builtin:packs"}},
+		"query_source": map[string]any{"endpoint": "http://vm:8428", "lookback": "30s"},
+	}).Unmarshal(cfg)
+	require.ErrorContains(t, err, "query_source: removed from the correlation processor")
+	require.ErrorContains(t, err, "receivers::junction_ruler::store")
+
+	// Without it the section decodes as before, unknown keys included.
+	err = confmap.NewFromStringMap(map[string]any{"emit_interval": "5s", "emit_intervall": "5s"}).Unmarshal(cfg)
+	require.ErrorContains(t, err, "emit_intervall")
+	require.NoError(t, confmap.NewFromStringMap(map[string]any{"emit_interval": "5s"}).Unmarshal(cfg))
+	require.Equal(t, 5*time.Second, cfg.(*Config).EmitInterval)
 }

@@ -18,7 +18,7 @@ import (
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
-	"github.com/junction-sre/junction/entity/querysource"
+	"github.com/junction-sre/junction/internal/mergedgraph"
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/graph"
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/xchain"
 	"github.com/junction-sre/junction/rules"
@@ -128,13 +128,6 @@ func newProcessor(set processor.Settings, cfg *Config, now func() time.Time) (*c
 	}
 	if cfg.Rules.Enabled() {
 		p.evaluate = p.evaluateRules
-		if cfg.QuerySource.Enabled() {
-			src, err := cfg.QuerySource.source()
-			if err != nil {
-				return nil, err
-			}
-			p.evaluate = p.evaluateOnQuerySource(src)
-		}
 	}
 	return p, nil
 }
@@ -286,7 +279,7 @@ func (p *correlationProcessor) tick(ctx context.Context, now time.Time) error {
 		md := pmetric.NewMetrics()
 		graph.AppendDerived(md, snap, now)
 		if p.cfg.MergeableSeries {
-			querysource.AppendSeries(md, snap, now)
+			mergedgraph.AppendSeries(md, snap, now)
 		}
 		if md.ResourceMetrics().Len() > 0 {
 			for _, n := range next {

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/junction-sre/junction/entity"
-	"github.com/junction-sre/junction/entity/querysource"
-	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
+	"github.com/junction-sre/junction/internal/mergedgraph"
 	"github.com/junction-sre/junction/internal/testbin"
+	"github.com/junction-sre/junction/internal/vmtest"
 )
 
 // freePort is a loopback TCP port free when asked, for a server the test
@@ -75,17 +75,17 @@ func runGatewayTo(t *testing.T, name, brokers, remoteWrite, backend, dir string,
 	}, flags...)...)
 }
 
-// runRuler runs the junction binary on deploy/configs/ruler.yaml.
-func runRuler(t *testing.T, vm *querysourcetest.VictoriaMetrics) {
+// runRuler runs the junction binary on deploy/configs/ruler.yaml: its
+// junction_ruler receiver evaluates every group of the rule packs at start,
+// then on each group's interval.
+func runRuler(t *testing.T, vm *vmtest.VictoriaMetrics) {
 	t.Helper()
 	runJunction(t, "ruler", rulerConfig, []string{
 		"QUERY_URL=" + vm.URL,
 		"REMOTE_WRITE_URL=" + vm.RemoteWriteURL(),
 		"ALERTS_OTLP=" + freeAddr(t),
 	},
-		"--set=processors::correlation::emit_interval=1s",
-		"--set=processors::correlation::rules::state_file="+filepath.Join(t.TempDir(), "rules-state.json"),
-		"--set=receivers::otlp::protocols::grpc::endpoint="+freeAddr(t),
+		"--set=receivers::junction_ruler::rules::state_file="+filepath.Join(t.TempDir(), "rules-state.json"),
 	)
 }
 
@@ -142,7 +142,7 @@ func runJunction(t *testing.T, name, config string, env []string, flags ...strin
 
 // seriesLabels returns the distinct values of label on the series matching
 // match in VictoriaMetrics.
-func seriesLabels(vm *querysourcetest.VictoriaMetrics, match, label string) ([]string, error) {
+func seriesLabels(vm *vmtest.VictoriaMetrics, match, label string) ([]string, error) {
 	resp, err := http.Get(vm.URL + "/api/v1/label/" + label + "/values?match[]=" + url.QueryEscape(match) +
 		"&start=0&end=" + strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
 	if err != nil {
@@ -169,7 +169,7 @@ func TestGatewayBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the junction binary")
 	}
-	vm := querysourcetest.Start(t)
+	vm := vmtest.Start(t)
 	broker := startBroker(t)
 	brokers := broker.ListenAddrs()
 	runGateway(t, "gateway-0", brokers[0], vm.RemoteWriteURL())
@@ -207,7 +207,7 @@ func TestGatewayBinary(t *testing.T) {
 
 	// The merged snapshot as of now (VictoriaMetrics with its default
 	// -search.latencyOffset of 30s) holds the replicas' latest ticks.
-	src, err := querysource.New(querysource.Config{URL: vm.URL, Lookback: 30 * time.Second})
+	src, err := mergedgraph.New(mergedgraph.Config{URL: vm.URL, Lookback: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

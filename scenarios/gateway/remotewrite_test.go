@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
 	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
+	"github.com/junction-sre/junction/internal/vmtest"
 )
 
 // checkRemoteWriteOnDisk fails the test unless the deployed gateway's
@@ -75,7 +75,7 @@ func TestRemoteWriteQueueSurvivesReplicaKill(t *testing.T) {
 		t.Skip("runs the junction binary")
 	}
 	checkRemoteWriteOnDisk(t)
-	vm := querysourcetest.Start(t)
+	vm := vmtest.Start(t)
 	vm.Stop()
 	broker := startBroker(t)
 	brokers := broker.ListenAddrs()

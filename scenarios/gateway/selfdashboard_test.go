@@ -28,7 +28,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
+	"github.com/junction-sre/junction/internal/vmtest"
 )
 
 var (
@@ -162,7 +162,7 @@ func dashboardQueries(t *testing.T, file string) []panelQuery {
 }
 
 // instantQuery runs expr on vm now and returns how many series it gave.
-func instantQuery(vm *querysourcetest.VictoriaMetrics, expr string) (int, error) {
+func instantQuery(vm *vmtest.VictoriaMetrics, expr string) (int, error) {
 	resp, err := http.Get(vm.URL + "/api/v1/query?query=" + url.QueryEscape(expr))
 	if err != nil {
 		return 0, err
@@ -226,7 +226,7 @@ func TestSelfDashboardReadsJunctionTelemetry(t *testing.T) {
 	if err := os.WriteFile(scrape, fmt.Appendf(nil, "scrape_configs:\n  - job_name: junction\n    scrape_interval: 1s\n    static_configs:\n      - targets: [%q, %q]\n", gwTelemetry, singleTelemetry), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	vm := querysourcetest.Start(t, "-promscrape.config="+scrape)
+	vm := vmtest.Start(t, "-promscrape.config="+scrape)
 	broker := startBroker(t)
 	brokers := broker.ListenAddrs()
 	backend, spans := startBackend(t)

@@ -1,4 +1,4 @@
-package querysource_test
+package mergedgraph_test
 
 import (
 	"context"
@@ -13,22 +13,23 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/junction-sre/junction/entity"
-	"github.com/junction-sre/junction/entity/querysource"
-	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
+	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
+	"github.com/junction-sre/junction/internal/mergedgraph"
+	"github.com/junction-sre/junction/internal/vmtest"
 )
 
 var gatewayConfig = filepath.Join("..", "..", "deploy", "configs", "gateway.yaml")
 
 // replicaWriter is the gateway's remote write as deployed, for one
 // replica, writing synchronously to vm.
-func replicaWriter(t testing.TB, vm *querysourcetest.VictoriaMetrics, replica string) exporter.Metrics {
-	return vm.Writer(t, gatewayConfig, replica)
+func replicaWriter(t testing.TB, vm *vmtest.VictoriaMetrics, replica string) exporter.Metrics {
+	return vm.Writer(t, durableremotewriteexporter.NewFactory(), gatewayConfig, replica)
 }
 
 func write(t testing.TB, exp exporter.Metrics, snap *entity.Snapshot, at time.Time) {
 	t.Helper()
 	md := pmetric.NewMetrics()
-	querysource.AppendSeries(md, snap, at)
+	mergedgraph.AppendSeries(md, snap, at)
 	if err := exp.ConsumeMetrics(context.Background(), md); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ var (
 // ratios), maxima keep the largest, an entity one replica alone knows keeps
 // its values, and what is older than the lookback is gone.
 func TestMergedSnapshot(t *testing.T) {
-	vm := querysourcetest.Start(t)
+	vm := vmtest.Start(t)
 	a, b := replicaWriter(t, vm, "gateway-a"), replicaWriter(t, vm, "gateway-b")
 
 	// An entity last reported a minute ago: out of the 15s lookback.
@@ -100,7 +101,7 @@ func TestMergedSnapshot(t *testing.T) {
 	write(t, b, snapB, t0)
 	vm.Flush(t)
 
-	src, err := querysource.New(querysource.Config{URL: vm.URL, Lookback: querysource.DefaultLookback})
+	src, err := mergedgraph.New(mergedgraph.Config{URL: vm.URL, Lookback: mergedgraph.DefaultLookback})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
-// Package querysourcetest runs a VictoriaMetrics single-node server for
-// tests of the query-backed source and the gateway tier.
-package querysourcetest
+// Package vmtest runs a VictoriaMetrics single-node server (Debian's
+// victoria-metrics package) for tests of the merged graph
+// (internal/mergedgraph), the ruler and the gateway tier.
+package vmtest
 
 import (
 	"context"
@@ -18,13 +19,10 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/exporter"
-	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exportertest"
-
-	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
 )
 
 // Binary is where Debian's victoria-metrics package installs the server.
@@ -162,30 +160,39 @@ func (vm *VictoriaMetrics) CountSamples(selector string, from, to time.Time) (in
 	return int(n), err
 }
 
-// Writer is the durable_remote_write exporter of the collector config
-// file (exporters::durable_remote_write), as replica, writing synchronously
-// to the server: each batch is stored when ConsumeMetrics returns.
-func (vm *VictoriaMetrics) Writer(t testing.TB, file, replica string) exporter.Metrics {
+// Writer is the remote-write exporter made by f as the collector config
+// file configures it (exporters::<f's type>), as replica, writing
+// synchronously to the server: its endpoint is the server's, its
+// external label junction_replica is replica, and its sending_queue is off,
+// so each batch is stored when ConsumeMetrics returns. The config must
+// label every series with junction_replica, as a gateway's does. Callers
+// pass the factory (durableremotewriteexporter.NewFactory()), so that this
+// package depends on no exporter.
+func (vm *VictoriaMetrics) Writer(t testing.TB, f exporter.Factory, file, replica string) exporter.Metrics {
 	t.Helper()
 	cm, err := confmaptest.LoadConf(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := cm.Sub("exporters::durable_remote_write")
+	key := "exporters::" + f.Type().String()
+	sub, err := cm.Sub(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := durableremotewriteexporter.NewFactory()
-	cfg := f.CreateDefaultConfig().(*durableremotewriteexporter.Config)
+	if !sub.IsSet("external_labels::junction_replica") {
+		t.Fatalf("%s: %s must label every series with external_labels::junction_replica", file, key)
+	}
+	if err := sub.Merge(confmap.NewFromStringMap(map[string]any{
+		"http":            map[string]any{"endpoint": vm.RemoteWriteURL()},
+		"external_labels": map[string]any{"junction_replica": replica},
+		"sending_queue":   map[string]any{"enabled": false},
+	})); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.CreateDefaultConfig()
 	if err := sub.Unmarshal(cfg); err != nil {
-		t.Fatalf("%s: %v", file, err)
+		t.Fatalf("%s: %s: %v", file, key, err)
 	}
-	if _, ok := cfg.RemoteWrite.ExternalLabels["junction_replica"]; !ok {
-		t.Fatalf("%s: remote write must label every series with junction_replica", file)
-	}
-	cfg.RemoteWrite.ExternalLabels["junction_replica"] = replica
-	cfg.RemoteWrite.HTTP.Endpoint = vm.RemoteWriteURL()
-	cfg.QueueConfig = configoptional.None[exporterhelper.QueueBatchConfig]()
 	exp, err := f.CreateMetrics(context.Background(), exportertest.NewNopSettings(f.Type()), cfg)
 	if err != nil {
 		t.Fatal(err)

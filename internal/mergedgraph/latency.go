@@ -1,4 +1,4 @@
-package querysource
+package mergedgraph
 
 import (
 	"fmt"

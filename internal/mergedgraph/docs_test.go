@@ -1,4 +1,4 @@
-package querysource_test
+package mergedgraph_test
 
 import (
 	"flag"
@@ -11,18 +11,18 @@ import (
 	"testing"
 
 	"github.com/junction-sre/junction/entity"
-	"github.com/junction-sre/junction/entity/querysource"
+	"github.com/junction-sre/junction/internal/mergedgraph"
 )
 
 var update = flag.Bool("update", false, "regenerate the generated blocks of docs/deploy.md")
 
 var deployDoc = filepath.Join("..", "..", "docs", "deploy.md")
 
-func describeMerge(m querysource.Merge) string {
+func describeMerge(m mergedgraph.Merge) string {
 	switch m.Kind {
-	case querysource.Sum:
+	case mergedgraph.Sum:
 		return "sum"
-	case querysource.Weighted:
+	case mergedgraph.Weighted:
 		if m.Numerator != "" {
 			return "mean weighted by the denominator (`" + m.Numerator + "` / value): Σ usage / Σ limit or request"
 		}
@@ -31,7 +31,7 @@ func describeMerge(m querysource.Merge) string {
 			w = "the baseline of " + w
 		}
 		return "mean weighted by " + w
-	case querysource.Quantile:
+	case mergedgraph.Quantile:
 		return "quantile of the summed latency sketch bins (1 m and 5 m windows); baseline: mean weighted by `" + m.Weight + "`"
 	default:
 		return "max"
@@ -56,12 +56,12 @@ func genMerge() string {
 	for _, n := range names {
 		ts := types[n]
 		sort.Strings(ts)
-		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", n, strings.Join(ts, ", "), describeMerge(querysource.MergeOf(n)))
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", n, strings.Join(ts, ", "), describeMerge(mergedgraph.MergeOf(n)))
 	}
 	b.WriteString("\n| edge feature | replicas merge by |\n| --- | --- |\n")
 	for _, f := range entity.EdgeSchema {
-		m := describeMerge(querysource.EdgeMergeOf(f.Name))
-		if querysource.EdgeMergeOf(f.Name).Kind == querysource.Quantile {
+		m := describeMerge(mergedgraph.EdgeMergeOf(f.Name))
+		if mergedgraph.EdgeMergeOf(f.Name).Kind == mergedgraph.Quantile {
 			m = "quantile of the summed latency sketch bins"
 		}
 		fmt.Fprintf(&b, "| `%s` | %s |\n", f.Name, m)
@@ -70,7 +70,7 @@ func genMerge() string {
 }
 
 // TestDeployDocInSync keeps the merge table of docs/deploy.md in step with
-// the merge rules. Regenerate: go test ./entity/querysource -run TestDeployDocInSync -update
+// the merge rules. Regenerate: go test ./internal/mergedgraph -run TestDeployDocInSync -update
 func TestDeployDocInSync(t *testing.T) {
 	doc, err := os.ReadFile(deployDoc)
 	if err != nil {
@@ -88,6 +88,6 @@ func TestDeployDocInSync(t *testing.T) {
 		return
 	}
 	if out != string(doc) {
-		t.Fatal("docs/deploy.md is out of date: go test ./entity/querysource -run TestDeployDocInSync -update")
+		t.Fatal("docs/deploy.md is out of date: go test ./internal/mergedgraph -run TestDeployDocInSync -update")
 	}
 }

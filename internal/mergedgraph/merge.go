@@ -1,4 +1,4 @@
-// Package querysource builds entity snapshots for the rule engine from
+// Package mergedgraph builds entity snapshots for the rule engine from
 // series that gateway replicas write to VictoriaMetrics (or any store with
 // Prometheus' query API), so rules in a gateway tier see the graph of all
 // replicas rather than one replica's share (docs/deploy.md "Merged series").
@@ -8,7 +8,7 @@
 // count of a latency sketch bin, so the store merges replicas with sum and
 // max. Source queries the merged series and rebuilds the snapshot; latency
 // quantiles it reads from the summed sketch bins (latency.go).
-package querysource
+package mergedgraph
 
 import (
 	"encoding/json"
@@ -241,7 +241,7 @@ func sketches(l *entity.LatencySketches) (short, long *entity.LatencySketch) {
 	return l.Short, l.Long
 }
 
-const scopeName = "github.com/junction-sre/junction/entity/querysource"
+const scopeName = "github.com/junction-sre/junction/internal/mergedgraph"
 
 // writer appends data points to the three value metrics and the latency
 // bins of one scope.

@@ -1,4 +1,4 @@
-package querysource_test
+package mergedgraph_test
 
 import "strconv"
 

@@ -1,4 +1,4 @@
-package querysource_test
+package mergedgraph_test
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch/store"
 
 	"github.com/junction-sre/junction/entity"
-	"github.com/junction-sre/junction/entity/querysource"
-	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
+	"github.com/junction-sre/junction/internal/mergedgraph"
+	"github.com/junction-sre/junction/internal/vmtest"
 )
 
 // sketchOf is a 1 % sketch of the latencies, as the processor's windows
@@ -57,7 +57,7 @@ func lognormal(r *rand.Rand, n int, median, sigma float64) []float64 {
 // within the lookback does not count, even at another bin width, and a
 // replica without sketches (an older release) does not spoil the others'.
 func TestMergedLatencyQuantiles(t *testing.T) {
-	vm := querysourcetest.Start(t)
+	vm := vmtest.Start(t)
 	a, b, solo := replicaWriter(t, vm, "gateway-a"), replicaWriter(t, vm, "gateway-b"), replicaWriter(t, vm, "gateway-solo")
 	r := rand.New(rand.NewPCG(3, 4))
 	// checkout: 90 % fast requests on A, the 10 % slow ones on B.
@@ -104,7 +104,7 @@ func TestMergedLatencyQuantiles(t *testing.T) {
 		Edges: []entity.Edge{edge(sketchOf(t, edgeA, edgeB))}}, ordersSketch), t1)
 	vm.Flush(t)
 
-	src, err := querysource.New(querysource.Config{URL: vm.URL, Lookback: querysource.DefaultLookback})
+	src, err := mergedgraph.New(mergedgraph.Config{URL: vm.URL, Lookback: mergedgraph.DefaultLookback})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestMergedLatencyQuantiles(t *testing.T) {
 	// What the source must read: the replicas' bins added in process.
 	sk := func(ms ...[]float64) *entity.LatencySketch { return sketchOf(t, ms...) }
 	merged := func(s ...*entity.LatencySketch) map[string]float64 {
-		q, ok := querysource.Quantiles(s...)
+		q, ok := mergedgraph.Quantiles(s...)
 		if !ok {
 			t.Fatal("no quantiles")
 		}

@@ -1,4 +1,4 @@
-package querysource_test
+package mergedgraph_test
 
 import (
 	"context"
@@ -8,24 +8,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/junction-sre/junction/entity/querysource"
+	"github.com/junction-sre/junction/internal/mergedgraph"
 )
 
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name    string
-		cfg     querysource.Config
+		cfg     mergedgraph.Config
 		wantErr string
 	}{
-		{"valid", querysource.Config{URL: "http://vm:8428", Lookback: time.Minute}, ""},
-		{"vmselect path", querysource.Config{URL: "https://vmselect:8481/select/0/prometheus/", Lookback: 15 * time.Second}, ""},
-		{"no url", querysource.Config{Lookback: time.Minute}, "url: required"},
-		{"no scheme", querysource.Config{URL: "vm:8428", Lookback: time.Minute}, "scheme must be http or https"},
-		{"short lookback", querysource.Config{URL: "http://vm:8428", Lookback: time.Millisecond}, "lookback 1ms: must be at least 1s"},
+		{"valid", mergedgraph.Config{URL: "http://vm:8428", Lookback: time.Minute}, ""},
+		{"vmselect path", mergedgraph.Config{URL: "https://vmselect:8481/select/0/prometheus/", Lookback: 15 * time.Second}, ""},
+		{"no url", mergedgraph.Config{Lookback: time.Minute}, "url: required"},
+		{"no scheme", mergedgraph.Config{URL: "vm:8428", Lookback: time.Minute}, "scheme must be http or https"},
+		{"short lookback", mergedgraph.Config{URL: "http://vm:8428", Lookback: time.Millisecond}, "lookback 1ms: must be at least 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := querysource.New(tt.cfg)
+			_, err := mergedgraph.New(tt.cfg)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -71,7 +71,7 @@ func TestSnapshotErrors(t *testing.T) {
 				}
 				w.WriteHeader(tt.status)
 				body := tt.body
-				if tt.bins != "" && r.FormValue("query") == querysource.BinsQuery(15*time.Second) {
+				if tt.bins != "" && r.FormValue("query") == mergedgraph.BinsQuery(15*time.Second) {
 					body = tt.bins
 				} else if body == "" {
 					body = emptyVector
@@ -79,7 +79,7 @@ func TestSnapshotErrors(t *testing.T) {
 				_, _ = w.Write([]byte(body))
 			}))
 			defer srv.Close()
-			src, err := querysource.New(querysource.Config{URL: srv.URL, Lookback: 15 * time.Second})
+			src, err := mergedgraph.New(mergedgraph.Config{URL: srv.URL, Lookback: 15 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +104,7 @@ func TestSnapshotStoreDown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	src, err := querysource.New(querysource.Config{URL: url, Lookback: 15 * time.Second})
+	src, err := mergedgraph.New(mergedgraph.Config{URL: url, Lookback: 15 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package querysource_test
+package mergedgraph_test
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/junction-sre/junction/entity"
-	"github.com/junction-sre/junction/entity/querysource"
-	"github.com/junction-sre/junction/entity/querysource/querysourcetest"
+	"github.com/junction-sre/junction/internal/mergedgraph"
+	"github.com/junction-sre/junction/internal/vmtest"
 )
 
 // benchGraph is a replica's share of a graph of n services, each with a
@@ -57,9 +57,9 @@ func BenchmarkAppendSeries(b *testing.B) {
 	var md pmetric.Metrics
 	for b.Loop() {
 		md = pmetric.NewMetrics()
-		querysource.AppendSeries(md, snap, t0)
+		mergedgraph.AppendSeries(md, snap, t0)
 		points = md.DataPointCount()
-		bins = countPoints(md, querysource.MetricLatencyBin)
+		bins = countPoints(md, mergedgraph.MetricLatencyBin)
 	}
 	b.ReportMetric(float64(points), "samples/tick")
 	b.ReportMetric(float64(bins), "bins/tick")
@@ -87,18 +87,18 @@ func countPoints(md pmetric.Metrics, name string) int {
 // queries (the four merged values and the raw latency bins) and the
 // assembly.
 func BenchmarkSnapshot(b *testing.B) {
-	vm := querysourcetest.Start(b)
+	vm := vmtest.Start(b)
 	snap := benchGraph(b, 1000)
 	for _, r := range []string{"gateway-a", "gateway-b"} {
 		exp := replicaWriter(b, vm, r)
 		md := pmetric.NewMetrics()
-		querysource.AppendSeries(md, snap, t0)
+		mergedgraph.AppendSeries(md, snap, t0)
 		if err := exp.ConsumeMetrics(context.Background(), md); err != nil {
 			b.Fatal(err)
 		}
 	}
 	vm.Flush(b)
-	src, err := querysource.New(querysource.Config{URL: vm.URL, Lookback: querysource.DefaultLookback})
+	src, err := mergedgraph.New(mergedgraph.Config{URL: vm.URL, Lookback: mergedgraph.DefaultLookback})
 	if err != nil {
 		b.Fatal(err)
 	}
