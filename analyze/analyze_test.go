@@ -274,3 +274,25 @@ func TestReplayClock(t *testing.T) {
 		})
 	}
 }
+
+// TestStdin: "-" reads the recording from standard input, gzip-ed here.
+func TestStdin(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(old *os.File) { os.Stdin = old }(os.Stdin)
+	os.Stdin = r
+	data := gzipped(t, jsonLines(t, testTraces(3, t0), testLogs(2, t0)))
+	go func() {
+		w.Write(data)
+		w.Close()
+	}()
+	rep, err := Analyze(context.Background(), Options{}, []string{"-"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := rep.Input.Files[0]; f.Path != "stdin" || f.Compression != CompressionGzip || f.Spans != 3 || f.LogRecords != 2 {
+		t.Errorf("stdin read as %+v, want 3 spans and 2 log records, gzip", f)
+	}
+}
