@@ -108,32 +108,15 @@ func createDefaultConfig() component.Config {
 			ReloadInterval: defaultRulesReloadInterval,
 			CostLimit:      rules.DefaultCostLimit,
 		},
+		QuerySource: QuerySourceConfig{Lookback: defaultQueryLookback, Timeout: defaultQueryTimeout},
 	}
 }
 
+// defaultIdentity is graph.DefaultIdentity: the graph's tests check the
+// semantic conventions of real instrumentation against these lists, so they
+// live beside the code that reads them.
 func defaultIdentity() graph.Identity {
-	return graph.Identity{
-		ServiceName:      []string{"service.name"},
-		ServiceNamespace: []string{"service.namespace"},
-		PodName:          []string{"k8s.pod.name", "pod"},
-		PodNamespace:     []string{"k8s.namespace.name", "namespace"},
-		DBSystem:         []string{"db.system.name", "db.system"},
-		DBNamespace:      []string{"db.namespace", "db.name", "datname"},
-		DBQuery:          []string{"db.query.text", "db.statement"},
-		ServerAddress:    []string{"server.address", "net.peer.name"},
-		ServerPort:       []string{"server.port", "net.peer.port"},
-		PeerService:      []string{"peer.service"},
-		RPCSystem:        []string{"rpc.system"},
-		MessagingSystem:  []string{"messaging.system"},
-		ProxyRoute:       []string{"envoy_cluster_name", "upstream_cluster", "cluster_name", "upstream", "route", "route_name"},
-		RelayerService:   []string{"xchain.relayer", "service.name"},
-		SourceChain:      []string{"xchain.source.chain", "src_chain", "chain", "chain_id"},
-		DestinationChain: []string{"xchain.destination.chain", "dst_chain", "counterparty_chain", "counterparty", "counterparty_chain_id"},
-		XChainMessage:    []string{"xchain.message.id", "xchain.destination.chain"},
-		StreamTopic:      []string{"messaging.destination.name", "topic"},
-		StreamGroup:      []string{"messaging.consumer.group.name", "messaging.kafka.consumer.group", "group", "consumergroup"},
-		HTTPStatus:       []string{"http.response.status_code", "http.status_code"},
-	}
+	return graph.DefaultIdentity()
 }
 
 func defaultAccessLog() graph.AccessLog {

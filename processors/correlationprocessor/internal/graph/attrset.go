@@ -2,6 +2,7 @@ package graph
 
 import (
 	"strconv"
+	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
@@ -16,8 +17,14 @@ const (
 	rDBQuery
 	rServerAddress
 	rServerPort
+	rPeerAddress
+	rPeerPort
+	rURL
+	rHTTPMethod
 	rPeerService
 	rRPCSystem
+	rRPCService
+	rRPCMethod
 	rMessagingSystem
 	rXChainMessage
 	rSourceChain
@@ -56,8 +63,14 @@ func spanRoles(id *Identity) map[string][]roleRef {
 	add(rDBQuery, id.DBQuery)
 	add(rServerAddress, id.ServerAddress)
 	add(rServerPort, id.ServerPort)
+	add(rPeerAddress, id.PeerAddress)
+	add(rPeerPort, id.PeerPort)
+	add(rURL, id.URL)
+	add(rHTTPMethod, id.HTTPMethod)
 	add(rPeerService, id.PeerService)
 	add(rRPCSystem, id.RPCSystem)
+	add(rRPCService, id.RPCService)
+	add(rRPCMethod, id.RPCMethod)
 	add(rMessagingSystem, id.MessagingSystem)
 	add(rXChainMessage, id.XChainMessage)
 	add(rSourceChain, id.SourceChain)
@@ -73,10 +86,21 @@ func spanRoles(id *Identity) map[string][]roleRef {
 type attrSet struct {
 	v    [numRoles]pcommon.Value
 	prio [numRoles]uint8 // 0: absent; else key position + 1
+	// ports[0] holds the server_port values, ports[1] the peer_port
+	// values, by their key's position: the port of an address is the one
+	// at the address key's position (portSet has bit i when ports[.][i]
+	// is set).
+	ports   [2][maxPortKeys]pcommon.Value
+	portSet [2]uint8
 }
+
+// maxPortKeys bounds the positions of identity::server_port and
+// identity::peer_port that pair with an address.
+const maxPortKeys = 8
 
 func (g *Graph) extract(m pcommon.Map, a *attrSet) {
 	a.prio = [numRoles]uint8{}
+	a.portSet = [2]uint8{}
 	if m.Len() == 0 {
 		return
 	}
@@ -105,6 +129,14 @@ func (g *Graph) extract(m pcommon.Map, a *attrSet) {
 				a.v[r.r] = v
 				a.prio[r.r] = r.prio + 1
 			}
+			if (r.r == rServerPort || r.r == rPeerPort) && r.prio < maxPortKeys {
+				i := 0
+				if r.r == rPeerPort {
+					i = 1
+				}
+				a.ports[i][r.prio] = v
+				a.portSet[i] |= 1 << r.prio
+			}
 		}
 		return true
 	})
@@ -124,33 +156,103 @@ func (a *attrSet) str(r role) string {
 	return v.AsString()
 }
 
-// int returns the role's value as an integer; ok is false when absent or
-// not an integer.
-func (a *attrSet) int(r role) (int64, bool) {
-	if a.prio[r] == 0 {
-		return 0, false
-	}
-	v := a.v[r]
-	switch v.Type() {
-	case pcommon.ValueTypeInt:
-		return v.Int(), true
-	case pcommon.ValueTypeStr:
-		n, err := strconv.ParseInt(v.Str(), 10, 64)
-		return n, err == nil
-	}
-	return 0, false
+// server is the host and port a client span names its server by; host
+// aliases pdata memory.
+type server struct {
+	host string
+	port int64 // -1: none
+	// portStr is a port that is not an integer, kept as written.
+	portStr string
 }
 
-// appendHostPort appends address[:port] of the server roles.
-func (a *attrSet) appendHostPort(dst []byte) []byte {
-	dst = append(dst, a.str(rServerAddress)...)
-	if a.prio[rServerPort] != 0 {
-		dst = append(dst, ':')
-		if n, ok := a.int(rServerPort); ok {
-			dst = strconv.AppendInt(dst, n, 10)
-		} else {
-			dst = append(dst, a.str(rServerPort)...)
+// port returns the port at position i of the port role (0: server_port,
+// 1: peer_port).
+func (a *attrSet) port(kind, i int) (int64, string) {
+	if i >= maxPortKeys || a.portSet[kind]&(1<<i) == 0 {
+		return -1, ""
+	}
+	v := a.ports[kind][i]
+	switch v.Type() {
+	case pcommon.ValueTypeInt:
+		return v.Int(), ""
+	case pcommon.ValueTypeStr:
+		if n, err := strconv.ParseInt(v.Str(), 10, 64); err == nil {
+			return n, ""
 		}
+		return -1, v.Str()
+	}
+	return -1, v.AsString()
+}
+
+// server returns the server a client span calls: its logical address
+// (identity::server_address with the identity::server_port at the same
+// position), else for an HTTP span the host[:port] of its URL, else its
+// socket peer (identity::peer_address with identity::peer_port). HTTP's
+// default ports (80, 443) are left out: HTTP instrumentation leaves them
+// out of server.port and net.peer.port, so a caller that writes them
+// names the same server as one that does not.
+func (a *attrSet) server(http bool) server {
+	var s server
+	switch {
+	case a.has(rServerAddress):
+		s.host = a.str(rServerAddress)
+		s.port, s.portStr = a.port(0, int(a.prio[rServerAddress]-1))
+	case http && a.has(rURL):
+		s = urlServer(a.str(rURL))
+	case a.has(rPeerAddress):
+		s.host = a.str(rPeerAddress)
+		s.port, s.portStr = a.port(1, int(a.prio[rPeerAddress]-1))
+	default:
+		s.port = -1
+	}
+	if http && (s.port == 80 || s.port == 443) {
+		s.port = -1
+	}
+	return s
+}
+
+// urlServer returns the host and port of an absolute URL
+// (scheme://[userinfo@]host[:port]/...), without allocating; a URL
+// without "://" names no host.
+func urlServer(u string) server {
+	s := server{port: -1}
+	i := strings.Index(u, "://")
+	if i < 0 {
+		return s
+	}
+	rest := u[i+3:]
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		rest = rest[:j]
+	}
+	if j := strings.LastIndexByte(rest, '@'); j >= 0 {
+		rest = rest[j+1:]
+	}
+	host, port := rest, ""
+	if j := strings.LastIndexByte(rest, ':'); j >= 0 && strings.IndexByte(rest[j:], ']') < 0 {
+		host, port = rest[:j], rest[j+1:]
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	s.host = host
+	if port != "" {
+		if n, err := strconv.ParseInt(port, 10, 64); err == nil {
+			s.port = n
+		} else {
+			s.portStr = port
+		}
+	}
+	return s
+}
+
+// appendHostPort appends host[:port].
+func (s server) appendHostPort(dst []byte) []byte {
+	dst = append(dst, s.host...)
+	switch {
+	case s.port >= 0:
+		dst = append(dst, ':')
+		dst = strconv.AppendInt(dst, s.port, 10)
+	case s.portStr != "":
+		dst = append(dst, ':')
+		dst = append(dst, s.portStr...)
 	}
 	return dst
 }

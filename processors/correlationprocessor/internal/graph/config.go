@@ -82,7 +82,9 @@ type BaselineSettings struct {
 }
 
 // Identity lists, per identity key, the attributes looked up in order
-// (data point or span attributes first, then resource attributes).
+// (data point or span attributes first, then resource attributes). Each
+// list names the current semantic-convention attribute first and the older
+// ones after it, so spans written in either name the same entity.
 type Identity struct {
 	ServiceName      []string `mapstructure:"service_name"`
 	ServiceNamespace []string `mapstructure:"service_namespace"`
@@ -91,10 +93,26 @@ type Identity struct {
 	DBSystem         []string `mapstructure:"db_system"`
 	DBNamespace      []string `mapstructure:"db_namespace"`
 	DBQuery          []string `mapstructure:"db_query"`
-	ServerAddress    []string `mapstructure:"server_address"`
-	ServerPort       []string `mapstructure:"server_port"`
+	// ServerAddress and ServerPort name the server a client span calls by
+	// its logical name. They pair by position: the port of
+	// server_address[i] is read from server_port[i] only, so a span never
+	// joins one convention's host to another's port.
+	ServerAddress []string `mapstructure:"server_address"`
+	ServerPort    []string `mapstructure:"server_port"`
+	// URL is the full URL of an HTTP client span, whose host[:port] names
+	// the server when no server_address attribute does.
+	URL []string `mapstructure:"url"`
+	// PeerAddress and PeerPort are the socket-level peer (an IP address,
+	// usually), the last resort when neither a server address nor a URL
+	// names the server; they pair by position like server_address.
+	PeerAddress []string `mapstructure:"peer_address"`
+	PeerPort    []string `mapstructure:"peer_port"`
+	// HTTPMethod marks an HTTP span (URL fallback, default ports).
+	HTTPMethod       []string `mapstructure:"http_method"`
 	PeerService      []string `mapstructure:"peer_service"`
 	RPCSystem        []string `mapstructure:"rpc_system"`
+	RPCService       []string `mapstructure:"rpc_service"`
+	RPCMethod        []string `mapstructure:"rpc_method"`
 	MessagingSystem  []string `mapstructure:"messaging_system"`
 	ProxyRoute       []string `mapstructure:"proxy_route"`
 	RelayerService   []string `mapstructure:"relayer_service"`
@@ -228,4 +246,40 @@ func (s *Settings) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// DefaultIdentity is the processor's default identity lists
+// (createDefaultConfig uses it; the graph's tests check the conventions
+// against it). Every list names the current semantic-convention attribute
+// first, then the older ones (docs/entities.md, "Semantic-convention
+// versions", lists which version wrote which).
+func DefaultIdentity() Identity {
+	return Identity{
+		ServiceName:      []string{"service.name"},
+		ServiceNamespace: []string{"service.namespace"},
+		PodName:          []string{"k8s.pod.name", "pod"},
+		PodNamespace:     []string{"k8s.namespace.name", "namespace"},
+		DBSystem:         []string{"db.system.name", "db.system"},
+		DBNamespace:      []string{"db.namespace", "db.name", "db.redis.database_index", "datname"},
+		DBQuery:          []string{"db.query.text", "db.statement"},
+		ServerAddress:    []string{"server.address", "net.peer.name"},
+		ServerPort:       []string{"server.port", "net.peer.port"},
+		URL:              []string{"url.full", "http.url"},
+		PeerAddress:      []string{"network.peer.address", "net.sock.peer.addr", "net.peer.ip"},
+		PeerPort:         []string{"network.peer.port", "net.sock.peer.port", "net.peer.port"},
+		HTTPMethod:       []string{"http.request.method", "http.method"},
+		PeerService:      []string{"peer.service", "service.peer.name"},
+		RPCSystem:        []string{"rpc.system.name", "rpc.system"},
+		RPCService:       []string{"rpc.service"},
+		RPCMethod:        []string{"rpc.method"},
+		MessagingSystem:  []string{"messaging.system"},
+		ProxyRoute:       []string{"envoy_cluster_name", "upstream_cluster", "cluster_name", "upstream", "route", "route_name"},
+		RelayerService:   []string{"xchain.relayer", "service.name"},
+		SourceChain:      []string{"xchain.source.chain", "src_chain", "chain", "chain_id"},
+		DestinationChain: []string{"xchain.destination.chain", "dst_chain", "counterparty_chain", "counterparty", "counterparty_chain_id"},
+		XChainMessage:    []string{"xchain.message.id", "xchain.destination.chain"},
+		StreamTopic:      []string{"messaging.destination.name", "messaging.destination", "messaging.source.name", "topic"},
+		StreamGroup:      []string{"messaging.consumer.group.name", "messaging.kafka.consumer.group", "messaging.kafka.consumer_group", "group", "consumergroup"},
+		HTTPStatus:       []string{"http.response.status_code", "http.status_code"},
+	}
 }

@@ -63,15 +63,22 @@ func (g *Graph) sampleSpan(now time.Time, tid pcommon.TraceID, sp ptrace.Span, s
 }
 
 // lateTarget sets the target of a sampled client span once it is known
-// (paired or expired into a virtual entity).
-func (g *Graph) lateTarget(tid pcommon.TraceID, sid pcommon.SpanID, target string) {
+// (paired or expired into a virtual entity), and its service when svc is
+// not "" (a span on behalf of a dependency, whose caller came later); ""
+// leaves either as it is.
+func (g *Graph) lateTarget(tid pcommon.TraceID, sid pcommon.SpanID, svc, target string) {
 	tr := g.traces.m[tid]
 	if tr == nil {
 		return
 	}
 	for i := range tr.spans {
 		if tr.spans[i].id == sid {
-			tr.spans[i].target = target
+			if target != "" {
+				tr.spans[i].target = target
+			}
+			if svc != "" {
+				tr.spans[i].svc = svc
+			}
 			return
 		}
 	}

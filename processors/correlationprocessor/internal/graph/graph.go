@@ -36,6 +36,11 @@ const (
 	WhatTemplate    = "template"
 	WhatTrace       = "trace"
 	WhatTraceSpan   = "trace_span"
+	// WhatSpanOwner: a span's service kept for the delegate spans that may
+	// name it as their parent (traces.go, onBehalf).
+	WhatSpanOwner = "span_owner"
+	// WhatPeerAlias: a server address learned to be a peer.service.
+	WhatPeerAlias = "peer_alias"
 )
 
 // Counters receive what the graph drops (a table was full) and evicts (an
@@ -71,6 +76,9 @@ type entityState struct {
 	pods    map[string]struct{}
 	service string
 	evicted bool
+	// instrumented: a SERVER, CONSUMER or INTERNAL span of the service was
+	// seen (it is an application, not a name for a dependency).
+	instrumented bool
 	// Hot-path caches of a caller: its last database, its recent virtual
 	// peer names, its edges by target.
 	lastDB    *entityState
@@ -113,6 +121,16 @@ type Graph struct {
 	perType  map[entity.Type]int
 	edges    map[edgeKey]*edgeState
 	pending  pendingStore
+	// Delegate spans (emitted on behalf of a dependency) waiting for their
+	// caller's span, and the owners of recent spans, kept only while
+	// delegate spans were seen within twice the pending TTL
+	// (delegateUntil, unix nanos).
+	delegates     pendingStore
+	owners        pendingStore
+	delegateUntil int64
+	// aliases maps a server's name (host[:port], rpc service) to the
+	// peer.service another caller gives it.
+	aliases  map[string]string
 	traces   traceSampler
 	scratch  *ddsketch.DDSketch
 	sketches latencySketches // collected during TickMergeable only
@@ -142,6 +160,7 @@ func New(s *Settings, c Counters) *Graph {
 		edges:    map[edgeKey]*edgeState{},
 		interned: map[string]string{},
 		dbs:      map[dbKey]dbCached{},
+		aliases:  map[string]string{},
 	}
 	g.wcfg = window.Config{
 		Width:          s.Window.Bucket,
@@ -160,6 +179,8 @@ func New(s *Settings, c Counters) *Graph {
 	}
 	g.scratch = g.wcfg.NewScratch()
 	g.pending.init(s.Limits.MaxPendingSpans)
+	g.delegates.init(s.Limits.MaxPendingSpans)
+	g.owners.init(s.Limits.MaxPendingSpans)
 	g.traces.init()
 	g.sampleN = uint64(s.CriticalPath.SampleRatio * float64(^uint64(0)))
 	if s.CriticalPath.SampleRatio >= 1 {

@@ -106,6 +106,10 @@ func (g *Graph) databaseEntity(now time.Time, virtual bool, defaults map[string]
 }
 
 func (g *Graph) databaseByParts(now time.Time, virtual bool, system, server, ns string) *entityState {
+	system = dbSystemName(system)
+	if p := dbDefaultPort(system); p != "" && server != "" && server[0] != '/' && !hasPort(server) {
+		server = server + ":" + p
+	}
 	name := server
 	if ns != "" {
 		name = ns + "@" + server
@@ -161,4 +165,97 @@ func (g *Graph) streamEntity(now time.Time, virtual bool, topic, group string) *
 		}
 		return m
 	})
+}
+
+// dbSystemName returns the db.system.name value of a db.system value that
+// semantic conventions v1.30 renamed (mssql is microsoft.sql_server), so
+// old and new instrumentation of one database name one entity; other values
+// are returned as they are.
+func dbSystemName(s string) string {
+	switch s {
+	case "mssql":
+		return "microsoft.sql_server"
+	case "oracle":
+		return "oracle.db"
+	case "db2":
+		return "ibm.db2"
+	case "redshift":
+		return "aws.redshift"
+	case "dynamodb":
+		return "aws.dynamodb"
+	case "cosmosdb":
+		return "azure.cosmosdb"
+	case "spanner":
+		return "gcp.spanner"
+	case "hanadb":
+		return "sap.hana"
+	case "maxdb":
+		return "sap.maxdb"
+	case "informix":
+		return "ibm.informix"
+	case "netezza":
+		return "ibm.netezza"
+	case "adabas":
+		return "softwareag.adabas"
+	case "ingres":
+		return "actian.ingres"
+	case "cache", "intersystems_cache":
+		return "intersystems.cache"
+	case "firebird":
+		return "firebirdsql"
+	}
+	return s
+}
+
+// dbDefaultPort is the port a database system listens on by default.
+// Instrumentation may leave it out (server.port is required only when it
+// is not the default, and the OTel Java JDBC instrumentation leaves it
+// out) while other callers and the database's server metrics
+// (postgres_exporter's server="host:port") write it: a database address
+// without a port gets its system's default, so all of them name one
+// entity.
+func dbDefaultPort(system string) string {
+	switch system {
+	case "postgresql":
+		return "5432"
+	case "cockroachdb":
+		return "26257"
+	case "mysql", "mariadb":
+		return "3306"
+	case "redis":
+		return "6379"
+	case "mongodb":
+		return "27017"
+	case "microsoft.sql_server":
+		return "1433"
+	case "oracle.db":
+		return "1521"
+	case "cassandra":
+		return "9042"
+	case "memcached":
+		return "11211"
+	case "elasticsearch", "opensearch":
+		return "9200"
+	case "clickhouse":
+		return "9000"
+	}
+	return ""
+}
+
+// hasPort reports whether host[:port] ends in a numeric port ("[::1]:5432"
+// has one, "::1" and "pg" do not).
+func hasPort(hp string) bool {
+	i := strings.LastIndexByte(hp, ':')
+	if i < 0 || i == len(hp)-1 || strings.IndexByte(hp[i:], ']') >= 0 {
+		return false
+	}
+	if strings.IndexByte(hp[:i], ':') >= 0 && !strings.HasPrefix(hp, "[") {
+		return false // a bare IPv6 address
+	}
+	for _, c := range hp[i+1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
