@@ -108,7 +108,6 @@ func createDefaultConfig() component.Config {
 			ReloadInterval: defaultRulesReloadInterval,
 			CostLimit:      rules.DefaultCostLimit,
 		},
-		QuerySource: QuerySourceConfig{Lookback: defaultQueryLookback, Timeout: defaultQueryTimeout},
 	}
 }
 
