@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/component/componenttest"
 
 	"github.com/junction-sre/junction/alert"
+	"github.com/junction-sre/junction/entity"
 )
 
 const alertmanagerBinary = "/usr/bin/prometheus-alertmanager"
@@ -163,4 +165,126 @@ func TestAlertmanagerFiringThenResolved(t *testing.T) {
 		st := r.e.notifier.Stats()
 		return st.Sent >= 2 && st.Queue == 0 && st.Failures == 0, fmt.Errorf("notifier stats %+v", st)
 	})
+}
+
+// blackhole accepts connections and never answers, as an Alertmanager
+// behind a dead network does: every POST to it costs alertmanager.timeout.
+func blackhole(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "http://" + l.Addr().String()
+}
+
+// TestTwoAlertmanagersOneDown: with one real Alertmanager and one that
+// never answers, every alert reaches the live one, the down one is tried
+// again at each resend and counted, and neither ConsumeLogs nor Shutdown
+// waits for it longer than alertmanager.timeout.
+func TestTwoAlertmanagersOneDown(t *testing.T) {
+	live := startAlertmanager(t)
+	down := blackhole(t)
+	cfg := testConfig(t)
+	cfg.Alertmanager.Endpoints = []string{live, down}
+	cfg.Alertmanager.ResendInterval = time.Second
+	cfg.Alertmanager.Timeout = 500 * time.Millisecond
+	r := startExporterAt(t, cfg, componenttest.NewNopHost(), time.Now)
+	ctx := context.Background()
+
+	now := time.Now().UTC().Truncate(time.Second)
+	var alerts []alert.Alert
+	for _, name := range []string{"checkout", "cart", "payment"} {
+		a := poolAlert(alert.StateFiring)
+		a.Entity = entity.Ref{Type: entity.Service, ID: "service:shop/" + name, Name: name}
+		a.ID = alert.Fingerprint("database", a.Rule, a.Entity.ID)
+		a.ActiveAt, a.FiredAt, a.EvaluatedAt = now.Add(-2*time.Minute), now.Add(-time.Minute), now.Add(-time.Minute)
+		alerts = append(alerts, a)
+	}
+	began := time.Now()
+	if err := r.logs.ConsumeLogs(ctx, alertLogs(alerts...)); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(began); d > cfg.Alertmanager.Timeout {
+		t.Errorf("ConsumeLogs took %s with an Alertmanager down", d)
+	}
+	active := func(entityID string) (bool, error) {
+		list, err := listAlerts(live)
+		for _, a := range list {
+			if a.Labels["entity"] == entityID && a.Status.State == "active" {
+				return true, nil
+			}
+		}
+		return false, err
+	}
+	waitFor(t, "the three alerts in the live Alertmanager", 30*time.Second, func() (bool, error) {
+		for _, a := range alerts {
+			if ok, err := active(a.Entity.ID); !ok {
+				return false, fmt.Errorf("%s not active (%v); notifier %+v", a.Entity.ID, err, r.e.notifier.Stats())
+			}
+		}
+		return true, nil
+	})
+	// The down one is tried again at every resend: two failed POSTs, and
+	// their alerts dropped and counted.
+	waitFor(t, "the down Alertmanager to be tried twice", 30*time.Second, func() (bool, error) {
+		st := r.e.notifier.Stats()
+		d := st.Endpoints[1]
+		return d.Endpoint == down && d.Failures >= 2 && d.Dropped >= 6, fmt.Errorf("notifier %+v", st)
+	})
+	st := r.e.notifier.Stats()
+	if l, d := st.Endpoints[0], st.Endpoints[1]; l.Endpoint != live || l.Sent < 3 || l.Failures != 0 || l.Dropped != 0 || d.Sent != 0 {
+		t.Errorf("live %+v, down %+v", l, d)
+	}
+
+	// A resolution reaches the live one although the down one holds a
+	// POST open.
+	resolved := alerts[0]
+	resolved.State, resolved.ResolvedAt, resolved.EvaluatedAt = alert.StateResolved, now, now
+	if err := r.logs.ConsumeLogs(ctx, alertLogs(resolved)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the resolution in the live Alertmanager", 30*time.Second, func() (bool, error) {
+		ok, err := active(resolved.Entity.ID)
+		return !ok && err == nil, err
+	})
+
+	began = time.Now()
+	if err := r.metrics.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.logs.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Shutdown sends what is queued for at most alertmanager.timeout;
+	// the rest is closing the store.
+	d := time.Since(began)
+	t.Logf("Shutdown took %s", d)
+	if d > cfg.Alertmanager.Timeout+2*time.Second {
+		t.Errorf("Shutdown took %s with an Alertmanager down (alertmanager.timeout %s)", d, cfg.Alertmanager.Timeout)
+	}
+	if err := r.logs.Shutdown(ctx); err != nil {
+		t.Errorf("second Shutdown: %v", err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/config/confighttp"
@@ -65,15 +66,89 @@ type APIConfig struct {
 	MaxStreams int `mapstructure:"max_streams"`
 }
 
-// AlertmanagerConfig configures notification. An empty endpoint turns it
-// off.
+// AlertmanagerConfig configures notification, sent with Prometheus'
+// notifier. No endpoint turns it off.
 type AlertmanagerConfig struct {
-	Endpoint       string        `mapstructure:"endpoint"`
+	// Endpoint is one Alertmanager's base URL; Endpoints lists several,
+	// and every alert is sent to each (as Prometheus does). Set one of
+	// the two.
+	Endpoint  string   `mapstructure:"endpoint"`
+	Endpoints []string `mapstructure:"endpoints"`
+	// ResendInterval is how often firing alerts (and alerts resolved in
+	// the last 15 minutes) are sent again; it is also what makes a failed
+	// send good.
 	ResendInterval time.Duration `mapstructure:"resend_interval"`
-	Timeout        time.Duration `mapstructure:"timeout"`
-	QueueSize      int           `mapstructure:"queue_size"`
-	InitialBackoff time.Duration `mapstructure:"initial_backoff"`
-	MaxBackoff     time.Duration `mapstructure:"max_backoff"`
+	// Timeout bounds one POST, and the sending of what is still queued
+	// at shutdown.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// QueueSize bounds the alerts waiting for each Alertmanager and the
+	// alerts remembered for resending.
+	QueueSize int `mapstructure:"queue_size"`
+
+	// InitialBackoff and MaxBackoff were the retry delays of Junction's
+	// own client. Prometheus' notifier does not retry a failed batch: the
+	// next resend sends it again. They are decoded only so that Validate
+	// can say so.
+	InitialBackoff any `mapstructure:"initial_backoff"`
+	MaxBackoff     any `mapstructure:"max_backoff"`
+}
+
+// EndpointList is the Alertmanagers alerts are sent to: endpoints, or
+// endpoint alone.
+func (c AlertmanagerConfig) EndpointList() []string {
+	if c.Endpoint != "" {
+		return []string{c.Endpoint}
+	}
+	return c.Endpoints
+}
+
+func (c AlertmanagerConfig) validate() []error {
+	var errs []error
+	removed := []struct {
+		key string
+		v   any
+	}{{"alertmanager.initial_backoff", c.InitialBackoff}, {"alertmanager.max_backoff", c.MaxBackoff}}
+	for _, r := range removed {
+		if key := r.key; r.v != nil {
+			errs = append(errs, fmt.Errorf("%s is no longer supported: a failed send is not retried with backoff but sent again every alertmanager.resend_interval; remove %s and set alertmanager.resend_interval for how soon it is retried", key, key))
+		}
+	}
+	if c.Endpoint != "" && len(c.Endpoints) > 0 {
+		errs = append(errs, errors.New("set alertmanager.endpoint (one Alertmanager) or alertmanager.endpoints (a list), not both"))
+	}
+	seen := map[string]string{}
+	for i, ep := range c.EndpointList() {
+		key := "alertmanager.endpoint"
+		if c.Endpoint == "" {
+			key = fmt.Sprintf("alertmanager.endpoints[%d]", i)
+		}
+		u, err := url.Parse(ep)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			errs = append(errs, fmt.Errorf("%s %q must be an http:// or https:// URL such as http://127.0.0.1:9093", key, ep))
+			continue
+		case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+			errs = append(errs, fmt.Errorf("%s %q must be scheme://host:port with an optional path prefix: credentials, query and fragment are not sent", key, ep))
+			continue
+		}
+		norm := u.Scheme + "://" + u.Host + strings.TrimSuffix(u.Path, "/")
+		if prev, ok := seen[norm]; ok {
+			errs = append(errs, fmt.Errorf("%s %q is the same Alertmanager as %s: every alert would be sent to it twice", key, ep, prev))
+		}
+		seen[norm] = key
+	}
+	if len(c.EndpointList()) > 0 {
+		if c.ResendInterval <= 0 {
+			errs = append(errs, errors.New("alertmanager.resend_interval must be positive"))
+		}
+		if c.Timeout <= 0 {
+			errs = append(errs, errors.New("alertmanager.timeout must be positive"))
+		}
+		if c.QueueSize <= 0 {
+			errs = append(errs, errors.New("alertmanager.queue_size must be positive"))
+		}
+	}
+	return errs
 }
 
 // Validate checks the configuration; messages name the YAML key.
@@ -112,18 +187,6 @@ func (c *Config) Validate() error {
 	if c.GraphCache.Window > 0 && c.GraphCache.MaxSeries <= 0 {
 		errs = append(errs, errors.New("graph_cache.max_series must be positive when graph_cache.window is set"))
 	}
-	if am := c.Alertmanager; am.Endpoint != "" {
-		u, err := url.Parse(am.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("alertmanager.endpoint %q must be an http:// or https:// URL such as http://127.0.0.1:9093", am.Endpoint))
-		}
-		positive("alertmanager.resend_interval", am.ResendInterval > 0)
-		positive("alertmanager.timeout", am.Timeout > 0)
-		positive("alertmanager.queue_size", am.QueueSize > 0)
-		positive("alertmanager.initial_backoff", am.InitialBackoff > 0)
-		if am.MaxBackoff < am.InitialBackoff {
-			errs = append(errs, fmt.Errorf("alertmanager.max_backoff (%s) must not be below alertmanager.initial_backoff (%s)", am.MaxBackoff, am.InitialBackoff))
-		}
-	}
+	errs = append(errs, c.Alertmanager.validate()...)
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/exporters/junctionexporter/internal/alertmanager"
@@ -113,22 +115,26 @@ func (e *junctionExporter) doStart(ctx context.Context, host component.Host) err
 		e.flushLoop(runCtx)
 	}()
 
-	if cfg.Alertmanager.Endpoint != "" {
+	if eps := cfg.Alertmanager.EndpointList(); len(eps) > 0 {
 		am := cfg.Alertmanager
-		e.notifier = alertmanager.New(alertmanager.Options{
-			Endpoint: am.Endpoint, ResendInterval: am.ResendInterval, Timeout: am.Timeout, QueueSize: am.QueueSize,
-			InitialBackoff: am.InitialBackoff, MaxBackoff: am.MaxBackoff, Now: e.now,
+		n, err := alertmanager.New(alertmanager.Options{
+			Endpoints: eps, ResendInterval: am.ResendInterval, Timeout: am.Timeout, QueueSize: am.QueueSize, Now: e.now,
 			GeneratorURL: "http://" + e.addr.String() + "/api/v1/alerts",
+			Logger:       slog.New(zapslog.NewHandler(e.set.Logger.Core())),
 		})
+		if err != nil {
+			_ = srv.Close()
+			cancel()
+			e.wg.Wait()
+			st.Close()
+			return fmt.Errorf("junction exporter: %w", err)
+		}
+		e.notifier = n
+		n.Start()
 		// Alerts firing before a restart do not change state when the
 		// rules report them again: send them now, and resend them from
 		// here on, or Alertmanager would resolve them on its own.
-		e.notifier.Notify(st.Alerts(store.AlertFilter{States: []alert.State{alert.StateFiring}, To: e.now()}))
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			e.notifier.Run(runCtx)
-		}()
+		n.Notify(st.Alerts(store.AlertFilter{States: []alert.State{alert.StateFiring}, To: e.now()}))
 	}
 	if err := e.registerTelemetry(); err != nil {
 		e.set.Logger.Warn("junction exporter telemetry not registered", zap.Error(err))
@@ -174,6 +180,10 @@ func (e *junctionExporter) shutdown(ctx context.Context) error {
 	err := e.srv.Close()
 	e.cancel()
 	e.wg.Wait()
+	if e.notifier != nil {
+		// Sends what is still queued for at most alertmanager.timeout.
+		e.notifier.Stop(ctx)
+	}
 	if ferr := e.st.Flush(); ferr != nil {
 		err = errors.Join(err, ferr)
 	}
@@ -237,11 +247,12 @@ func (e *junctionExporter) registerTelemetry() error {
 	skipped := counter("otelcol_exporter_junction_log_records_skipped", "Log records that are not Junction alerts or could not be decoded.", "{record}")
 	evicted := counter("otelcol_exporter_junction_alert_instances_evicted", "Alert instances dropped because storage.max_alert_instances was reached.", "{instance}")
 	streamDropped := counter("otelcol_exporter_junction_stream_dropped", "Alert changes not delivered to a slow stream client.", "{alert}")
-	amSent := counter("otelcol_exporter_junction_alertmanager_sent", "Alerts accepted by Alertmanager.", "{alert}")
-	amFailures := counter("otelcol_exporter_junction_alertmanager_failures", "Failed POSTs to Alertmanager.", "{request}")
-	amDropped := counter("otelcol_exporter_junction_alertmanager_dropped", "Alerts dropped because alertmanager.queue_size was reached.", "{alert}")
+	amSent := counter("otelcol_exporter_junction_alertmanager_sent", "Alerts accepted by Alertmanager, by alertmanager.", "{alert}")
+	amFailures := counter("otelcol_exporter_junction_alertmanager_failures", "Failed POSTs to Alertmanager, by alertmanager.", "{request}")
+	amDropped := counter("otelcol_exporter_junction_alertmanager_dropped",
+		"Alerts dropped: queue full or in a failed POST (by alertmanager; sent again at the next resend while firing or recently resolved), or not remembered for resending (reason resend_table_full).", "{alert}")
 	amQueue, err := m.Int64ObservableGauge("otelcol_exporter_junction_alertmanager_queue_size",
-		metric.WithDescription("Alerts waiting to be sent to Alertmanager."), metric.WithUnit("{alert}"))
+		metric.WithDescription("Alerts waiting to be sent to Alertmanager, by alertmanager."), metric.WithUnit("{alert}"))
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -262,10 +273,14 @@ func (e *junctionExporter) registerTelemetry() error {
 		o.ObserveInt64(streamDropped, e.hub.Dropped())
 		if e.notifier != nil {
 			ns := e.notifier.Stats()
-			o.ObserveInt64(amSent, ns.Sent)
-			o.ObserveInt64(amFailures, ns.Failures)
-			o.ObserveInt64(amDropped, ns.Dropped)
-			o.ObserveInt64(amQueue, int64(ns.Queue))
+			for _, ep := range ns.Endpoints {
+				am := metric.WithAttributes(attribute.String("alertmanager", ep.Endpoint))
+				o.ObserveInt64(amSent, ep.Sent, am)
+				o.ObserveInt64(amFailures, ep.Failures, am)
+				o.ObserveInt64(amDropped, ep.Dropped, am)
+				o.ObserveInt64(amQueue, int64(ep.Queue), am)
+			}
+			o.ObserveInt64(amDropped, ns.NotResent, metric.WithAttributes(attribute.String("reason", "resend_table_full")))
 		}
 		return nil
 	}, written, dropped, stateDropped, stored, skipped, evicted, streamDropped, amSent, amFailures, amDropped, amQueue)

@@ -40,11 +40,11 @@ const (
 	// most about 50 MB at the default bound.
 	defaultGraphWindow    = time.Hour
 	defaultGraphMaxSeries = 50000
+	// Alertmanager: Prometheus' resend_delay and Alertmanager timeout
+	// defaults; the queue as Prometheus' notifier queue capacity.
 	defaultResendInterval = time.Minute
 	defaultAMTimeout      = 10 * time.Second
 	defaultAMQueueSize    = 10000
-	defaultInitialBackoff = time.Second
-	defaultMaxBackoff     = time.Minute
 )
 
 // NewFactory returns the junction exporter's factory.
@@ -66,7 +66,6 @@ func createDefaultConfig() component.Config {
 		API: APIConfig{ServerConfig: api, MaxStreams: defaultMaxStreams},
 		Alertmanager: AlertmanagerConfig{
 			ResendInterval: defaultResendInterval, Timeout: defaultAMTimeout, QueueSize: defaultAMQueueSize,
-			InitialBackoff: defaultInitialBackoff, MaxBackoff: defaultMaxBackoff,
 		},
 		MaxEntities: defaultMaxEntities, MaxEdges: defaultMaxEdges, MaxRules: defaultMaxRules,
 		EntityTTL:  defaultEntityTTL,
