@@ -107,6 +107,9 @@ func TestRealApp(t *testing.T) {
 	for _, p := range rep.Problems() {
 		t.Error(p)
 	}
+	if t.Failed() {
+		t.Logf("--- junction output (tail):\n%s", rep.JunctionOutput)
+	}
 }
 
 // checkRecording reads both files back: every line is one OTLP JSON trace

@@ -160,11 +160,13 @@ func clock(t time.Time) string {
 type Report struct {
 	Results []Result `json:"results"`
 	// StrayNodes, StrayEdges and StrayFirings belong to no instance.
-	StrayNodes   []string `json:"stray_nodes,omitempty"`
-	StrayEdges   []Edge   `json:"stray_edges,omitempty"`
-	StrayFirings []Firing `json:"stray_firings,omitempty"`
-	Start        time.Time
-	End          time.Time
+	StrayNodes   []string  `json:"stray_nodes,omitempty"`
+	StrayEdges   []Edge    `json:"stray_edges,omitempty"`
+	StrayFirings []Firing  `json:"stray_firings,omitempty"`
+	Start        time.Time `json:"start"`
+	End          time.Time `json:"end"`
+	// JunctionOutput is the end of Junction's log.
+	JunctionOutput string `json:"-"`
 }
 
 // Problems lists the stray nodes, edges and firings.
@@ -263,7 +265,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := j.Exited(); err != nil {
 		return nil, err
 	}
-	rep := &Report{Start: st.start, End: time.Now()}
+	rep := &Report{Start: st.start, End: time.Now(), JunctionOutput: j.Output(16 << 10)}
 	for _, in := range insts {
 		in.close()
 		if in.rec != nil {
