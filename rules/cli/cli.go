@@ -48,9 +48,8 @@ func newCheckCommand() *cobra.Command {
 		Long: "Loads every rule file like the collector does and type-checks every expression\n" +
 			"against the entity schema. Prints each error as file:line:col and exits 1 when\n" +
 			"there is any.",
-		Args:          cobra.MinimumNArgs(1),
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Args:         cobra.MinimumNArgs(1),
+		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheck(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, costLimit)
 		},
@@ -79,9 +78,8 @@ func newTestCommand() *cobra.Command {
 			"expanding notation (100+10x5, 0x10 5x5, _ for no value) and the alerts expected at\n" +
 			"evaluation times. A failed expectation prints a diff (- expected, + got); exits 1\n" +
 			"when any test fails.",
-		Args:          cobra.MinimumNArgs(1),
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Args:         cobra.MinimumNArgs(1),
+		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return RunTests(cmd.OutOrStdout(), args)
 		},
@@ -98,9 +96,8 @@ func newEvalCommand() *cobra.Command {
 		Long: "Evaluates every rule once on the snapshot (JSON of entity.Snapshot, as the query API\n" +
 			"and the correlation processor record it). Rules with a `for` duration show as\n" +
 			"pending, since one evaluation cannot hold a condition for a while.",
-		Args:          cobra.MinimumNArgs(1),
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Args:         cobra.MinimumNArgs(1),
+		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runEval(cmd.OutOrStdout(), cmd.ErrOrStderr(), snapshotFile, at, costLimit, args)
 		},

@@ -194,3 +194,28 @@ func TestParseSeries(t *testing.T) {
 		t.Errorf(`"1 2 zz": error %v, want it at column 5`, err)
 	}
 }
+
+// TestUsageErrorsAreSaid: a subcommand called wrongly says why on stderr
+// (the collector's main prints nothing itself), and a failure ends with a
+// one-line summary.
+func TestUsageErrorsAreSaid(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"check"}, "requires at least 1 arg"},
+		{[]string{"test"}, "requires at least 1 arg"},
+		{[]string{"eval", "../packs"}, `required flag(s) "snapshot" not set`},
+		{[]string{"check", "--no-such-flag", "../packs"}, "unknown flag: --no-such-flag"},
+		{[]string{"check", "../testdata/errors.yaml"}, "error(s) in rule files"},
+	} {
+		out, err := run(tc.args...)
+		if err == nil {
+			t.Errorf("%v: no error", tc.args)
+			continue
+		}
+		if !strings.Contains(out, "Error: ") || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: output %q does not say %q", tc.args, out, tc.want)
+		}
+	}
+}
