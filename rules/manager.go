@@ -303,23 +303,80 @@ type NotifyFunc func(ctx context.Context, at time.Time, alerts []alert.Alert, st
 // for ReloadSettle, and every ReloadInterval), writes the
 // state file after every evaluation, and returns nil when ctx is done.
 func (m *Manager) Run(ctx context.Context, src entity.Source, notify NotifyFunc) error {
-	var events <-chan fsnotify.Event
-	if m.set.NoWatch {
-		// no notifications; ReloadInterval still applies
-	} else if w, err := m.Watch(); err != nil {
-		m.logger.Warn("Rule files are not watched; changes are picked up every reload_interval", zap.Error(err))
-	} else {
-		defer w.Close()
-		events = w.Events
-	}
-	var reloadC <-chan time.Time
-	if m.cfg.ReloadInterval > 0 {
-		t := time.NewTicker(m.cfg.ReloadInterval)
-		defer t.Stop()
-		reloadC = t.C
-	}
+	// The watcher is in place before the first evaluation, so a change
+	// made after it is seen.
+	reloads := m.startReloads()
+	reloadsDone := make(chan struct{})
+	go func() {
+		defer close(reloadsDone)
+		reloads.loop(ctx)
+	}()
+	defer func() { <-reloadsDone }()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := m.SaveState(); err != nil {
+				m.logger.Warn("Alert state not saved", zap.Error(err))
+			}
+			return nil
+		case <-timer.C:
+			now := m.set.Now()
+			if m.anyDue(now) {
+				m.evalDue(ctx, src, notify, now)
+			}
+			timer.Reset(m.nextDue(m.set.Now()))
+		}
+	}
+}
+
+// RunReloads reloads the rule files whenever they change, until ctx is
+// done: on file-system notifications (unless Settings.NoWatch), read once
+// the files have been quiet for ReloadSettle, and every ReloadInterval.
+// Run does this itself; a caller that evaluates on its own ticks
+// (EvalDue) runs RunReloads beside them, so rule files reload the same
+// way wherever rules run.
+func (m *Manager) RunReloads(ctx context.Context) {
+	m.startReloads().loop(ctx)
+}
+
+// reloader holds what RunReloads listens to; its channels are nil when
+// the source is off.
+type reloader struct {
+	m       *Manager
+	events  <-chan fsnotify.Event
+	errs    <-chan error
+	ticks   <-chan time.Time
+	watcher *fsnotify.Watcher
+	ticker  *time.Ticker
+}
+
+func (m *Manager) startReloads() *reloader {
+	r := &reloader{m: m}
+	if !m.set.NoWatch {
+		if w, err := m.Watch(); err != nil {
+			m.logger.Warn("Rule files are not watched; changes are picked up every reload_interval", zap.Error(err))
+		} else {
+			r.watcher, r.events, r.errs = w, w.Events, w.Errors
+		}
+	}
+	if m.cfg.ReloadInterval > 0 {
+		r.ticker = time.NewTicker(m.cfg.ReloadInterval)
+		r.ticks = r.ticker.C
+	}
+	return r
+}
+
+func (r *reloader) loop(ctx context.Context) {
+	defer func() {
+		if r.watcher != nil {
+			r.watcher.Close()
+		}
+		if r.ticker != nil {
+			r.ticker.Stop()
+		}
+	}()
 	// A file-system event starts (or restarts) the settle timer; the files
 	// are read once they have been quiet for ReloadSettle.
 	settle := time.NewTimer(ReloadSettle)
@@ -328,23 +385,26 @@ func (m *Manager) Run(ctx context.Context, src entity.Source, notify NotifyFunc)
 	for {
 		select {
 		case <-ctx.Done():
-			if err := m.SaveState(); err != nil {
-				m.logger.Warn("Alert state not saved", zap.Error(err))
-			}
-			return nil
-		case <-reloadC:
-			_, _ = m.ReloadIfChanged()
-		case <-events:
+			return
+		case <-r.ticks:
+			r.m.reloadIfChangedLogged()
+		case <-r.events:
+			settle.Reset(ReloadSettle)
+		case err := <-r.errs:
+			// An overflowed event queue loses events: read the files.
+			r.m.logger.Warn("Rule file watcher error; reading the rule files", zap.Error(err))
 			settle.Reset(ReloadSettle)
 		case <-settle.C:
-			_, _ = m.ReloadIfChanged()
-		case <-timer.C:
-			now := m.set.Now()
-			if m.anyDue(now) {
-				m.evalDue(ctx, src, notify, now)
-			}
-			timer.Reset(m.nextDue(m.set.Now()))
+			r.m.reloadIfChangedLogged()
 		}
+	}
+}
+
+// reloadIfChangedLogged is ReloadIfChanged with a log line for a reload
+// that took (a failed one is logged by Reload).
+func (m *Manager) reloadIfChangedLogged() {
+	if tried, err := m.ReloadIfChanged(); tried && err == nil {
+		m.logger.Info("Rules reloaded", zap.Strings("rules::files", m.cfg.Files))
 	}
 }
 

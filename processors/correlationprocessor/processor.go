@@ -237,22 +237,23 @@ func (p *correlationProcessor) loop(stop, done chan struct{}) {
 	defer close(done)
 	ticks, stopTicks := p.ticker(p.cfg.EmitInterval)
 	defer stopTicks()
-	rw := p.watchRules()
-	defer rw.close()
+	// Rule files reload beside the ticks, as wherever rules run
+	// (rules.Manager.RunReloads); the ticks evaluate them.
+	ctx, cancel := context.WithCancel(context.Background())
+	var reloads sync.WaitGroup
+	if m := p.rules.Load(); m != nil {
+		reloads.Go(func() { m.RunReloads(ctx) })
+	}
+	defer reloads.Wait()
+	defer cancel()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-ticks:
-			if err := p.tick(context.Background(), p.now()); err != nil {
+			if err := p.tick(ctx, p.now()); err != nil {
 				p.logger.Warn("emitting derived metrics failed", zap.Error(err))
 			}
-		case <-rw.events:
-			rw.changed()
-		case <-rw.settled:
-			p.reloadRulesIfChanged()
-		case <-rw.ticks:
-			p.reloadRulesIfChanged()
 		}
 	}
 }

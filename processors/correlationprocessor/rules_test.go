@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -205,13 +206,19 @@ func TestRulesReload(t *testing.T) {
 	}
 
 	require.NoError(t, writeAtomic(path, []byte("groups: [{name: x, rules: [{alert: A, for_each: service, expr: 'service.nope > 1'}]}]\n")))
-	h.p.reloadRulesIfChanged()
+	_, _ = h.p.rules.Load().ReloadIfChanged()
 	assert.Equal(t, []string{"DependencyFailing"}, ruleNames(), "a broken file keeps the running rules")
 
 	renamed := []byte(string(good[:len(good)-1]) + "\n      - alert: SlowService\n        kind: bottleneck\n        for_each: service\n        expr: service.latency.p99_ms > 1000\n")
 	require.NoError(t, writeAtomic(path, renamed))
-	h.p.reloadRulesIfChanged()
+	_, _ = h.p.rules.Load().ReloadIfChanged()
 	assert.Equal(t, []string{"DependencyFailing", "SlowService"}, ruleNames())
+
+	// The running processor's own watcher (rules.Manager.RunReloads)
+	// picks up the next change without being asked.
+	require.NoError(t, writeAtomic(path, good))
+	assert.Eventually(t, func() bool { return slices.Equal(ruleNames(), []string{"DependencyFailing"}) },
+		10*time.Second, 20*time.Millisecond, "the processor's watcher did not reload the rules")
 }
 
 // writeAtomic replaces path as deployments do (a new file renamed over
