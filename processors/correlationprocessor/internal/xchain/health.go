@@ -349,7 +349,7 @@ func (t *Tracker) gcScopes(now int64) {
 // healthScopes are the scope ids a relayer entity reads its metrics from,
 // in order of preference, per kind of metric.
 type healthScopes struct {
-	route, reverse, relayer, src, dst, anySrc string
+	route, reverse, relayer, src, dst, anySrc, anyDst string
 }
 
 func scopesOf(r *relayerState) healthScopes {
@@ -360,6 +360,7 @@ func scopesOf(r *relayerState) healthScopes {
 		src:     Scope{Relayer: r.relayer, SourceChain: r.src}.ID(),
 		dst:     Scope{Relayer: r.relayer, SourceChain: r.dst}.ID(),
 		anySrc:  Scope{SourceChain: r.src}.ID(),
+		anyDst:  Scope{SourceChain: r.dst}.ID(),
 	}
 }
 
@@ -367,8 +368,9 @@ func scopesOf(r *relayerState) healthScopes {
 // route, labelled with the source chain as Hermes' chain; tx latency is
 // labelled with the chain the transaction went to, the destination for
 // relaying src→dst, so the reverse label pair comes first; the wallet that pays for relaying src→dst is on
-// the destination chain; the finality that gates relaying is the source
-// chain's (whoever reports it); relayer-wide values come last.
+// the destination chain; chain heads are the source chain's (whoever
+// reports them; finalityFeatures reads the destination's too);
+// relayer-wide values come last.
 func (t *Tracker) order(h healthScopes, name string) []string {
 	switch name {
 	case MetricWalletBalance:
@@ -395,6 +397,49 @@ func (t *Tracker) lookup(h healthScopes, name string, now int64) (sample, *scope
 		}
 	}
 	return sample{}, nil, false
+}
+
+// finalityFeatures writes finality.lag_blocks and finality.lag_s: the lag
+// of whichever of the route's two chains lags longer. Relaying waits for
+// the source chain's finality (a packet is relayed from a finalized
+// height) and the acknowledgement for the destination's (it is relayed
+// back from a finalized height there), so either chain's lag delays the
+// route's messages. Lags are compared in seconds (blocks x the chain's
+// block time, measured from its latest height over the long window
+// whatever the feature's window: a minute holds too few blocks on slow
+// chains); a chain whose block time is not known yet is compared in
+// blocks only while no chain has a lag in seconds.
+func (t *Tracker) finalityFeatures(h healthScopes, now int64, f map[string]float64) {
+	found, haveSecs := false, false
+	var lagBlocks, lagSecs float64
+	for _, id := range []string{h.anySrc, h.anyDst} {
+		sc := t.scopes[id]
+		if sc == nil {
+			continue
+		}
+		latest, okL := sc.last[MetricChainLatestHeight]
+		final, okF := sc.last[MetricChainFinalizedHeight]
+		stale := int64(t.cfg.MetricStaleness)
+		if !okL || !okF || now-latest.t > stale || now-final.t > stale {
+			continue
+		}
+		lag := max(0, latest.v-final.v)
+		spb, okS := sc.series[MetricChainLatestHeight].secondsPerBlock(now, longWindow)
+		switch {
+		case okS && (!haveSecs || lag*spb > lagSecs):
+			lagBlocks, lagSecs, haveSecs = lag, lag*spb, true
+		case !okS && !haveSecs && (!found || lag > lagBlocks):
+			lagBlocks = lag
+		}
+		found = true
+	}
+	if !found {
+		return
+	}
+	f["finality.lag_blocks"] = lagBlocks
+	if haveSecs {
+		f["finality.lag_s"] = lagSecs
+	}
 }
 
 // healthFeatures writes the relayer health features over window w and
@@ -445,19 +490,7 @@ func (t *Tracker) healthFeatures(h healthScopes, now int64, w time.Duration, f m
 			}
 		}
 	}
-	latest, okL := raw[MetricChainLatestHeight]
-	final, okF := raw[MetricChainFinalizedHeight]
-	if okL && okF {
-		lag := max(0, latest-final)
-		f["finality.lag_blocks"] = lag
-		if _, sc, _ := t.lookup(h, MetricChainLatestHeight, now); sc != nil {
-			// The block time is measured over the long window whatever w is:
-			// a minute holds too few blocks on slow chains.
-			if spb, ok := sc.series[MetricChainLatestHeight].secondsPerBlock(now, longWindow); ok {
-				f["finality.lag_s"] = lag * spb
-			}
-		}
-	}
+	t.finalityFeatures(h, now, f)
 	if v, ok := raw[MetricTxLatencyConfirmed]; ok {
 		f["tx.latency_confirmed_ms"] = v
 	}

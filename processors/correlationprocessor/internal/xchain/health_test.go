@@ -197,3 +197,38 @@ func TestParseScopeID(t *testing.T) {
 	_, err = ParseScopeID("relayer:hermes/a/b/c")
 	assert.ErrorContains(t, err, "has 4 parts")
 }
+
+// TestFinalityLagOfEitherChain: a route waits for the source chain's
+// finality to relay and for the destination's to acknowledge, so its
+// finality lag is the longer of the two in seconds.
+func TestFinalityLagOfEitherChain(t *testing.T) {
+	clock := newClock()
+	tr := mustNew(t, DefaultConfig(), Settings{Now: clock.Now})
+	route := Scope{Relayer: "hermes", SourceChain: "osmosis-1", DestinationChain: "noble-1"}
+	heads := func(chain string, blockTime time.Duration, lag float64) {
+		for s := 0; s <= 300; s += 30 {
+			when := time.Hour - 300*time.Second + time.Duration(s)*time.Second
+			h := 10_000 + float64(time.Duration(s)*time.Second/blockTime)
+			require.True(t, tr.ObserveMetric(Scope{SourceChain: chain}.ID(), MetricChainLatestHeight, h, at(when)))
+			require.True(t, tr.ObserveMetric(Scope{SourceChain: chain}.ID(), MetricChainFinalizedHeight, h-lag, at(when)))
+		}
+	}
+	require.True(t, tr.ObserveMetric(route.ID(), MetricBacklogSize, 0, at(time.Hour)))
+	// The source finalizes 10 blocks of 5 s behind (50 s); the destination
+	// 200 blocks of 2 s behind (400 s), fewer seconds per block but longer.
+	heads("osmosis-1", 5*time.Second, 10)
+	heads("noble-1", 2*time.Second, 200)
+	clock.Set(at(time.Hour))
+	f := tr.Features(clock.Now())[route.ID()].Features
+	assert.Equal(t, 200.0, f["finality.lag_blocks"])
+	assert.InDelta(t, 400, f["finality.lag_s"], 1e-9)
+
+	// Only the source chain lags: its lag.
+	tr = mustNew(t, DefaultConfig(), Settings{Now: clock.Now})
+	require.True(t, tr.ObserveMetric(route.ID(), MetricBacklogSize, 0, at(time.Hour)))
+	heads("osmosis-1", 5*time.Second, 10)
+	heads("noble-1", 2*time.Second, 2)
+	f = tr.Features(clock.Now())[route.ID()].Features
+	assert.Equal(t, 10.0, f["finality.lag_blocks"])
+	assert.InDelta(t, 50, f["finality.lag_s"], 1e-9)
+}
