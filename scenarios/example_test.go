@@ -38,5 +38,8 @@ func Example() {
 	// 48 steps, 48 evaluations; every span arrived: true
 	// surge: [ProxyShedding] -> proxy:edge-proxy/frontend from 09:01 to 09:03
 	// surge: [ProxyCircuitOpen] -> proxy:edge-proxy/frontend from 09:01 to 09:03
+	// surge: [ProxyPendingOverflow] -> proxy:edge-proxy/frontend from 09:01 to 09:03
+	// surge: [ProxySurge] -> proxy:edge-proxy/frontend from 09:01 to 09:03
+	// surge: [ErrorBudgetBurn] -> service:ingress/edge-proxy from 09:01 to 09:03
 	// streaming: [DashboardStale] -> stream:order-events/dashboard-feed from 09:05 to 09:07
 }

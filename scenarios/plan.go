@@ -197,7 +197,6 @@ func (p *Plan) Truth() []GroundTruth {
 			Healthy:    Window{0, p.Healthy},
 			Fault:      Window{p.Healthy, p.Healthy + f},
 			Length:     p.lengthOf(sc),
-			Tolerated:  sc.Tolerated,
 			Expect:     sc.expectations(p.Healthy, f),
 			FaultStart: p.Start.Add(off + p.Healthy),
 			FaultEnd:   p.Start.Add(off + p.Healthy + f),
@@ -228,6 +227,19 @@ type Expectation struct {
 	// Window is when the fault behind this expectation is injected,
 	// relative to the scenario's start.
 	Window Window
+	// Settle is how long after Window's end the alert may keep firing and
+	// still count as resolved, when that is later than the scenario's end:
+	// alerts over long windows (an error budget's 30-minute burn rate, a
+	// wallet's hourly burn) outlast their fault by definition. Zero: the
+	// alert must resolve before the scenario ends.
+	Settle time.Duration
+}
+
+// ResolveBy is the latest instant, relative to the scenario's start, at
+// which an alert detecting e may resolve: the end of the scenario of
+// length length, or the end of e's window plus its Settle when later.
+func (e Expectation) ResolveBy(length time.Duration) time.Duration {
+	return max(length, e.Window.End+e.Settle)
 }
 
 // GroundTruth is what a scenario injects and what a detector must find.
@@ -245,11 +257,9 @@ type GroundTruth struct {
 	Length  time.Duration
 	// FaultStart and FaultEnd are Fault in absolute virtual time.
 	FaultStart, FaultEnd time.Time
-	Expect               []Expectation
-	// Tolerated are rules that may legitimately fire during the fault and
-	// recovery (consequences of the fault); they count neither for nor
-	// against a detector.
-	Tolerated []string
+	// Expect are the alerts the scenario must raise; an alert that fires
+	// and matches none of them is a false positive.
+	Expect []Expectation
 }
 
 // End is the scenario's absolute virtual end.
@@ -269,6 +279,9 @@ func (gt *GroundTruth) Validate() error {
 		if len(e.Rules) == 0 || e.Blame == "" {
 			errs = append(errs, fmt.Errorf("scenario %s: expectation %d: needs rules and a blamed entity", gt.Scenario, i))
 		}
+		if e.Settle < 0 {
+			errs = append(errs, fmt.Errorf("scenario %s: expectation %d (%s): negative settle %v", gt.Scenario, i, strings.Join(e.Rules, "|"), e.Settle))
+		}
 		if e.Window.Start < gt.Fault.Start || e.Window.End > gt.Fault.End || e.Window.Start >= e.Window.End {
 			errs = append(errs, fmt.Errorf("scenario %s: expectation %d (%s): window %v-%v outside the fault %v-%v",
 				gt.Scenario, i, strings.Join(e.Rules, "|"), e.Window.Start, e.Window.End, gt.Fault.Start, gt.Fault.End))
@@ -287,7 +300,6 @@ type truthDoc struct {
 	Fault      windowDoc        `json:"fault" yaml:"fault"`
 	Length     string           `json:"length" yaml:"length"`
 	Expect     []expectationDoc `json:"expect" yaml:"expect"`
-	Tolerated  []string         `json:"tolerated,omitempty" yaml:"tolerated,omitempty"`
 	FaultStart string           `json:"fault_start" yaml:"fault_start"`
 	FaultEnd   string           `json:"fault_end" yaml:"fault_end"`
 }
@@ -301,6 +313,7 @@ type expectationDoc struct {
 	Rules  []string  `json:"rules" yaml:"rules"`
 	Blame  string    `json:"blame" yaml:"blame"`
 	Window windowDoc `json:"window" yaml:"window"`
+	Settle string    `json:"settle,omitempty" yaml:"settle,omitempty"`
 }
 
 func docWindow(w Window) windowDoc { return windowDoc{w.Start.String(), w.End.String()} }
@@ -313,12 +326,15 @@ func (gt *GroundTruth) doc() truthDoc {
 		Healthy:    docWindow(gt.Healthy),
 		Fault:      docWindow(gt.Fault),
 		Length:     gt.Length.String(),
-		Tolerated:  gt.Tolerated,
 		FaultStart: gt.FaultStart.Format(time.RFC3339),
 		FaultEnd:   gt.FaultEnd.Format(time.RFC3339),
 	}
 	for _, e := range gt.Expect {
-		d.Expect = append(d.Expect, expectationDoc{Rules: e.Rules, Blame: e.Blame, Window: docWindow(e.Window)})
+		ed := expectationDoc{Rules: e.Rules, Blame: e.Blame, Window: docWindow(e.Window)}
+		if e.Settle > 0 {
+			ed.Settle = e.Settle.String()
+		}
+		d.Expect = append(d.Expect, ed)
 	}
 	return d
 }
@@ -383,12 +399,15 @@ func (d truthDoc) truth() (GroundTruth, error) {
 		Healthy:    win("healthy", d.Healthy),
 		Fault:      win("fault", d.Fault),
 		Length:     dur("length", d.Length),
-		Tolerated:  d.Tolerated,
 		FaultStart: tm("fault_start", d.FaultStart),
 		FaultEnd:   tm("fault_end", d.FaultEnd),
 	}
 	for i, e := range d.Expect {
-		gt.Expect = append(gt.Expect, Expectation{Rules: e.Rules, Blame: e.Blame, Window: win(fmt.Sprintf("expect[%d].window", i), e.Window)})
+		ex := Expectation{Rules: e.Rules, Blame: e.Blame, Window: win(fmt.Sprintf("expect[%d].window", i), e.Window)}
+		if e.Settle != "" {
+			ex.Settle = dur(fmt.Sprintf("expect[%d].settle", i), e.Settle)
+		}
+		gt.Expect = append(gt.Expect, ex)
 	}
 	if len(errs) == 0 {
 		if err := gt.Validate(); err != nil {

@@ -17,10 +17,14 @@ import (
 
 // Options tune the scoring.
 type Options struct {
-	// Grace is how long after an expectation's window ends a first firing
-	// still counts as its detection (the rules' `for` plus evaluation
-	// delay). Firing later is a false positive.
+	// Grace is how long after an expectation's window ends a firing still
+	// counts as its detection (the rules' `for` plus evaluation delay).
+	// Firing later is a false positive.
 	Grace time.Duration
+	// RuleGrace is a longer grace for the named rules (e.g. `for` plus
+	// two evaluation intervals of a rule whose `for` is longer than
+	// Grace).
+	RuleGrace map[string]time.Duration
 	// MaxLatency, when positive, marks detections slower than it as late
 	// (e.g. `for` + 2 evaluation intervals).
 	MaxLatency time.Duration
@@ -28,6 +32,9 @@ type Options struct {
 
 // DefaultOptions are 2 minutes of grace and no latency bound.
 func DefaultOptions() Options { return Options{Grace: 2 * time.Minute} }
+
+// GraceOf is the grace of rule: Grace, or its RuleGrace when longer.
+func (o Options) GraceOf(rule string) time.Duration { return max(o.Grace, o.RuleGrace[rule]) }
 
 // Episode is one alert instance from the time it fired until it resolved.
 type Episode struct {
@@ -146,32 +153,47 @@ type ExpectationResult struct {
 	Latency     time.Duration
 	Late        bool
 	// Resolved is true when every matching episode resolved before the
-	// scenario ended.
+	// scenario ended, or within the expectation's Settle after its window.
 	Resolved bool
 	// WrongBlame lists entities the expected rules blamed instead.
 	WrongBlame []string
 }
 
-// FalsePositive is an episode that matched no expectation.
-type FalsePositive struct {
+// Firing is one episode of a scenario with its verdict: it detects one of
+// the scenario's expectations, or it is a false positive.
+type Firing struct {
 	Episode
 	// Phase is where it fired; Offset is its firing time relative to the
 	// scenario's start.
 	Phase  scenarios.Phase
 	Offset time.Duration
+	// Expected is the index in ScenarioResult.Expect of the expectation the
+	// firing detects; -1 for a false positive.
+	Expected int
 }
+
+// FalsePositive reports whether the firing matched no expectation.
+func (f *Firing) FalsePositive() bool { return f.Expected < 0 }
+
+// FalsePositive is an episode that matched no expectation.
+type FalsePositive = Firing
 
 // ScenarioResult scores one scenario.
 type ScenarioResult struct {
 	Scenario string
-	Expect   []ExpectationResult
+	// Length is the scenario's length.
+	Length time.Duration
+	Expect []ExpectationResult
 	// TruePositives counts episodes that detected an expectation;
 	// FalsePositives the others (HealthyFalsePositives of them in the
-	// healthy phase). Tolerated counts episodes of tolerated rules.
-	TruePositives, FalsePositives, HealthyFalsePositives, Tolerated int
-	False                                                           []FalsePositive
+	// healthy phase). Every episode is one or the other.
+	TruePositives, FalsePositives, HealthyFalsePositives int
+	// Firings are every episode that fired in the scenario, in firing
+	// order, with its verdict; False are the false positives among them.
+	Firings []Firing
+	False   []FalsePositive
 	// Recall is detected expectations / expectations; Precision true
-	// positives / all counted episodes (NaN with none).
+	// positives / all episodes (NaN with none).
 	Recall, Precision float64
 	// Latency is the slowest detection of the scenario (all expectations
 	// detected by then); zero when nothing was detected.
@@ -185,9 +207,10 @@ type Report struct {
 	Options   Options
 	Scenarios []ScenarioResult
 	// Recall and Precision over all scenarios (micro-averaged); Outside
-	// counts episodes that fired outside every scenario.
+	// are the episodes that fired outside every scenario (none when the
+	// records come from the plan's own run), false positives too.
 	Recall, Precision float64
-	Outside           int
+	Outside           []Episode
 }
 
 // Score matches alert records against the ground truth.
@@ -197,7 +220,7 @@ func Score(truth []scenarios.GroundTruth, records []alert.Alert, opts Options) R
 	for i := range truth {
 		gt := &truth[i]
 		sr := &rep.Scenarios[i]
-		sr.Scenario = gt.Scenario
+		sr.Scenario, sr.Length = gt.Scenario, gt.Length
 		for _, e := range gt.Expect {
 			sr.Expect = append(sr.Expect, ExpectationResult{Expectation: e, Resolved: true})
 		}
@@ -206,24 +229,11 @@ func Score(truth []scenarios.GroundTruth, records []alert.Alert, opts Options) R
 	for _, ep := range eps {
 		i := scenarioAt(truth, ep.Fired)
 		if i < 0 {
-			rep.Outside++
+			rep.Outside = append(rep.Outside, ep)
 			continue
 		}
 		gt, sr := &truth[i], &rep.Scenarios[i]
 		rel := ep.Fired.Sub(gt.Start)
-		if k := matchExpectation(gt, ep, rel, opts.Grace); k >= 0 {
-			er := &sr.Expect[k]
-			if !er.Detected || ep.Fired.Before(er.FirstFiring) {
-				er.Detected, er.Rule, er.FirstFiring = true, ep.Rule, ep.Fired
-				er.Latency = ep.Fired.Sub(gt.Start.Add(er.Window.Start))
-				er.Late = opts.MaxLatency > 0 && er.Latency > opts.MaxLatency
-			}
-			if ep.Resolved.IsZero() || ep.Resolved.After(gt.End()) {
-				er.Resolved = false
-			}
-			sr.TruePositives++
-			continue
-		}
 		phase := scenarios.PhaseRecover
 		switch {
 		case gt.Healthy.Contains(rel):
@@ -231,8 +241,19 @@ func Score(truth []scenarios.GroundTruth, records []alert.Alert, opts Options) R
 		case gt.Fault.Contains(rel):
 			phase = scenarios.PhaseFault
 		}
-		if phase != scenarios.PhaseHealthy && slices.Contains(gt.Tolerated, ep.Rule) {
-			sr.Tolerated++
+		f := Firing{Episode: ep, Phase: phase, Offset: rel, Expected: matchExpectation(gt, ep, rel, opts.GraceOf(ep.Rule))}
+		sr.Firings = append(sr.Firings, f)
+		if k := f.Expected; k >= 0 {
+			er := &sr.Expect[k]
+			if !er.Detected || ep.Fired.Before(er.FirstFiring) {
+				er.Detected, er.Rule, er.FirstFiring = true, ep.Rule, ep.Fired
+				er.Latency = ep.Fired.Sub(gt.Start.Add(er.Window.Start))
+				er.Late = opts.MaxLatency > 0 && er.Latency > opts.MaxLatency
+			}
+			if ep.Resolved.IsZero() || ep.Resolved.After(gt.Start.Add(er.ResolveBy(gt.Length))) {
+				er.Resolved = false
+			}
+			sr.TruePositives++
 			continue
 		}
 		for k := range sr.Expect {
@@ -245,7 +266,7 @@ func Score(truth []scenarios.GroundTruth, records []alert.Alert, opts Options) R
 		if phase == scenarios.PhaseHealthy {
 			sr.HealthyFalsePositives++
 		}
-		sr.False = append(sr.False, FalsePositive{Episode: ep, Phase: phase, Offset: rel})
+		sr.False = append(sr.False, f)
 	}
 	for i := range rep.Scenarios {
 		sr := &rep.Scenarios[i]
@@ -271,6 +292,7 @@ func Score(truth []scenarios.GroundTruth, records []alert.Alert, opts Options) R
 		expected += len(sr.Expect)
 		detected += found
 	}
+	counted += len(rep.Outside)
 	rep.Recall = ratio(detected, expected)
 	rep.Precision = ratio(tp, counted)
 	return rep
@@ -292,7 +314,9 @@ func scenarioAt(truth []scenarios.GroundTruth, t time.Time) int {
 	return -1
 }
 
-// matchExpectation returns the expectation ep detects, or -1.
+// matchExpectation returns the expectation ep detects, or -1: the first
+// whose rules include ep's rule, whose blamed entity is ep's and whose
+// window (plus grace) holds ep's firing.
 func matchExpectation(gt *scenarios.GroundTruth, ep Episode, rel, grace time.Duration) int {
 	for k, e := range gt.Expect {
 		if slices.Contains(e.Rules, ep.Rule) && ep.Blame == e.Blame && rel >= e.Window.Start && rel <= e.Window.End+grace {

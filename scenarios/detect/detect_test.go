@@ -15,18 +15,37 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// plan: surge from 0 to 15m (fault 5m-10m), cost from 15m to 85m (fault
-// 20m-50m, idle 20m-38m, cut 38m-50m, recovery 50m-85m).
+// testTruth is a surge from 0 to 15m (fault 5m-10m) with two expected
+// alerts, then a cost scenario from 15m to 85m (fault 20m-50m, idle
+// 20m-38m, cut 38m-50m, recovery 50m-85m), written out so that the scoring
+// tests do not follow the scenarios' own expectations.
 func testTruth(t *testing.T) []scenarios.GroundTruth {
 	t.Helper()
-	p, err := scenarios.NewPlan("surge", "cost")
-	if err != nil {
-		t.Fatal(err)
+	w := func(a, b time.Duration) scenarios.Window { return scenarios.Window{Start: a, End: b} }
+	truth := []scenarios.GroundTruth{
+		{
+			Scenario: scenarios.Surge, Start: t0, Healthy: w(0, 5*m), Fault: w(5*m, 10*m), Length: 15 * m,
+			Expect: []scenarios.Expectation{
+				{Rules: []string{scenarios.RuleProxyShedding}, Blame: scenarios.ProxyID, Window: w(5*m, 10*m)},
+				{Rules: []string{scenarios.RuleProxyCircuitOpen}, Blame: scenarios.ProxyID, Window: w(5*m, 10*m)},
+			},
+		},
+		{
+			Scenario: scenarios.CostCut, Start: t0.Add(15 * m), Offset: 15 * m, Healthy: w(0, 5*m), Fault: w(5*m, 35*m), Length: 70 * m,
+			Expect: []scenarios.Expectation{
+				{Rules: []string{scenarios.RuleOverProvisioned}, Blame: scenarios.RecommendID, Window: w(5*m, 23*m)},
+				{Rules: []string{scenarios.RuleCostCutBurnedBudget, scenarios.RuleErrorBudgetBurn}, Blame: scenarios.CatalogID, Window: w(23*m, 35*m)},
+			},
+		},
 	}
-	if err := p.Validate(); err != nil {
-		t.Fatal(err)
+	for i := range truth {
+		gt := &truth[i]
+		gt.FaultStart, gt.FaultEnd = gt.Start.Add(gt.Fault.Start), gt.Start.Add(gt.Fault.End)
+		if err := gt.Validate(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return p.Truth()
+	return truth
 }
 
 var t0 = scenarios.DefaultStart
@@ -146,7 +165,7 @@ func TestScore(t *testing.T) {
 			},
 		},
 		{
-			name: "tolerated pending-only and outside",
+			name: "pending-only and outside",
 			alerts: join(
 				life(scenarios.RuleOverProvisioned, scenarios.RecommendID, scenarios.RecommendID, 20*m+30*time.Second, 21*m, 23*m),
 				[]alert.Alert{{ID: "p", Rule: "Flappy", Entity: entity.Ref{ID: "service:shop/x"}, State: alert.StatePending, EvaluatedAt: at(21 * m)}},
@@ -157,8 +176,11 @@ func TestScore(t *testing.T) {
 				if c.FalsePositives != 0 || c.TruePositives != 1 || c.Recall != 0.5 {
 					t.Errorf("cost = tp %d fp %d recall %v; want 1, 0, 0.5", c.TruePositives, c.FalsePositives, c.Recall)
 				}
-				if r.Outside != 1 {
-					t.Errorf("outside = %d, want 1", r.Outside)
+				if len(r.Outside) != 1 || r.Outside[0].Rule != scenarios.RuleErrorBudgetBurn {
+					t.Errorf("outside = %+v, want the ErrorBudgetBurn firing at 101m", r.Outside)
+				}
+				if r.Precision != 0.5 {
+					t.Errorf("precision %v, want 1/2: a firing outside every scenario is a false positive", r.Precision)
 				}
 			},
 		},
@@ -183,17 +205,65 @@ func TestScore(t *testing.T) {
 	}
 }
 
-func TestToleratedRulesDoNotCount(t *testing.T) {
+// TestEveryFiringHasAVerdict: a consequence of a fault that no
+// expectation names is a false positive in any phase, and every firing is
+// listed with its verdict.
+func TestEveryFiringHasAVerdict(t *testing.T) {
 	truth := testTruth(t)
-	truth[0].Tolerated = []string{"ErrorBudgetBurn"}
 	r := Score(truth, join(
+		life(scenarios.RuleProxyShedding, scenarios.ProxyID, scenarios.ProxyID, 5*m+15*time.Second, 6*m, 11*m),
+		// a true consequence of the surge, but not in its ground truth
 		life(scenarios.RuleErrorBudgetBurn, scenarios.FrontendID, scenarios.FrontendID, 6*m, 7*m, 9*m),
-		// tolerated rules still count in the healthy phase
-		life(scenarios.RuleErrorBudgetBurn, scenarios.CheckoutID, scenarios.CheckoutID, 1*m, 2*m, 3*m),
+		// the right rule blaming another entity
+		life(scenarios.RuleProxyCircuitOpen, scenarios.ProxyID, scenarios.FrontendID, 6*m, 6*m+30*time.Second, 9*m),
+		// the right rule and entity, 3m after the window's end (grace 2m)
+		life(scenarios.RuleProxyShedding, scenarios.FrontendID, scenarios.ProxyID, 12*m, 13*m, 14*m),
 	), DefaultOptions())
 	s := r.Scenarios[0]
-	if s.Tolerated != 1 || s.FalsePositives != 1 || s.HealthyFalsePositives != 1 {
-		t.Errorf("tolerated %d fp %d healthy %d, want 1 1 1", s.Tolerated, s.FalsePositives, s.HealthyFalsePositives)
+	if len(s.Firings) != 4 || s.TruePositives != 1 || s.FalsePositives != 3 || s.HealthyFalsePositives != 0 {
+		t.Fatalf("firings %d, tp %d fp %d healthy %d; want 4, 1, 3, 0", len(s.Firings), s.TruePositives, s.FalsePositives, s.HealthyFalsePositives)
+	}
+	want := []string{
+		"expected: ProxyShedding",
+		"false positive: wrong blame (expected `" + scenarios.ProxyID + "`)",
+		"false positive: not expected in this scenario (fault phase)",
+		"false positive: fired outside its window (+5m0s to +10m0s, plus grace)",
+	}
+	for i, f := range s.Firings {
+		if got := s.verdict(&f); got != want[i] {
+			t.Errorf("firing %d (%s on %s): verdict %q, want %q", i, f.Rule, f.Entity, got, want[i])
+		}
+	}
+	// A longer grace for the rule makes the late firing a detection.
+	opts := DefaultOptions()
+	opts.RuleGrace = map[string]time.Duration{scenarios.RuleProxyShedding: 4 * m}
+	if r := Score(truth, life(scenarios.RuleProxyShedding, scenarios.ProxyID, scenarios.ProxyID, 12*m, 13*m, 14*m), opts); r.Scenarios[0].TruePositives != 1 {
+		t.Errorf("a firing 3m after the window with a 4m rule grace is not a detection: %+v", r.Scenarios[0].Firings)
+	}
+}
+
+// TestSettle: an expected alert over a long window may resolve after its
+// scenario ends, within its Settle after its window; later it counts as
+// unresolved.
+func TestSettle(t *testing.T) {
+	truth := testTruth(t)
+	truth[0].Expect[0].Settle = 30 * m // window ends at 10m: resolve by 40m
+	for _, tc := range []struct {
+		resolved time.Duration
+		want     bool
+	}{{14 * m, true}, {39 * m, true}, {41 * m, false}} {
+		r := Score(truth, life(scenarios.RuleProxyShedding, scenarios.ProxyID, scenarios.ProxyID, 5*m+15*time.Second, 6*m, tc.resolved), DefaultOptions())
+		if got := r.Scenarios[0].Expect[0].Resolved; got != tc.want {
+			t.Errorf("resolved at %v with settle 30m: resolved %v, want %v", tc.resolved, got, tc.want)
+		}
+		if s := r.Scenarios[0]; s.TruePositives != 1 || len(s.Firings) != 1 {
+			t.Errorf("resolved at %v: %d true positives, %d firings; want one detection scored with surge", tc.resolved, s.TruePositives, len(s.Firings))
+		}
+	}
+	// Without a settle the scenario's end (15m) is the limit.
+	r := Score(testTruth(t), life(scenarios.RuleProxyShedding, scenarios.ProxyID, scenarios.ProxyID, 5*m+15*time.Second, 6*m, 16*m), DefaultOptions())
+	if r.Scenarios[0].Expect[0].Resolved {
+		t.Error("an alert resolving after its scenario's end without a settle counts as resolved")
 	}
 }
 

@@ -44,7 +44,7 @@ func TestDocumentGolden(t *testing.T) {
 		life(scenarios.RuleProxyShedding, scenarios.ProxyID, scenarios.ProxyID, 5*m+15*time.Second, 6*m, 11*m),
 		life(scenarios.RuleProxyCircuitOpen, scenarios.ProxyID, scenarios.ProxyID, 5*m+15*time.Second, 7*m, 11*m),
 	), Options{Grace: time.Minute, MaxLatency: 90 * time.Second})
-	got := Document(p, r, "make detection")
+	got := Document(p, r, "make detection", "<!-- real-app -->")
 	path := filepath.Join("testdata", "detection.md")
 	if *update {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {

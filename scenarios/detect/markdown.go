@@ -3,12 +3,13 @@ package detect
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
 
 // Markdown renders the report as the table of docs/detection.md: one row
-// per scenario, then the false positives.
+// per scenario, then every firing with its verdict.
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	b.WriteString("| scenario | expected alert → blamed entity | detected by | latency | resolved | healthy FP | other FP | recall | precision |\n")
@@ -44,22 +45,70 @@ func (r *Report) Markdown() string {
 	}
 	fmt.Fprintf(&b, "| **all** | | | | | %d | %d | %s | %s |\n", r.healthyFP(), r.otherFP(), pct(r.Recall), pct(r.Precision))
 
-	var fps []string
+	b.WriteString(r.FiringsMarkdown())
+	return b.String()
+}
+
+// FiringsMarkdown renders every firing of the run, scenario by scenario,
+// with its verdict: the expectation it detects, or why it is a false
+// positive.
+func (r *Report) FiringsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("\nEvery alert that fired, with its verdict (times from the scenario's start):\n\n")
+	b.WriteString("| scenario | rule | entity | blamed entity | fired | resolved | verdict |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
+	n := 0
 	for i := range r.Scenarios {
-		for _, f := range r.Scenarios[i].False {
-			fps = append(fps, fmt.Sprintf("- %s, %s phase, +%s: %s on `%s` (blamed `%s`)",
-				r.Scenarios[i].Scenario, f.Phase, dur(f.Offset), f.Rule, f.Entity, f.Blame))
+		s := &r.Scenarios[i]
+		for _, f := range s.Firings {
+			n++
+			res := "still firing"
+			if !f.Resolved.IsZero() {
+				at := f.Offset + f.Resolved.Sub(f.Fired)
+				res = "+" + dur(at)
+				if at > s.Length {
+					res += " (after the scenario)"
+				}
+			}
+			fmt.Fprintf(&b, "| %s | %s | `%s` | `%s` | +%s (%s) | %s | %s |\n",
+				s.Scenario, f.Rule, f.Entity, f.Blame, dur(f.Offset), f.Phase, res, s.verdict(&f))
 		}
 	}
-	if len(fps) > 0 {
-		b.WriteString("\nFalse positives:\n\n")
-		b.WriteString(strings.Join(fps, "\n"))
-		b.WriteString("\n")
+	for _, ep := range r.Outside {
+		n++
+		res := "still firing"
+		if !ep.Resolved.IsZero() {
+			res = ep.Resolved.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(&b, "| (outside every scenario) | %s | `%s` | `%s` | %s | %s | false positive: outside every scenario |\n",
+			ep.Rule, ep.Entity, ep.Blame, ep.Fired.UTC().Format(time.RFC3339), res)
 	}
-	if r.Outside > 0 {
-		fmt.Fprintf(&b, "\n%d alert(s) fired outside every scenario.\n", r.Outside)
+	if n == 0 {
+		b.WriteString("| – | | | | | | no alert fired |\n")
 	}
 	return b.String()
+}
+
+// verdict says why a firing counts as it does.
+func (s *ScenarioResult) verdict(f *Firing) string {
+	if f.Expected >= 0 {
+		e := s.Expect[f.Expected]
+		return "expected: " + strings.Join(e.Rules, " or ")
+	}
+	var blames []string
+	for _, e := range s.Expect {
+		if !slices.Contains(e.Rules, f.Rule) {
+			continue
+		}
+		if e.Blame == f.Blame {
+			return fmt.Sprintf("false positive: fired outside its window (+%s to +%s, plus grace)", dur(e.Window.Start), dur(e.Window.End))
+		}
+		blames = append(blames, e.Blame)
+	}
+	if len(blames) > 0 {
+		return "false positive: wrong blame (expected " + code(blames) + ")"
+	}
+	return "false positive: not expected in this scenario (" + string(f.Phase) + " phase)"
 }
 
 func (r *Report) healthyFP() (n int) {
@@ -70,6 +119,7 @@ func (r *Report) healthyFP() (n int) {
 }
 
 func (r *Report) otherFP() (n int) {
+	n = len(r.Outside)
 	for i := range r.Scenarios {
 		n += r.Scenarios[i].FalsePositives - r.Scenarios[i].HealthyFalsePositives
 	}

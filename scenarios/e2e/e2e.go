@@ -7,11 +7,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,8 +124,14 @@ func (r *Result) Score(opts detect.Options) detect.Report {
 	return detect.Score(r.Plan.Truth(), r.Alerts, opts)
 }
 
-// Command regenerates docs/detection.md.
-const Command = "go run ./scenarios/cmd/junction-detection > docs/detection.md"
+// Command regenerates the simulator part of docs/detection.md in place,
+// keeping the real-app section (from RealAppMarker on).
+const Command = "go run ./scenarios/cmd/junction-detection -w docs/detection.md"
+
+// RealAppMarker is the line of docs/detection.md from which on the
+// document is another command's (the detection results on a real
+// instrumented application); junction-detection -w keeps it as it is.
+const RealAppMarker = "<!-- real-app -->"
 
 // DocPlan is the plan docs/detection.md is generated from: every scenario
 // with the default timing and start, and the given seed.
@@ -136,14 +144,15 @@ func DocPlan(seed uint64) (*scenarios.Plan, error) {
 	return plan, nil
 }
 
-// Document renders docs/detection.md for the run, naming Command (and the
-// seed when it is not the default) as the way to regenerate it.
+// Document renders the simulator part of docs/detection.md for the run,
+// naming Command (and the seed when it is not the default) as the way to
+// regenerate it.
 func Document(r *Result) string {
 	cmd := Command
 	if r.Plan.Seed != scenarios.DefaultSeed {
-		cmd = fmt.Sprintf("go run ./scenarios/cmd/junction-detection -seed %d > docs/detection.md", r.Plan.Seed)
+		cmd = fmt.Sprintf("go run ./scenarios/cmd/junction-detection -seed %d -w docs/detection.md", r.Plan.Seed)
 	}
-	doc := detect.Document(r.Plan, r.Score(ScoreOptions()), cmd)
+	doc := detect.Document(r.Plan, r.Score(ScoreOptions()), cmd, RealAppMarker)
 	bounds, err := boundsMarkdown(r.Plan)
 	if err != nil {
 		return doc + "\nDetection bounds: " + err.Error() + "\n"
@@ -182,8 +191,51 @@ func DemoStart(now time.Time, d time.Duration, speed float64) time.Time {
 }
 
 // ScoreOptions are the options docs/detection.md is scored with: a firing
-// counts as a detection up to 2 minutes after its window ends.
-func ScoreOptions() detect.Options { return detect.DefaultOptions() }
+// counts as a detection up to `for` plus two evaluation intervals of its
+// rule after its window ends, and at least 2 minutes: a condition that
+// still holds when the fault ends fires that much later.
+func ScoreOptions() detect.Options {
+	opts := detect.DefaultOptions()
+	timings, err := PackTimings()
+	if err != nil {
+		// The packs are embedded; TestPackTimings fails on this. Score
+		// with the default grace meanwhile.
+		return opts
+	}
+	opts.RuleGrace = make(map[string]time.Duration, len(timings))
+	for rule, t := range timings {
+		if b := t.Bound(); b > opts.Grace {
+			opts.RuleGrace[rule] = b
+		}
+	}
+	return opts
+}
+
+// SpliceDocument returns the document generated followed by the part of
+// the existing document old from the line RealAppMarker on (nothing when
+// old has no such line): what junction-detection -w writes.
+func SpliceDocument(generated string, old []byte) string {
+	rest := ""
+	for off := 0; off < len(old); {
+		end := bytes.IndexByte(old[off:], '\n')
+		line := old[off:]
+		if end >= 0 {
+			line = old[off : off+end]
+		}
+		if strings.TrimSpace(string(line)) == RealAppMarker {
+			rest = string(old[off:])
+			break
+		}
+		if end < 0 {
+			break
+		}
+		off += end + 1
+	}
+	if rest == "" {
+		return generated
+	}
+	return strings.TrimRight(generated, "\n") + "\n\n" + rest
+}
 
 // alertSink decodes the alert records the processor emits.
 type alertSink struct {

@@ -1,11 +1,14 @@
 // Command junction-detection plays every scenario unpaced into a
 // correlation processor in process, with the built-in rule packs, scores
-// the alerts against the scenarios' ground truth and prints
-// docs/detection.md:
+// the alerts against the scenarios' ground truth and writes the simulator
+// part of docs/detection.md:
 //
-//	go run ./scenarios/cmd/junction-detection > docs/detection.md
+//	go run ./scenarios/cmd/junction-detection -w docs/detection.md
 //
-// The same seed gives the same document.
+// -w FILE rewrites FILE in place up to the line "<!-- real-app -->" and
+// keeps that line and everything after it (the real-app results, which
+// another command writes); without -w the simulator part is printed on
+// stdout. The same seed gives the same document.
 package main
 
 import (
@@ -16,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/junction-sre/junction/scenarios"
@@ -39,11 +43,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	seed := fs.Uint64("seed", scenarios.DefaultSeed, "simulator seed")
 	summary := fs.Bool("summary", false, "print only the one-line summary")
+	write := fs.String("w", "", "rewrite this file (docs/detection.md) in place, keeping it from the line "+e2e.RealAppMarker+" on")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *write != "" && *summary {
+		return errors.New("-w and -summary: choose one")
+	}
+	var old []byte
+	if *write != "" {
+		// Read it first: a file that cannot be read is not overwritten.
+		var err error
+		if old, err = os.ReadFile(*write); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("reading %s: %w", *write, err)
+		}
 	}
 	plan, err := e2e.DocPlan(*seed)
 	if err != nil {
@@ -58,6 +74,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_, err = fmt.Fprintln(stdout, rep.Summary())
 		return err
 	}
-	_, err = io.WriteString(stdout, e2e.Document(res))
-	return err
+	doc := e2e.Document(res)
+	if *write == "" {
+		_, err = io.WriteString(stdout, doc)
+		return err
+	}
+	if err := writeFile(*write, []byte(e2e.SpliceDocument(doc, old))); err != nil {
+		return err
+	}
+	rep := res.Score(e2e.ScoreOptions())
+	fmt.Fprintf(stderr, "junction-detection: wrote %s (%s)\n", *write, rep.Summary())
+	return nil
+}
+
+// writeFile replaces path through a temporary file in its directory, so an
+// interrupted write leaves the old file whole.
+func writeFile(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	err = errors.Join(err, tmp.Close())
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
 }
