@@ -1,6 +1,7 @@
 package realapp
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -284,4 +285,110 @@ func (b *tailBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return string(b.buf)
+}
+
+// AlertStream collects every alert state change Junction streams
+// (GET /api/v1/stream): each record carries the blame the rule gave at
+// that change. When the server ends the stream it reconnects at once, as
+// an EventSource does, and counts it; a change in the gap is lost.
+type AlertStream struct {
+	mu         sync.Mutex
+	records    []alert.Alert
+	reconnects int
+	err        error
+	cancel     context.CancelFunc
+	done       chan struct{}
+}
+
+// Stream connects to the alert stream and collects until Close.
+func (j *Junction) Stream(ctx context.Context) (*AlertStream, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	body, err := j.openStream(ctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s := &AlertStream{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			s.read(body)
+			body.Close()
+			if ctx.Err() != nil {
+				return
+			}
+			for {
+				if body, err = j.openStream(ctx); err == nil {
+					break
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			s.mu.Lock()
+			s.reconnects++
+			s.mu.Unlock()
+		}
+	}()
+	return s, nil
+}
+
+func (j *Junction) openStream(ctx context.Context) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+j.API+"/api/v1/stream", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET /api/v1/stream: %s", resp.Status)
+	}
+	return resp.Body, nil
+}
+
+// read collects the alert events of one connection until it ends.
+func (s *AlertStream) read(body io.Reader) {
+	sc := bufio.NewScanner(body)
+	sc.Buffer(nil, 16<<20)
+	event := ""
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && event == "alert":
+			var a alert.Alert
+			err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &a)
+			s.mu.Lock()
+			if err != nil && s.err == nil {
+				s.err = fmt.Errorf("alert stream: %w", err)
+			} else if err == nil {
+				s.records = append(s.records, a)
+			}
+			s.mu.Unlock()
+		case line == "":
+			event = ""
+		}
+	}
+}
+
+// Records returns the state changes received so far, in order, and how
+// often the stream was reconnected.
+func (s *AlertStream) Records() ([]alert.Alert, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]alert.Alert(nil), s.records...), s.reconnects
+}
+
+// Close disconnects; it returns an error if an event could not be read.
+func (s *AlertStream) Close() error {
+	s.cancel()
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }

@@ -64,6 +64,18 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 			b.WriteString("- " + p + "\n")
 		}
 	}
+	var notes []string
+	for i := range rep.Results {
+		for _, n := range rep.Results[i].Notes() {
+			notes = append(notes, string(rep.Results[i].Fault)+": "+n)
+		}
+	}
+	if len(notes) > 0 {
+		b.WriteString("\nNot wrong, but shown:\n\n")
+		for _, n := range notes {
+			b.WriteString("- " + n + "\n")
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -64,7 +64,8 @@ func TestRealApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("run took %v", time.Since(start).Round(time.Second))
+	t.Logf("run took %v; the alert stream was reopened %d times (Junction ends it after the API's write_timeout)",
+		time.Since(start).Round(time.Second), rep.StreamReconnects)
 	var md bytes.Buffer
 	if err := realapp.WriteMarkdown(&md, rep); err != nil {
 		t.Fatal(err)
@@ -79,9 +80,12 @@ func TestRealApp(t *testing.T) {
 				t.Logf("edge %s", e)
 			}
 			for _, f := range r.Firings {
-				t.Logf("firing %s blame %s pending %s fired %s resolved %s expected %v path %q",
+				t.Logf("firing %s blame %s pending %s fired %s resolved %s expected %v path %q blames %v",
 					f.Alert, f.Blame, f.Pending.Format(time.TimeOnly), f.Fired.Format(time.TimeOnly),
-					f.Resolved.Format(time.TimeOnly), f.Expected, f.Path)
+					f.Resolved.Format(time.TimeOnly), f.Expected, f.Path, f.Blames)
+			}
+			for _, n := range r.Notes() {
+				t.Logf("note: %s", n)
 			}
 			for _, p := range r.Problems() {
 				t.Error(p)

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -77,7 +75,20 @@ type Firing struct {
 	Summary  string    `json:"summary"`
 	Path     string    `json:"path,omitempty"`
 	Expected bool      `json:"expected"`
+	// Blames are the blames polled while it fired, each time it changed;
+	// ResolvedBlame is the blame of its last evaluation before it
+	// resolved (the rule evaluates the blame at every evaluation).
+	Blames        []BlameSeen `json:"blames,omitempty"`
+	ResolvedBlame string      `json:"resolved_blame,omitempty"`
 }
+
+// BlameSeen is a firing alert's blame at one time.
+type BlameSeen struct {
+	At    time.Time `json:"at"`
+	Blame string    `json:"blame"`
+}
+
+func (b BlameSeen) String() string { return clock(b.At) + " " + b.Blame }
 
 // Result is what Junction made of one fault.
 type Result struct {
@@ -110,9 +121,13 @@ type Result struct {
 	// ResolvedAfter the last resolution after FixAt (zero when none).
 	FiredAfter    time.Duration `json:"fired_after"`
 	ResolvedAfter time.Duration `json:"resolved_after"`
-	// Unresolved are the instance's alerts still pending or firing at the
-	// end.
+	// Unresolved are the instance's alerts still firing at the end.
 	Unresolved []string `json:"unresolved,omitempty"`
+	// PendingAtEnd are its alerts pending at the end, PendingOnly its
+	// activations that resolved without firing: no firing, so no failure,
+	// but shown.
+	PendingAtEnd []string `json:"pending_at_end,omitempty"`
+	PendingOnly  []string `json:"pending_only,omitempty"`
 	// Requests and Failed count the load's requests.
 	Requests int64 `json:"requests"`
 	Failed   int64 `json:"failed"`
@@ -141,12 +156,45 @@ func (r *Result) Problems() []string {
 		if !f.Expected {
 			p = append(p, fmt.Sprintf("unexpected firing %s (blame %s, pending %s, fired %s; fault %s, fix %s): %s",
 				f.Alert, f.Blame, clock(f.Pending), clock(f.Fired), clock(r.FaultAt), clock(r.FixAt), f.Summary))
+			continue
+		}
+		for _, b := range f.Blames {
+			if b.Blame != f.Blame && b.At.Before(r.FixAt) {
+				p = append(p, fmt.Sprintf("%s blamed %s at %s while the fault was on (fired blaming %s)", f.Alert, b.Blame, clock(b.At), f.Blame))
+			}
 		}
 	}
 	for _, id := range r.Unresolved {
 		p = append(p, "not resolved after the fix: "+id)
 	}
 	return p
+}
+
+// Notes lists what is not wrong but a user would see: an expected alert
+// whose blame moved after the fix, while it resolved; alerts that went
+// pending and resolved without firing.
+func (r *Result) Notes() []string {
+	var n []string
+	for _, f := range r.Firings {
+		if !f.Expected {
+			continue
+		}
+		for _, b := range f.Blames {
+			if b.Blame != f.Blame && !b.At.Before(r.FixAt) {
+				n = append(n, fmt.Sprintf("%s blamed %s at %s, after the fix, before it resolved", f.Alert, b.Blame, clock(b.At)))
+			}
+		}
+		if f.ResolvedBlame != "" && f.ResolvedBlame != f.Blame {
+			n = append(n, fmt.Sprintf("%s last blamed %s before it resolved", f.Alert, f.ResolvedBlame))
+		}
+	}
+	for _, s := range r.PendingOnly {
+		n = append(n, "pending, resolved without firing: "+s)
+	}
+	for _, s := range r.PendingAtEnd {
+		n = append(n, "pending at the end: "+s)
+	}
+	return n
 }
 
 func clock(t time.Time) string {
@@ -165,6 +213,9 @@ type Report struct {
 	StrayFirings []Firing  `json:"stray_firings,omitempty"`
 	Start        time.Time `json:"start"`
 	End          time.Time `json:"end"`
+	// StreamReconnects counts how often Junction ended the alert stream
+	// and it was reopened.
+	StreamReconnects int `json:"stream_reconnects"`
 	// JunctionOutput is the end of Junction's log.
 	JunctionOutput string `json:"-"`
 }
@@ -193,6 +244,42 @@ type instance struct {
 	truth  Truth
 	res    Result
 	shared *runState
+	// obs are the blames seen on the instance's firing alerts, per alert,
+	// each time it changed (polled every 2s).
+	obs map[string][]blameSeen
+}
+
+type blameSeen struct {
+	at    time.Time
+	blame string
+}
+
+// observe polls the alerts of the instance and notes each firing alert's
+// blame when it changed; it returns them.
+func (in *instance) observe(ctx context.Context) ([]alert.Alert, error) {
+	as, err := in.shared.j.Alerts(ctx, in.shared.start, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var mine []alert.Alert
+	for _, a := range as {
+		if !in.truth.Owns(a.Entity.ID) && !in.truth.Owns(a.Blame.ID) {
+			continue
+		}
+		mine = append(mine, a)
+		if a.State != alert.StateFiring {
+			continue
+		}
+		if in.obs == nil {
+			in.obs = map[string][]blameSeen{}
+		}
+		seen := in.obs[a.ID]
+		if n := len(seen); n == 0 || seen[n-1].blame != a.Blame.ID {
+			in.obs[a.ID] = append(seen, blameSeen{now, a.Blame.ID})
+		}
+	}
+	return mine, nil
 }
 
 type runState struct {
@@ -224,6 +311,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer j.Stop()
+	stream, err := j.Stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer stream.Close()
 	st := &runState{j: j, start: time.Now(), cfg: cfg}
 	var insts []*instance
 	defer func() {
@@ -278,7 +370,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 	}
-	if err := score(ctx, j, st.start, rep.End, insts, rep); err != nil {
+	records, reconnects := stream.Records()
+	rep.StreamReconnects = reconnects
+	if err := stream.Close(); err != nil {
+		return nil, err
+	}
+	if err := score(ctx, j, st.start, rep.End, insts, records, rep); err != nil {
 		return nil, err
 	}
 	for _, in := range insts {
@@ -303,7 +400,7 @@ func (in *instance) close() {
 // run plays the instance's timeline: healthy, fault until its alert fires,
 // fix until its alerts resolve, quiet.
 func (in *instance) run(ctx context.Context) error {
-	cfg, j := in.shared.cfg, in.shared.j
+	cfg := in.shared.cfg
 	tl := cfg.Timeline
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var sent, failed int64
@@ -335,15 +432,12 @@ func (in *instance) run(ctx context.Context) error {
 		if !sleepCtx(ctx, 2*time.Second) {
 			return ctx.Err()
 		}
-		as, err := j.Alerts(ctx, in.res.FaultAt, time.Now())
+		as, err := in.observe(ctx)
 		if err != nil {
 			return err
 		}
 		pending := 0
 		for _, a := range as {
-			if !in.truth.Owns(a.Entity.ID) && !in.truth.Owns(a.Blame.ID) {
-				continue
-			}
 			if a.State == alert.StatePending {
 				pending++
 			}
@@ -367,13 +461,13 @@ func (in *instance) run(ctx context.Context) error {
 		if !sleepCtx(ctx, 2*time.Second) {
 			return ctx.Err()
 		}
-		as, err := j.Alerts(ctx, in.res.FaultAt, time.Now())
+		as, err := in.observe(ctx)
 		if err != nil {
 			return err
 		}
 		active := 0
 		for _, a := range as {
-			if (in.truth.Owns(a.Entity.ID) || in.truth.Owns(a.Blame.ID)) && a.State != alert.StateResolved {
+			if a.State != alert.StateResolved {
 				active++
 			}
 		}
@@ -382,8 +476,13 @@ func (in *instance) run(ctx context.Context) error {
 			break
 		}
 	}
-	if !sleepCtx(ctx, tl.Quiet) {
-		return ctx.Err()
+	for end := time.Now().Add(tl.Quiet); time.Now().Before(end); {
+		if !sleepCtx(ctx, 2*time.Second) {
+			return ctx.Err()
+		}
+		if _, err := in.observe(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -424,7 +523,7 @@ func (in *instance) belongs(id string) bool {
 
 // score reads the graph and the alerts of the run and fills each
 // instance's result.
-func score(ctx context.Context, j *Junction, from, to time.Time, insts []*instance, rep *Report) error {
+func score(ctx context.Context, j *Junction, from, to time.Time, insts []*instance, records []alert.Alert, rep *Report) error {
 	g, err := j.Graph(ctx, from, to)
 	if err != nil {
 		return err
@@ -469,76 +568,111 @@ func score(ctx context.Context, j *Junction, from, to time.Time, insts []*instan
 		r.Recall = float64(len(in.truth.Edges)-len(r.Missing)) / float64(len(in.truth.Edges))
 	}
 
-	as, err := j.Alerts(ctx, from, to)
-	if err != nil {
-		return err
+	owned := func(a alert.Alert) *instance {
+		if in := owner(a.Entity.ID); in != nil {
+			return in
+		}
+		return owner(a.Blame.ID)
 	}
-	sort.Slice(as, func(a, b int) bool { return as[a].ActiveAt.Before(as[b].ActiveAt) })
-	for _, a := range as {
-		in := owner(a.Entity.ID)
-		if in == nil {
-			in = owner(a.Blame.ID)
+	// Firings from the stream: the record of each change to firing carries
+	// the blame the rule gave then.
+	byID := map[string][]alert.Alert{}
+	var ids []string
+	for _, a := range records {
+		if _, ok := byID[a.ID]; !ok {
+			ids = append(ids, a.ID)
 		}
-		fs, err := firings(ctx, j, a)
-		if err != nil {
-			return err
-		}
+		byID[a.ID] = append(byID[a.ID], a)
+	}
+	for _, id := range ids {
+		fs, pendingOnly := firings(byID[id])
+		in := owned(byID[id][0])
 		if in == nil {
 			rep.StrayFirings = append(rep.StrayFirings, fs...)
 			continue
 		}
 		r := &in.res
-		if a.State != alert.StateResolved {
-			r.Unresolved = append(r.Unresolved, a.ID)
-		}
+		r.PendingOnly = append(r.PendingOnly, pendingOnly...)
 		for _, f := range fs {
 			// A firing is the expected one when it blames the fault's
 			// entity and both began (pending) and fired while the fault
 			// was on: with the fix, nothing may fire.
 			f.Expected = in.truth.Blame != "" && f.Blame == in.truth.Blame &&
 				!r.FaultAt.IsZero() && !f.Pending.Before(r.FaultAt) && f.Fired.Before(r.FixAt)
+			f.Blames = in.blamesDuring(f)
+			if f.Blame == "" && len(f.Blames) > 0 {
+				f.Blame = f.Blames[0].Blame
+			}
 			r.Firings = append(r.Firings, f)
-			if f.Expected {
-				if r.Blamed == "" || f.Fired.Sub(r.FaultAt) < r.FiredAfter {
-					r.Blamed, r.FiredAfter = f.Blame, f.Fired.Sub(r.FaultAt)
-				}
+			if f.Expected && (r.Blamed == "" || f.Fired.Sub(r.FaultAt) < r.FiredAfter) {
+				r.Blamed, r.FiredAfter = f.Blame, f.Fired.Sub(r.FaultAt)
 			}
 			if !f.Resolved.IsZero() && f.Resolved.After(r.FixAt) && f.Resolved.Sub(r.FixAt) > r.ResolvedAfter {
 				r.ResolvedAfter = f.Resolved.Sub(r.FixAt)
 			}
 		}
 	}
+	// What is still active at the end.
+	as, err := j.Alerts(ctx, from, to)
+	if err != nil {
+		return err
+	}
+	for _, a := range as {
+		in := owned(a)
+		if in == nil || a.State == alert.StateResolved {
+			continue
+		}
+		if a.State == alert.StateFiring {
+			in.res.Unresolved = append(in.res.Unresolved, a.ID)
+		} else {
+			in.res.PendingAtEnd = append(in.res.PendingAtEnd, a.ID)
+		}
+	}
 	return nil
 }
 
-// firings reads an alert's history and returns each of its firings.
-func firings(ctx context.Context, j *Junction, a alert.Alert) ([]Firing, error) {
-	var r struct {
-		Alert   alert.Alert `json:"alert"`
-		History []struct {
-			Time  time.Time   `json:"time"`
-			State alert.State `json:"state"`
-		} `json:"history"`
+// blamesDuring returns the blames polled on f's alert between its firing
+// and its resolution, when they changed.
+func (in *instance) blamesDuring(f Firing) []BlameSeen {
+	var out []BlameSeen
+	for _, b := range in.obs[f.Alert] {
+		if b.at.Before(f.Fired) || (!f.Resolved.IsZero() && b.at.After(f.Resolved)) {
+			continue
+		}
+		out = append(out, BlameSeen{At: b.at, Blame: b.blame})
 	}
-	if err := j.get(ctx, "/api/v1/alerts/"+url.PathEscape(a.ID), nil, &r); err != nil {
-		return nil, err
-	}
-	var out []Firing
-	var pending time.Time
-	for _, h := range r.History {
-		switch h.State {
+	return out
+}
+
+// firings turns one alert's state changes into its firings, and lists
+// its activations that resolved without firing.
+func firings(recs []alert.Alert) (out []Firing, pendingOnly []string) {
+	var open *Firing
+	for _, a := range recs {
+		switch a.State {
 		case alert.StatePending:
-			pending = h.Time
+			open = nil
 		case alert.StateFiring:
 			out = append(out, Firing{Alert: a.ID, Rule: a.Rule, Entity: a.Entity.ID, Blame: a.Blame.ID,
-				Pending: pending, Fired: h.Time, Summary: a.Summary(), Path: a.Annotations["path"]})
+				Pending: a.ActiveAt, Fired: a.FiredAt, Summary: a.Summary(), Path: a.Annotations["path"]})
+			open = &out[len(out)-1]
 		case alert.StateResolved:
-			if n := len(out); n > 0 && out[n-1].Resolved.IsZero() {
-				out[n-1].Resolved = h.Time
+			switch {
+			case open != nil:
+				open.Resolved, open.ResolvedBlame = a.ResolvedAt, a.Blame.ID
+				open = nil
+			case !a.FiredAt.IsZero():
+				// Its firing record fell in a gap of the stream: the blame
+				// at firing is the first one polled.
+				out = append(out, Firing{Alert: a.ID, Rule: a.Rule, Entity: a.Entity.ID,
+					Pending: a.ActiveAt, Fired: a.FiredAt, Resolved: a.ResolvedAt, ResolvedBlame: a.Blame.ID,
+					Summary: a.Summary(), Path: a.Annotations["path"]})
+			default:
+				pendingOnly = append(pendingOnly, fmt.Sprintf("%s (pending %s, resolved %s)", a.ID, clock(a.ActiveAt), clock(a.ResolvedAt)))
 			}
 		}
 	}
-	return out, nil
+	return out, pendingOnly
 }
 
 func diffEdges(truth, got []Edge) (missing, extra []Edge) {

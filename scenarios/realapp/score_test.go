@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/junction-sre/junction/alert"
+	"github.com/junction-sre/junction/entity"
 )
 
 // TestResultProblems: a result is clean only when the edges match, the
@@ -67,5 +70,58 @@ func TestParseFault(t *testing.T) {
 	}
 	if _, err := ParseFault("slow"); err == nil || !strings.Contains(err.Error(), "db-pool") {
 		t.Errorf("ParseFault(slow): %v, want an error listing the faults", err)
+	}
+}
+
+// TestFirings: the stream's state changes become firings with the blame
+// of their firing record; an activation that never fired is listed apart.
+func TestFirings(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 1, 0, 0, 0, time.UTC)
+	rec := func(state alert.State, blame string, active, fired, resolved time.Duration) alert.Alert {
+		a := alert.Alert{ID: "g/R@service:ns/a", Rule: "R", State: state,
+			Entity: entity.Ref{ID: "service:ns/a"}, Blame: entity.Ref{ID: blame}, ActiveAt: t0.Add(active)}
+		if fired > 0 {
+			a.FiredAt = t0.Add(fired)
+		}
+		if resolved > 0 {
+			a.ResolvedAt = t0.Add(resolved)
+		}
+		return a
+	}
+	fs, pendingOnly := firings([]alert.Alert{
+		rec(alert.StatePending, "service:ns/b", 10*time.Second, 0, 0),
+		rec(alert.StateFiring, "service:ns/b", 10*time.Second, 70*time.Second, 0),
+		rec(alert.StateResolved, "service:ns/a", 10*time.Second, 70*time.Second, 130*time.Second),
+		rec(alert.StatePending, "service:ns/a", 200*time.Second, 0, 0),
+		rec(alert.StateResolved, "service:ns/a", 200*time.Second, 0, 230*time.Second),
+	})
+	if len(fs) != 1 || fs[0].Blame != "service:ns/b" || !fs[0].Fired.Equal(t0.Add(70*time.Second)) ||
+		!fs[0].Resolved.Equal(t0.Add(130*time.Second)) || fs[0].ResolvedBlame != "service:ns/a" {
+		t.Errorf("firings %+v", fs)
+	}
+	if len(pendingOnly) != 1 || !strings.Contains(pendingOnly[0], "pending 01:03:20") {
+		t.Errorf("pending only %q", pendingOnly)
+	}
+}
+
+// TestBlameMovedWhileFaultOn: an expected firing whose blame moves to
+// another entity while the fault is on is wrong; after the fix it is a
+// note.
+func TestBlameMovedWhileFaultOn(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 1, 0, 0, 0, time.UTC)
+	f := Firing{Alert: "g/R@service:ns/a", Blame: "service:ns/b", Pending: t0.Add(10 * time.Second),
+		Fired: t0.Add(70 * time.Second), Expected: true,
+		Blames: []BlameSeen{{t0.Add(72 * time.Second), "service:ns/b"}, {t0.Add(76 * time.Second), "service:ns/c"}}}
+	r := Result{Truth: Truth{Blame: "service:ns/b"}, Blamed: "service:ns/b", Firings: []Firing{f},
+		FaultAt: t0, FixAt: t0.Add(80 * time.Second)}
+	if got := strings.Join(r.Problems(), "\n"); !strings.Contains(got, "blamed service:ns/c at 01:01:16 while the fault was on") {
+		t.Errorf("problems %q", got)
+	}
+	r.FixAt = t0.Add(75 * time.Second)
+	if got := r.Problems(); len(got) != 0 {
+		t.Errorf("problems %q after the fix, want none", got)
+	}
+	if got := strings.Join(r.Notes(), "\n"); !strings.Contains(got, "after the fix") {
+		t.Errorf("notes %q", got)
 	}
 }
