@@ -184,6 +184,10 @@ func (r *Result) Notes() []string {
 				n = append(n, fmt.Sprintf("%s blamed %s at %s, after the fix, before it resolved", f.Alert, b.Blame, clock(b.At)))
 			}
 		}
+		if f.Pending.Before(r.FaultAt) {
+			n = append(n, fmt.Sprintf("%s went pending at %s, %v before the fault, on the healthy application's latency",
+				f.Alert, clock(f.Pending), r.FaultAt.Sub(f.Pending).Round(time.Second)))
+		}
 		if f.ResolvedBlame != "" && f.ResolvedBlame != f.Blame {
 			n = append(n, fmt.Sprintf("%s last blamed %s before it resolved", f.Alert, f.ResolvedBlame))
 		}
@@ -594,11 +598,7 @@ func score(ctx context.Context, j *Junction, from, to time.Time, insts []*instan
 		r := &in.res
 		r.PendingOnly = append(r.PendingOnly, pendingOnly...)
 		for _, f := range fs {
-			// A firing is the expected one when it blames the fault's
-			// entity and both began (pending) and fired while the fault
-			// was on: with the fix, nothing may fire.
-			f.Expected = in.truth.Blame != "" && f.Blame == in.truth.Blame &&
-				!r.FaultAt.IsZero() && !f.Pending.Before(r.FaultAt) && f.Fired.Before(r.FixAt)
+			f.Expected = r.expects(f)
 			f.Blames = in.blamesDuring(f)
 			if f.Blame == "" && len(f.Blames) > 0 {
 				f.Blame = f.Blames[0].Blame
@@ -629,6 +629,15 @@ func score(ctx context.Context, j *Junction, from, to time.Time, insts []*instan
 		}
 	}
 	return nil
+}
+
+// expects reports whether f is the expected firing: it blames the
+// fault's entity and fired while the fault was on. Before the fault and
+// after the fix nothing may fire. (An alert that went pending on the
+// healthy application's noise and fired on the fault is shown in Notes.)
+func (r *Result) expects(f Firing) bool {
+	return r.Truth.Blame != "" && f.Blame == r.Truth.Blame &&
+		!r.FaultAt.IsZero() && !f.Fired.Before(r.FaultAt) && f.Fired.Before(r.FixAt)
 }
 
 // blamesDuring returns the blames polled on f's alert between its firing

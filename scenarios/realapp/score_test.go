@@ -125,3 +125,26 @@ func TestBlameMovedWhileFaultOn(t *testing.T) {
 		t.Errorf("notes %q", got)
 	}
 }
+
+// TestExpects: only a firing that blames the true bottleneck while the
+// fault is on is expected.
+func TestExpects(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 1, 0, 0, 0, time.UTC)
+	r := Result{Truth: Truth{Blame: "database:postgresql/pg:5432/shop"}, FaultAt: t0, FixAt: t0.Add(2 * time.Minute)}
+	for _, tc := range []struct {
+		name  string
+		blame string
+		fired time.Duration
+		want  bool
+	}{
+		{"right, during the fault", "database:postgresql/pg:5432/shop", 75 * time.Second, true},
+		{"wrong blame", "service:shop/inventory", 75 * time.Second, false},
+		{"before the fault", "database:postgresql/pg:5432/shop", -5 * time.Second, false},
+		{"after the fix", "database:postgresql/pg:5432/shop", 2*time.Minute + time.Second, false},
+	} {
+		f := Firing{Blame: tc.blame, Pending: t0.Add(-10 * time.Second), Fired: t0.Add(tc.fired)}
+		if got := r.expects(f); got != tc.want {
+			t.Errorf("%s: expects = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
