@@ -38,18 +38,27 @@ $(TOOLS)/builder:
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-tools: $(TOOLS)/builder $(TOOLS)/staticcheck
+# mdatagen's version is pinned in tools/mdatagen/go.mod (a module of its own:
+# `go install ...@version` needs a version list that the module proxy does
+# not serve for it).
+$(TOOLS)/mdatagen: tools/mdatagen/go.mod tools/mdatagen/go.sum
+	cd tools/mdatagen && GOBIN=$(TOOLS) $(GO) install go.opentelemetry.io/collector/cmd/mdatagen
 
-## generate: regenerate collector/components.go from builder-config.yaml and
-## the generated parts of the docs
-generate: $(TOOLS)/builder
+tools: $(TOOLS)/builder $(TOOLS)/staticcheck $(TOOLS)/mdatagen
+
+## generate: regenerate collector/components.go from builder-config.yaml, each
+## component's metadata code and documentation.md from its metadata.yaml
+## (mdatagen), and the generated parts of the docs
+generate: $(TOOLS)/builder $(TOOLS)/mdatagen
 	scripts/generate.sh $(TOOLS)/builder collector
+	scripts/mdatagen.sh $(TOOLS)/mdatagen
 	$(GO) generate ./rules
 	$(GO) test ./processors/correlationprocessor -run 'TestEntitiesDocInSync' -update
 
-## check-generated: fail when collector/ differs from what the builder generates
-check-generated: $(TOOLS)/builder
-	scripts/check-generated.sh $(TOOLS)/builder
+## check-generated: fail when collector/components.go or a component's
+## mdatagen output differs from what the builder and mdatagen generate
+check-generated: $(TOOLS)/builder $(TOOLS)/mdatagen
+	scripts/check-generated.sh $(TOOLS)/builder $(TOOLS)/mdatagen
 
 ## test: everything CI runs
 test: check-generated build
