@@ -48,6 +48,9 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 		fired, resolved := "-", "-"
 		if r.Blamed != "" {
 			fired = r.FiredAfter.Round(time.Second).String()
+			if r.PendingBefore > 0 {
+				fired += fmt.Sprintf(" (pending %v before the fault)", r.PendingBefore.Round(time.Second))
+			}
 		}
 		if r.ResolvedAfter > 0 && len(r.Unresolved) == 0 {
 			resolved = r.ResolvedAfter.Round(time.Second).String()

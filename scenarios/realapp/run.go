@@ -117,6 +117,10 @@ type Result struct {
 	// FaultAt, FixAt: when the fault was switched on and fixed.
 	FaultAt time.Time `json:"fault_at"`
 	FixAt   time.Time `json:"fix_at"`
+	// PendingBefore is how long before the fault the first expected
+	// firing went pending (on the healthy application's latency), zero
+	// when it went pending on the fault.
+	PendingBefore time.Duration `json:"pending_before,omitempty"`
 	// FiredAfter is the first expected firing after FaultAt;
 	// ResolvedAfter the last resolution after FixAt (zero when none).
 	FiredAfter    time.Duration `json:"fired_after"`
@@ -606,6 +610,10 @@ func score(ctx context.Context, j *Junction, from, to time.Time, insts []*instan
 			r.Firings = append(r.Firings, f)
 			if f.Expected && (r.Blamed == "" || f.Fired.Sub(r.FaultAt) < r.FiredAfter) {
 				r.Blamed, r.FiredAfter = f.Blame, f.Fired.Sub(r.FaultAt)
+				r.PendingBefore = 0
+				if f.Pending.Before(r.FaultAt) {
+					r.PendingBefore = r.FaultAt.Sub(f.Pending)
+				}
 			}
 			if !f.Resolved.IsZero() && f.Resolved.After(r.FixAt) && f.Resolved.Sub(r.FixAt) > r.ResolvedAfter {
 				r.ResolvedAfter = f.Resolved.Sub(r.FixAt)

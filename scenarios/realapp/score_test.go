@@ -148,3 +148,30 @@ func TestExpects(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteMarkdown: the table row says what was measured, and what went
+// wrong is listed under it.
+func TestWriteMarkdown(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 1, 0, 0, 0, time.UTC)
+	ok := Result{Fault: FaultDBPool, Truth: Truth{Blame: "database:postgresql/pg:5432/shop"},
+		Precision: 1, Recall: 1, Blamed: "database:postgresql/pg:5432/shop", Share: 0.97, ShareOf: "latency.share of x -> y",
+		Firings: []Firing{{Rule: "HopOwnsLatency", Expected: true}},
+		FaultAt: t0, FixAt: t0.Add(2 * time.Minute), FiredAfter: 44 * time.Second, PendingBefore: 16 * time.Second,
+		ResolvedAfter: time.Minute}
+	bad := Result{Fault: FaultWorkerPool, Truth: Truth{Blame: "service:ns/orders"}, Precision: 0.75, Recall: 0.75,
+		Missing: []Edge{{"service:ns/orders", "service:ns/inventory", "grpc"}}, FaultAt: t0, FixAt: t0.Add(time.Minute)}
+	var b strings.Builder
+	if err := WriteMarkdown(&b, &Report{Results: []Result{ok, bad}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| db-pool: " + FaultDBPool.Describe() + " | 1.00 | 1.00 | `database:postgresql/pg:5432/shop` | yes | HopOwnsLatency ×1 | 0.97 | 44s (pending 16s before the fault) | 1m0s | 0 |",
+		"| worker-pool: " + FaultWorkerPool.Describe() + " | 0.75 | 0.75 | none | no | - | - | - | - | 0 |",
+		"- worker-pool: missing edge service:ns/orders -> service:ns/inventory #grpc",
+		"- worker-pool: no alert fired blaming service:ns/orders",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, b.String())
+		}
+	}
+}
