@@ -57,10 +57,9 @@ var Onsets = map[OnsetKey]Onset{
 	},
 	{Rule: scenarios.RuleProxySurge}: {
 		Wait: time.Minute,
-		Why: "`proxy.surge.factor > 2.5`: the 1-minute request rate over its baseline, a window mean: the surge ramps in " +
-			"over 30 s and its share of the window grows for a minute, and at the full surge the factor reads only " +
-			"3.1–3.8 in this run (the proxy's baseline was seeded too high, see rules/packs/surge.yaml), so it passes 2.5 " +
-			"once most of the window is surge traffic",
+		Why: "`proxy.surge.factor > 3`: the 1-minute request rate over its baseline, a window mean: the surge ramps in " +
+			"over 30 s to 6× and its share of the window grows for a minute, so the factor passes 3 once about 40 % of " +
+			"the window is surge traffic (45–60 s into the fault in this run)",
 	},
 	{Rule: scenarios.RuleGasPriceSpike}: {
 		Wait: 30 * time.Second,

@@ -72,6 +72,9 @@ type entityState struct {
 	baseline  map[string]float64
 	baseAt    time.Time
 	lastSeen  time.Time
+	// seedFrom: when each baseline feature not seeded yet was first
+	// present (updateBaselines); at most the type's baseline features.
+	seedFrom map[string]time.Time
 	// service: its pods; pod: its service.
 	pods    map[string]struct{}
 	service string

@@ -70,6 +70,16 @@ func nonEmpty(m map[string]float64) map[string]float64 {
 
 // updateBaselines moves every baseline towards its short-window value by
 // the EWMA weight of the time since the last update.
+//
+// A feature's baseline is seeded only once the feature has had a value
+// for a whole ShortWindow, from the value it has then. Before, the
+// 1-minute value covers part of its window, and telemetry is bucketed when
+// it arrives, so the first batch (which holds requests from before the
+// entity was first seen) counts as if it all arrived at once: a rate read
+// then is too high, and an EWMA with a 1-hour time constant keeps most of
+// such a seed for an hour. seedFrom holds when each unseeded feature was
+// first present; a feature that goes absent before it is seeded starts
+// over.
 func (g *Graph) updateBaselines(now time.Time, snap *entity.Snapshot) {
 	tau := g.s.Baseline.TimeConstant.Seconds()
 	for i := range snap.Entities {
@@ -89,17 +99,32 @@ func (g *Graph) updateBaselines(now time.Time, snap *entity.Snapshot) {
 		e.baseAt = now
 		for _, f := range baselineFeatures[e.ref.Type] {
 			v, ok := se.Features[f]
+			if b, seeded := e.baseline[f]; seeded {
+				if ok {
+					e.baseline[f] = b + alpha*(v-b)
+				}
+				continue
+			}
 			if !ok {
+				delete(e.seedFrom, f)
+				continue
+			}
+			from, pending := e.seedFrom[f]
+			if !pending {
+				if e.seedFrom == nil {
+					e.seedFrom = map[string]time.Time{}
+				}
+				e.seedFrom[f] = now
+				from = now
+			}
+			if now.Sub(from) < ShortWindow {
 				continue
 			}
 			if e.baseline == nil {
 				e.baseline = map[string]float64{}
 			}
-			if b, ok := e.baseline[f]; ok {
-				e.baseline[f] = b + alpha*(v-b)
-			} else {
-				e.baseline[f] = v
-			}
+			e.baseline[f] = v
+			delete(e.seedFrom, f)
 		}
 	}
 }
