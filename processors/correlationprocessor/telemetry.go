@@ -30,6 +30,8 @@ var instrumentNames = map[string]string{
 	graph.WhatTemplate:    "templates",
 	graph.WhatTrace:       "sampled_traces",
 	graph.WhatTraceSpan:   "sampled_spans",
+	graph.WhatSpanOwner:   "span_owners",
+	graph.WhatPeerAlias:   "peer_aliases",
 }
 
 // attrEntityType is the attribute of drop and eviction counters that names
@@ -67,6 +69,8 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 			graph.WhatTemplate:    tb.ProcessorCorrelationTemplatesDropped,
 			graph.WhatTrace:       tb.ProcessorCorrelationSampledTracesDropped,
 			graph.WhatTraceSpan:   tb.ProcessorCorrelationSampledSpansDropped,
+			graph.WhatSpanOwner:   tb.ProcessorCorrelationSpanOwnersDropped,
+			graph.WhatPeerAlias:   tb.ProcessorCorrelationPeerAliasesDropped,
 		},
 		evicted: map[string]metric.Int64Counter{
 			graph.WhatEntity:      tb.ProcessorCorrelationEntitiesEvicted,
@@ -78,6 +82,8 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 			graph.WhatTemplate:    tb.ProcessorCorrelationTemplatesEvicted,
 			graph.WhatTrace:       tb.ProcessorCorrelationSampledTracesEvicted,
 			graph.WhatTraceSpan:   tb.ProcessorCorrelationSampledSpansEvicted,
+			graph.WhatSpanOwner:   tb.ProcessorCorrelationSpanOwnersEvicted,
+			graph.WhatPeerAlias:   tb.ProcessorCorrelationPeerAliasesEvicted,
 		},
 		byType:            map[entity.Type]metric.AddOption{},
 		xchainRejected:    tb.ProcessorCorrelationXchainEventsRejected,

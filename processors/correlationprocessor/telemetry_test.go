@@ -36,7 +36,7 @@ func TestOwnTelemetryNames(t *testing.T) {
 		tt.Dropped(what, entity.Service, int64(i+1))
 		tt.Evicted(what, "", int64(i+10))
 	}
-	tt.Dropped(graph.WhatSpanOwner, "", 1) // no instrument: not counted, no panic
+	tt.Dropped("no_such_table", "", 1) // no instrument: not counted, no panic
 	tt.xchainRejected.Add(context.Background(), 3)
 	tt.xchainHistDropped.Add(context.Background(), 4)
 	tt.clockOutliers.Add(context.Background(), 5)

@@ -33,6 +33,8 @@ type TelemetryBuilder struct {
 	ProcessorCorrelationEntitiesEvicted              metric.Int64Counter
 	ProcessorCorrelationMetricsDropped               metric.Int64Counter
 	ProcessorCorrelationMetricsEvicted               metric.Int64Counter
+	ProcessorCorrelationPeerAliasesDropped           metric.Int64Counter
+	ProcessorCorrelationPeerAliasesEvicted           metric.Int64Counter
 	ProcessorCorrelationPendingSpansDropped          metric.Int64Counter
 	ProcessorCorrelationPendingSpansEvicted          metric.Int64Counter
 	ProcessorCorrelationPodsDropped                  metric.Int64Counter
@@ -43,6 +45,8 @@ type TelemetryBuilder struct {
 	ProcessorCorrelationSampledTracesEvicted         metric.Int64Counter
 	ProcessorCorrelationSeriesDropped                metric.Int64Counter
 	ProcessorCorrelationSeriesEvicted                metric.Int64Counter
+	ProcessorCorrelationSpanOwnersDropped            metric.Int64Counter
+	ProcessorCorrelationSpanOwnersEvicted            metric.Int64Counter
 	ProcessorCorrelationTemplatesDropped             metric.Int64Counter
 	ProcessorCorrelationTemplatesEvicted             metric.Int64Counter
 	ProcessorCorrelationXchainEventsRejected         metric.Int64Counter
@@ -120,6 +124,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{metrics}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.ProcessorCorrelationPeerAliasesDropped, err = builder.meter.Int64Counter(
+		"otelcol_processor_correlation_peer_aliases_dropped",
+		metric.WithDescription("Number of peer_aliases (a server address learned to be a peer.service) dropped because their table was full [Alpha]"),
+		metric.WithUnit("{peer_aliases}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorCorrelationPeerAliasesEvicted, err = builder.meter.Int64Counter(
+		"otelcol_processor_correlation_peer_aliases_evicted",
+		metric.WithDescription("Number of peer_aliases (a server address learned to be a peer.service) evicted because they aged out or made room [Alpha]"),
+		metric.WithUnit("{peer_aliases}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ProcessorCorrelationPendingSpansDropped, err = builder.meter.Int64Counter(
 		"otelcol_processor_correlation_pending_spans_dropped",
 		metric.WithDescription("Number of pending_spans dropped because their table was full [Alpha]"),
@@ -178,6 +194,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_processor_correlation_series_evicted",
 		metric.WithDescription("Number of series evicted because they aged out or made room [Alpha]"),
 		metric.WithUnit("{series}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorCorrelationSpanOwnersDropped, err = builder.meter.Int64Counter(
+		"otelcol_processor_correlation_span_owners_dropped",
+		metric.WithDescription("Number of span_owners (a span's service kept for the spans a client emits on behalf of a dependency) dropped because their table was full [Alpha]"),
+		metric.WithUnit("{span_owners}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorCorrelationSpanOwnersEvicted, err = builder.meter.Int64Counter(
+		"otelcol_processor_correlation_span_owners_evicted",
+		metric.WithDescription("Number of span_owners (a span's service kept for the spans a client emits on behalf of a dependency) evicted because they aged out or made room [Alpha]"),
+		metric.WithUnit("{span_owners}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorCorrelationTemplatesDropped, err = builder.meter.Int64Counter(

@@ -26,6 +26,8 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ProcessorCorrelationEntitiesEvicted.Add(context.Background(), 1)
 	tb.ProcessorCorrelationMetricsDropped.Add(context.Background(), 1)
 	tb.ProcessorCorrelationMetricsEvicted.Add(context.Background(), 1)
+	tb.ProcessorCorrelationPeerAliasesDropped.Add(context.Background(), 1)
+	tb.ProcessorCorrelationPeerAliasesEvicted.Add(context.Background(), 1)
 	tb.ProcessorCorrelationPendingSpansDropped.Add(context.Background(), 1)
 	tb.ProcessorCorrelationPendingSpansEvicted.Add(context.Background(), 1)
 	tb.ProcessorCorrelationPodsDropped.Add(context.Background(), 1)
@@ -36,6 +38,8 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ProcessorCorrelationSampledTracesEvicted.Add(context.Background(), 1)
 	tb.ProcessorCorrelationSeriesDropped.Add(context.Background(), 1)
 	tb.ProcessorCorrelationSeriesEvicted.Add(context.Background(), 1)
+	tb.ProcessorCorrelationSpanOwnersDropped.Add(context.Background(), 1)
+	tb.ProcessorCorrelationSpanOwnersEvicted.Add(context.Background(), 1)
 	tb.ProcessorCorrelationTemplatesDropped.Add(context.Background(), 1)
 	tb.ProcessorCorrelationTemplatesEvicted.Add(context.Background(), 1)
 	tb.ProcessorCorrelationXchainEventsRejected.Add(context.Background(), 1)
@@ -59,6 +63,12 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorCorrelationMetricsEvicted(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorCorrelationPeerAliasesDropped(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorCorrelationPeerAliasesEvicted(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorCorrelationPendingSpansDropped(t, testTel,
@@ -89,6 +99,12 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorCorrelationSeriesEvicted(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorCorrelationSpanOwnersDropped(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorCorrelationSpanOwnersEvicted(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorCorrelationTemplatesDropped(t, testTel,
