@@ -73,10 +73,10 @@ var Onsets = map[OnsetKey]Onset{
 			"30 s, and the window's rate passes 1/s once the ramp's slow queries are in it",
 	},
 	{Rule: scenarios.RuleUnderProvisionedThrottled}: {
-		Wait: 5 * time.Minute,
+		Wait: time.Minute,
 		Why: "`cpu.limit_utilization > 0.9`: a service's usage over the sum of its pods' CPU limits; the two pods the " +
-			"cost cut removed keep counting in that sum until their last samples are 5 minutes old (the graph's " +
-			"metric staleness), so the cut's one pod shows at its limit 5 minutes after the cut",
+			"cost cut removed count in that sum until their last samples are stale (three report intervals, at least " +
+			"a minute: docs/entities.md), so the cut's one pod shows at its limit a minute after the cut",
 	},
 	{Rule: scenarios.RuleRelayerWalletLow}: {
 		Wait: 30 * time.Minute,

@@ -99,7 +99,8 @@ func (c *calc) inputs(e *entityState, in string) *input {
 	return nil
 }
 
-// last sums the newest values of the input's series that are not stale.
+// last sums the newest values of the input's series that are not stale
+// (seriesState.staleAfter).
 func (c *calc) last(e *entityState, in string) (float64, bool) {
 	ip := c.inputs(e, in)
 	if ip == nil {
@@ -109,7 +110,7 @@ func (c *calc) last(e *entityState, in string) (float64, bool) {
 	ok := false
 	for _, s := range ip.series {
 		v, t, has := s.Last()
-		if !has || t.After(c.at) || c.at.Sub(t) > LongWindow {
+		if !has || t.After(c.at) || c.at.Sub(t) > s.staleAfter() {
 			continue
 		}
 		sum += v

@@ -56,7 +56,26 @@ func (nopCounters) Dropped(string, entity.Type, int64) {}
 func (nopCounters) Evicted(string, entity.Type, int64) {}
 
 type input struct {
-	series map[string]*series.Series
+	series map[string]*seriesState
+}
+
+// seriesState is a series with the time between the arrivals of its last
+// two samples, which tells when its newest sample goes stale.
+type seriesState struct {
+	series.Series
+	every time.Duration
+}
+
+// staleAfter is how long the newest sample of s counts as the series'
+// value: three of its arrival intervals (a source that missed three
+// reports is gone: a pod scaled away, a stopped exporter), at least
+// ShortWindow so that one late batch does not blink a value out, at most
+// LongWindow, and LongWindow while only one sample has arrived.
+func (s *seriesState) staleAfter() time.Duration {
+	if s.every <= 0 {
+		return LongWindow
+	}
+	return min(max(3*s.every, ShortWindow), LongWindow)
 }
 
 type entityState struct {
@@ -390,7 +409,7 @@ func (g *Graph) addSample(e *entityState, in string, key []byte, t time.Time, v 
 			g.counters.Dropped(WhatSeries, e.ref.Type, 1)
 			return
 		}
-		ip = &input{series: map[string]*series.Series{}}
+		ip = &input{series: map[string]*seriesState{}}
 		e.inputs[in] = ip
 	}
 	s := ip.series[string(key)]
@@ -399,15 +418,17 @@ func (g *Graph) addSample(e *entityState, in string, key []byte, t time.Time, v 
 			g.counters.Dropped(WhatSeries, e.ref.Type, 1)
 			return
 		}
-		s = &series.Series{}
+		s = &seriesState{}
 		ip.series[string(key)] = s
 		e.nSeries++
 	}
-	if delta {
+	last, lastAt, ok := s.Last()
+	if ok && t.After(lastAt) {
+		s.every = t.Sub(lastAt)
+	}
+	if delta && ok {
 		// Delta sums accumulate into a cumulative series.
-		if last, _, ok := s.Last(); ok {
-			v += last
-		}
+		v += last
 	}
 	s.Add(t, v)
 }
