@@ -3,11 +3,13 @@ package mergedgraph
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
+	"github.com/prometheus/common/model"
 
 	"github.com/junction-sre/junction/entity"
 )
@@ -318,15 +320,15 @@ type binSample struct {
 	ms        int64
 }
 
-// binSamples collects bin series as the answer streams in, keeping their
+// binSamples collects the latest samples of bin series, keeping their
 // keys, with each distinct label value stored once.
 type binSamples struct {
 	s      []binSample
 	intern map[string]string
 }
 
-// add is a query's each for the bins query.
-func (b *binSamples) add(l map[string]string, v float64, ms int64) error {
+// add adds the latest sample of the bin series of labels l.
+func (b *binSamples) add(l model.Metric, v float64, ms int64) {
 	if b.intern == nil {
 		b.intern = map[string]string{}
 	}
@@ -339,8 +341,7 @@ func (b *binSamples) add(l map[string]string, v float64, ms int64) error {
 	}
 	k := keyOf(l)
 	k = valueKey{in(k.entity), in(k.source), in(k.target), in(k.edgeType), "", in(k.window)}
-	b.s = append(b.s, binSample{group: groupKey{k, in(replicaOf(l))}, spec: in(l[AttrSketch]), bin: in(l[AttrBin]), value: v, ms: ms})
-	return nil
+	b.s = append(b.s, binSample{group: groupKey{k, in(replicaOf(l))}, spec: in(get(l, AttrSketch)), bin: in(get(l, AttrBin)), value: v, ms: ms})
 }
 
 // groupKey identifies one replica's bins of one entity's or edge's window:
@@ -353,27 +354,30 @@ type groupKey struct {
 // binLabels are the labels of a bin series that Junction writes; the
 // others (junction_replica, or whatever the remote write adds) tell the
 // replicas apart.
-var binLabels = map[string]bool{"__name__": true, lEntityID: true, lEntityType: true, lEntityName: true,
-	lEdgeSource: true, lEdgeTarget: true, lEdgeType: true, AttrWindow: true, AttrBin: true, AttrSketch: true}
+var binLabels = map[model.LabelName]bool{
+	model.MetricNameLabel: true, AttrWindow: true, AttrBin: true, AttrSketch: true,
+	model.LabelName(lEntityID): true, model.LabelName(lEntityType): true, model.LabelName(lEntityName): true,
+	model.LabelName(lEdgeSource): true, model.LabelName(lEdgeTarget): true, model.LabelName(lEdgeType): true,
+}
 
 // replicaOf returns the labels of a bin series that tell the replicas
 // apart, in a canonical form.
-func replicaOf(l map[string]string) string {
-	var keys []string
+func replicaOf(l model.Metric) string {
+	var keys []model.LabelName
 	for k := range l {
 		if !binLabels[k] {
 			keys = append(keys, k)
 		}
 	}
 	if len(keys) == 1 {
-		return keys[0] + "\x00" + l[keys[0]]
+		return string(keys[0]) + "\x00" + string(l[keys[0]])
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	var b strings.Builder
 	for _, k := range keys {
-		b.WriteString(k)
+		b.WriteString(string(k))
 		b.WriteByte(0)
-		b.WriteString(l[k])
+		b.WriteString(string(l[k]))
 		b.WriteByte(0)
 	}
 	return b.String()
@@ -391,8 +395,8 @@ func Quantiles(sketches ...*entity.LatencySketch) (q [3]float64, ok bool) {
 		}
 		spec, idx, counts := emittedBins(s)
 		put := func(bin string, n float64) {
-			_ = bins.add(map[string]string{lEntityID: "e", AttrWindow: WindowShort,
-				AttrSketch: spec, AttrBin: bin, "replica": strconv.Itoa(i)}, n, 0)
+			bins.add(model.Metric{model.LabelName(lEntityID): "e", AttrWindow: WindowShort,
+				AttrSketch: model.LabelValue(spec), AttrBin: model.LabelValue(bin), "replica": model.LabelValue(strconv.Itoa(i))}, n, 0)
 		}
 		if s.Zero > 0 {
 			put(BinZero, s.Zero)

@@ -10,6 +10,7 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 	"github.com/DataDog/sketches-go/ddsketch/store"
+	"github.com/prometheus/common/model"
 
 	"github.com/junction-sre/junction/entity"
 )
@@ -215,7 +216,7 @@ func TestBadBinLabels(t *testing.T) {
 		}
 	}
 	var bins binSamples
-	_ = bins.add(map[string]string{AttrSketch: "cubic:0.01:4", AttrBin: "x", AttrWindow: WindowShort, "junction_entity_id": "service:a"}, 1, 0)
+	bins.add(model.Metric{AttrSketch: "cubic:0.01:4", AttrBin: "x", AttrWindow: WindowShort, "junction_entity_id": "service:a"}, 1, 0)
 	err := quantilesFromBins(bins.s, func(valueKey, float64) {})
 	if err == nil || !containsAll(err.Error(), AttrBin, `"x"`) {
 		t.Errorf("bad bin: %v", err)

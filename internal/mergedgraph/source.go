@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
 
 	"github.com/junction-sre/junction/entity"
 )
@@ -54,10 +57,11 @@ func (c *Config) Validate() error {
 }
 
 // Source is an entity.Source over the merged series in a store with
-// Prometheus' query API.
+// Prometheus' query API, queried with client_golang's query API client
+// (api, api/prometheus/v1), which also decodes the answers.
 type Source struct {
-	cfg    Config
-	client *http.Client
+	cfg Config
+	api v1.API
 }
 
 var _ entity.Source = (*Source)(nil)
@@ -72,7 +76,11 @@ func New(cfg Config) (*Source, error) {
 	if c == nil {
 		c = http.DefaultClient
 	}
-	return &Source{cfg: cfg, client: c}, nil
+	client, err := api.NewClient(api.Config{Address: cfg.URL, Client: withBoundedBody(c)})
+	if err != nil {
+		return nil, fmt.Errorf("url %q: %w", cfg.URL, err)
+	}
+	return &Source{cfg: cfg, api: v1.NewAPI(latencyOffset{client})}, nil
 }
 
 // label is the store's name of an attribute: the Prometheus remote-write
@@ -115,18 +123,28 @@ func BinsQuery(lookback time.Duration) string {
 // Snapshot builds the merged graph as of at.
 func (s *Source) Snapshot(ctx context.Context, at time.Time) (*entity.Snapshot, error) {
 	qi, qs, qw, qm := Queries(s.cfg.Lookback)
-	var info, sums, weights, maxes []sample
+	var info, sums, weights, maxes model.Vector
 	for _, q := range []struct {
 		q   string
-		out *[]sample
+		out *model.Vector
 	}{{qi, &info}, {qs, &sums}, {qw, &weights}, {qm, &maxes}} {
-		if err := s.query(ctx, q.q, at, vector, samples(q.out)); err != nil {
+		v, err := s.vector(ctx, q.q, at)
+		if err != nil {
 			return nil, err
 		}
+		*q.out = v
+	}
+	qb := BinsQuery(s.cfg.Lookback)
+	v, err := s.query(ctx, qb, at, model.ValMatrix)
+	if err != nil {
+		return nil, err
 	}
 	var bins binSamples
-	if err := s.query(ctx, BinsQuery(s.cfg.Lookback), at, matrix, bins.add); err != nil {
-		return nil, err
+	for _, ss := range v.(model.Matrix) {
+		if n := len(ss.Values); n > 0 {
+			last := ss.Values[n-1]
+			bins.add(ss.Metric, float64(last.Value), int64(last.Timestamp))
+		}
 	}
 	snap, err := build(at, info, sums, weights, maxes, bins)
 	if err != nil {
@@ -135,31 +153,28 @@ func (s *Source) Snapshot(ctx context.Context, at time.Time) (*entity.Snapshot, 
 	return snap, nil
 }
 
-// sample is one series of a vector answer.
-type sample struct {
-	labels map[string]string
-	value  float64
-}
-
 type valueKey struct {
 	entity, source, target, edgeType, feature, window string
 }
 
-func keyOf(l map[string]string) valueKey {
-	return valueKey{l[lEntityID], l[lEdgeSource], l[lEdgeTarget], l[lEdgeType], l[AttrFeature], l[AttrWindow]}
+// get is the value of label k of m.
+func get(m model.Metric, k string) string { return string(m[model.LabelName(k)]) }
+
+func keyOf(l model.Metric) valueKey {
+	return valueKey{get(l, lEntityID), get(l, lEdgeSource), get(l, lEdgeTarget), get(l, lEdgeType), get(l, AttrFeature), get(l, AttrWindow)}
 }
 
 // build assembles the snapshot from the query results.
-func build(at time.Time, info, sums, weights, maxes []sample, bins binSamples) (*entity.Snapshot, error) {
+func build(at time.Time, info, sums, weights, maxes model.Vector, bins binSamples) (*entity.Snapshot, error) {
 	snap := &entity.Snapshot{Time: at}
 	index := map[string]int{}
 	for _, smp := range info {
-		id := smp.labels[lEntityID]
+		id := get(smp.Metric, lEntityID)
 		if id == "" {
 			continue
 		}
 		var attrs map[string]string
-		if a := smp.labels[AttrAttributes]; a != "" && a != "null" {
+		if a := get(smp.Metric, AttrAttributes); a != "" && a != "null" {
 			if err := json.Unmarshal([]byte(a), &attrs); err != nil {
 				return nil, fmt.Errorf("entity %s: label %s: %w", id, AttrAttributes, err)
 			}
@@ -173,19 +188,19 @@ func build(at time.Time, info, sums, weights, maxes []sample, bins binSamples) (
 				}
 				e.Attributes[k] = v
 			}
-			e.Virtual = e.Virtual && smp.labels[lVirtual] == "true"
+			e.Virtual = e.Virtual && get(smp.Metric, lVirtual) == "true"
 			continue
 		}
 		index[id] = len(snap.Entities)
 		snap.Entities = append(snap.Entities, entity.Entity{
-			Ref:        entity.Ref{Type: entity.Type(smp.labels[lEntityType]), ID: id, Name: smp.labels[lEntityName]},
-			Virtual:    smp.labels[lVirtual] == "true",
+			Ref:        entity.Ref{Type: entity.Type(get(smp.Metric, lEntityType)), ID: id, Name: get(smp.Metric, lEntityName)},
+			Virtual:    get(smp.Metric, lVirtual) == "true",
 			Attributes: attrs,
 		})
 	}
 	weight := map[valueKey]float64{}
 	for _, smp := range weights {
-		weight[keyOf(smp.labels)] = smp.value
+		weight[keyOf(smp.Metric)] = float64(smp.Value)
 	}
 	edges := map[string]int{}
 	set := func(k valueKey, v float64) {
@@ -230,11 +245,11 @@ func build(at time.Time, info, sums, weights, maxes []sample, bins binSamples) (
 	// as a maximum (no weight) is overwritten by the weighted mean of the
 	// replicas that had a weight.
 	for _, smp := range maxes {
-		set(keyOf(smp.labels), smp.value)
+		set(keyOf(smp.Metric), float64(smp.Value))
 	}
 	for _, smp := range sums {
-		k := keyOf(smp.labels)
-		v := smp.value
+		k := keyOf(smp.Metric)
+		v := float64(smp.Value)
 		if w, ok := weight[k]; ok {
 			if w <= 0 {
 				continue
@@ -276,206 +291,148 @@ func build(at time.Time, info, sums, weights, maxes []sample, bins binSamples) (
 	return snap, nil
 }
 
-// Result types of the query API.
-const (
-	vector = "vector"
-	matrix = "matrix"
-)
-
-// query runs one instant query whose answer must be of result type want
-// and calls each with every series of the answer, as it is decoded: its
-// labels (a map each may read until it returns, then reused), its value,
-// and for a matrix the time of its latest raw sample.
-func (s *Source) query(ctx context.Context, q string, at time.Time, want string, each func(labels map[string]string, v float64, ms int64) error) error {
-	form := url.Values{}
-	form.Set("query", q)
-	form.Set("time", strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
-	// VictoriaMetrics hides samples younger than -search.latencyOffset (30s
-	// by default) from queries near the present, which would hide the
-	// replicas' latest ticks; last_over_time over the lookback already
-	// takes each replica's latest complete tick. Releases that do not know
-	// the argument, and Prometheus, ignore it (docs/deploy.md).
-	form.Set("latency_offset", "0s")
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL+"/api/v1/query", strings.NewReader(form.Encode()))
+// query runs one instant query at the store through client_golang's query
+// API client and returns its answer, which must be of result type want.
+// Errors name the query and the store and say what the user can do.
+func (s *Source) query(ctx context.Context, q string, at time.Time, want model.ValueType) (model.Value, error) {
+	v, _, _, err := s.api.Query(ctx, q, at)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("query %q at %s: %w", q, s.cfg.URL, explain(err))
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("querying %s: %w", s.cfg.URL, err)
+	if v.Type() != want {
+		return nil, fmt.Errorf("query %q at %s: result type %q, want %s", q, s.cfg.URL, v.Type(), want)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		if err != nil {
-			return fmt.Errorf("reading the answer of %s: %w", s.cfg.URL, err)
-		}
-		return fmt.Errorf("query %q at %s: %s: %s", q, s.cfg.URL, resp.Status, strings.TrimSpace(string(body)))
-	}
-	a := answer{want: want, each: each}
-	if err := a.decode(json.NewDecoder(io.LimitReader(resp.Body, maxResponse))); err != nil {
-		return fmt.Errorf("query %q at %s: %w", q, s.cfg.URL, err)
-	}
-	return nil
+	return v, nil
 }
 
-// answer decodes a query API answer as it streams in, one series at a
-// time: the bins answer runs to a hundred megabytes, of which only the
-// keys and counts are kept.
-type answer struct {
-	want       string
-	each       func(labels map[string]string, v float64, ms int64) error
-	status     string
-	errText    string
-	resultType string
-	series     struct {
-		Metric map[string]string `json:"metric"`
-		Value  [2]any            `json:"value"`
-		Values [][2]any          `json:"values"`
+// vector runs an instant query whose answer is a vector.
+func (s *Source) vector(ctx context.Context, q string, at time.Time) (model.Vector, error) {
+	v, err := s.query(ctx, q, at, model.ValVector)
+	if err != nil {
+		return nil, err
 	}
+	return v.(model.Vector), nil
 }
 
-// errResult marks a series that failed to decode or that each refused.
-type errResult struct{ err error }
-
-func (e errResult) Error() string { return e.err.Error() }
-func (e errResult) Unwrap() error { return e.err }
-
-func (a *answer) decode(dec *json.Decoder) error {
-	err := object(dec, func(key string) error {
-		switch key {
-		case "status":
-			return dec.Decode(&a.status)
-		case "error":
-			return dec.Decode(&a.errText)
-		case "data":
-			return object(dec, func(key string) error {
-				switch key {
-				case "resultType":
-					return dec.Decode(&a.resultType)
-				case "result":
-					if a.resultType != "" && a.resultType != a.want {
-						return fmt.Errorf("result type %q, want %s", a.resultType, a.want)
-					}
-					return array(dec, a.result)
-				}
-				return skip(dec)
-			})
-		}
-		return skip(dec)
-	})
-	var res errResult
+// explain turns an error of the query API client into one a user can act
+// on: the store's own error text, and what to check.
+func explain(err error) error {
+	var apiErr *v1.Error
+	var netErr net.Error
 	switch {
-	case errors.As(err, &res):
-		return res.err
-	case err != nil:
-		return fmt.Errorf("decoding the answer: %w", err)
-	case a.status != "success":
-		return errors.New(a.errText)
-	case a.resultType != a.want:
-		return fmt.Errorf("result type %q, want %s", a.resultType, a.want)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Errorf("no answer in time: the snapshot's queries take longer than the timeout allows (raise it, or see docs/benchmarks.md \"Scale-out\" for the series a snapshot reads): %w", err)
+	case errors.Is(err, errTooLarge):
+		return err
+	case !errors.As(err, &apiErr):
+		return fmt.Errorf("%w (is the endpoint the store's address, and is it up?)", err)
 	}
-	return nil
+	detail := strings.TrimSpace(apiErr.Detail)
+	if len(detail) > maxErrorText {
+		detail = detail[:maxErrorText] + "..."
+	}
+	// An HTTP error whose answer is no query API error: the client says
+	// "server error: 503" or "client error: 404", the body is the detail.
+	if apiErr.Type == v1.ErrServer || apiErr.Type == v1.ErrClient {
+		if i := strings.LastIndex(apiErr.Msg, ": "); i >= 0 {
+			if code, err := strconv.Atoi(apiErr.Msg[i+2:]); err == nil && http.StatusText(code) != "" {
+				msg := strconv.Itoa(code) + " " + http.StatusText(code)
+				if detail != "" {
+					msg += ": " + detail
+				}
+				switch code {
+				case http.StatusNotFound, http.StatusMethodNotAllowed:
+					return fmt.Errorf("%s (the endpoint must be the base of the Prometheus query API, such as http://vm:8428 or http://vmselect:8481/select/0/prometheus)", msg)
+				case http.StatusUnauthorized, http.StatusForbidden:
+					return fmt.Errorf("%s (check the store's credentials: headers, auth, TLS)", msg)
+				}
+				return errors.New(msg)
+			}
+		}
+	}
+	msg := apiErr.Msg
+	if apiErr.Type != "" {
+		msg = string(apiErr.Type) + ": " + msg
+	}
+	if detail != "" {
+		msg += ": " + detail
+	}
+	if apiErr.Type == v1.ErrBadResponse {
+		return fmt.Errorf("decoding the answer: %s (is the endpoint the base of a Prometheus query API?)", msg)
+	}
+	return errors.New(msg)
 }
 
-// result decodes one series of the result and hands it to each.
-func (a *answer) result(dec *json.Decoder) error {
-	r := &a.series
-	clear(r.Metric)
-	r.Value, r.Values = [2]any{}, r.Values[:0]
-	if err := dec.Decode(r); err != nil {
-		return err
+// latencyOffset adds latency_offset=0s to every request's URL, which the
+// query API client keeps in the request: VictoriaMetrics hides samples
+// younger than -search.latencyOffset (30s by default) from queries near the
+// present, which would hide the replicas' latest ticks; last_over_time over
+// the lookback already takes each replica's latest complete tick. Releases
+// that do not know the argument, and Prometheus, ignore it
+// (docs/deploy.md).
+type latencyOffset struct{ api.Client }
+
+func (c latencyOffset) URL(ep string, args map[string]string) *url.URL {
+	u := c.Client.URL(ep, args)
+	q := u.Query()
+	q.Set("latency_offset", "0s")
+	u.RawQuery = q.Encode()
+	return u
+}
+
+// withBoundedBody returns a copy of c (its transport, auth, headers, TLS
+// and timeout kept) whose answers fail once they exceed maxResponse bytes:
+// the query API client reads an answer whole before decoding it.
+func withBoundedBody(c *http.Client) *http.Client {
+	bc := *c
+	rt := c.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
 	}
-	p := r.Value
-	if a.want == matrix {
-		if len(r.Values) == 0 {
-			return nil
-		}
-		p = r.Values[len(r.Values)-1]
-	}
-	v, ms, err := parsePoint(p)
-	if err == nil {
-		err = a.each(r.Metric, v, ms)
-	}
+	bc.Transport = boundedTransport{rt}
+	return &bc
+}
+
+type boundedTransport struct{ rt http.RoundTripper }
+
+func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(req)
 	if err != nil {
-		return errResult{err}
+		return nil, err
 	}
-	return nil
+	resp.Body = &boundedBody{rc: resp.Body, left: maxResponse}
+	return resp, nil
 }
 
-// object walks a JSON object, calling field for each key with the decoder
-// before its value; field must consume the value.
-func object(dec *json.Decoder, field func(key string) error) error {
-	if err := delim(dec, '{'); err != nil {
-		return err
-	}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return err
+var errTooLarge = errors.New("the answer is too large")
+
+type boundedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more tells a body of exactly the bound from a longer one.
+		var one [1]byte
+		n, err := b.rc.Read(one[:])
+		if n > 0 {
+			return 0, fmt.Errorf("%w: more than %d bytes, too many series for one snapshot (docs/deploy.md \"Rules on merged state\")", errTooLarge, maxResponse)
 		}
-		key, _ := t.(string)
-		if err := field(key); err != nil {
-			return err
-		}
+		return 0, err
 	}
-	return delim(dec, '}')
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
 
-// array walks a JSON array, calling elem for each element.
-func array(dec *json.Decoder, elem func(*json.Decoder) error) error {
-	if err := delim(dec, '['); err != nil {
-		return err
-	}
-	for dec.More() {
-		if err := elem(dec); err != nil {
-			return err
-		}
-	}
-	return delim(dec, ']')
-}
+func (b *boundedBody) Close() error { return b.rc.Close() }
 
-func delim(dec *json.Decoder, want json.Delim) error {
-	t, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if d, ok := t.(json.Delim); !ok || d != want {
-		return fmt.Errorf("found %v where %v was expected", t, want)
-	}
-	return nil
-}
+// maxResponse bounds one query's answer (a few hundred thousand series);
+// maxErrorText the store's text quoted in an error.
+var maxResponse int64 = 256 << 20
 
-func skip(dec *json.Decoder) error {
-	var v json.RawMessage
-	return dec.Decode(&v)
-}
-
-// samples returns an each that appends every series to out, labels copied.
-func samples(out *[]sample) func(map[string]string, float64, int64) error {
-	return func(l map[string]string, v float64, _ int64) error {
-		*out = append(*out, sample{labels: maps.Clone(l), value: v})
-		return nil
-	}
-}
-
-// parsePoint decodes one [time, "value"] pair of an answer.
-func parsePoint(p [2]any) (v float64, ms int64, err error) {
-	str, _ := p[1].(string)
-	if v, err = strconv.ParseFloat(str, 64); err != nil {
-		return 0, 0, fmt.Errorf("value %v: %w", p[1], err)
-	}
-	ts, ok := p[0].(float64)
-	if !ok {
-		return 0, 0, fmt.Errorf("time %v: not a number", p[0])
-	}
-	return v, int64(math.Round(ts * 1000)), nil
-}
-
-// maxResponse bounds one query's answer (a few hundred thousand series),
-// maxErrorBody the text of an error answer.
-const (
-	maxResponse  = 256 << 20
-	maxErrorBody = 64 << 10
-)
+const maxErrorText = 4 << 10

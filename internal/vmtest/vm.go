@@ -5,19 +5,19 @@ package vmtest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
@@ -131,33 +131,26 @@ func (vm *VictoriaMetrics) Stop() {
 }
 
 // CountSamples counts the samples of the series matching selector whose
-// timestamps are between from and to (whole seconds, both included).
+// timestamps are between from and to (whole seconds, both included), with
+// client_golang's query API client.
 func (vm *VictoriaMetrics) CountSamples(selector string, from, to time.Time) (int, error) {
 	q := fmt.Sprintf("sum(count_over_time(%s[%ds]))", selector, int(to.Sub(from)/time.Second)+1)
-	resp, err := http.Get(vm.URL + "/api/v1/query?query=" + url.QueryEscape(q) + "&time=" + strconv.FormatInt(to.Unix(), 10))
+	c, err := api.NewClient(api.Config{Address: vm.URL})
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("%s: %s", q, resp.Status)
+	v, _, _, err := v1.NewAPI(c).Query(context.Background(), q, to.Truncate(time.Second))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", q, err)
 	}
-	var r struct {
-		Data struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
+	vec, ok := v.(model.Vector)
+	if !ok {
+		return 0, fmt.Errorf("%s: result type %s, want vector", q, v.Type())
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return 0, err
-	}
-	if len(r.Data.Result) == 0 {
+	if len(vec) == 0 {
 		return 0, nil
 	}
-	s, _ := r.Data.Result[0].Value[1].(string)
-	n, err := strconv.ParseFloat(s, 64)
-	return int(n), err
+	return int(vec[0].Value), nil
 }
 
 // Writer is the remote-write exporter made by f as the collector config
