@@ -1,7 +1,6 @@
 package xchain
 
 import (
-	"context"
 	"sort"
 	"time"
 )
@@ -65,8 +64,10 @@ type RouteView struct {
 // (entity.ID(entity.Relayer, relayer, source chain, destination chain)).
 // Relayer entities known only from a fresh backlog_size of their route are
 // included. It
-// first expires messages past max_age (writing them to storage; a failed
-// write is counted and logged).
+// first expires messages past max_age; their records are written by the
+// next Flush, Observe, ObserveBatch, RecordBatch's Commit or Shutdown,
+// not under the tracker's lock (a restart before that expires them again
+// at Start).
 func (t *Tracker) Features(now time.Time) map[string]RelayerView {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -74,9 +75,6 @@ func (t *Tracker) Features(now time.Time) map[string]RelayerView {
 	t.housekeep(n)
 	t.gcRelayers(n)
 	t.gcScopes(n)
-	if err := t.flush(context.Background()); err != nil {
-		t.logger.Warn("Writing expired cross-chain messages failed", errField(err))
-	}
 	out := make(map[string]RelayerView, len(t.relayers))
 	for id, r := range t.relayers {
 		out[id] = t.view(r, n)

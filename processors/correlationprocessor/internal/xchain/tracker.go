@@ -17,8 +17,11 @@ import (
 
 // Tracker joins cross-chain events into message records and computes the
 // relayer entities' features. All methods are safe for concurrent use;
-// one lock guards all state, and storage writes happen under it so the
-// stored state is always in the order of the in-memory state.
+// one lock guards all state. Storage writes are prepared under it (the
+// changed records encoded into a batch of operations, each batch given its
+// place in a sequence) and done after it is released, each batch after the
+// one prepared before it, so the stored state follows the in-memory state
+// and a slow disk never holds up the callers that only read or join.
 type Tracker struct {
 	cfg    Config
 	store  storage.Client
@@ -50,9 +53,11 @@ type Tracker struct {
 	// written as one storage batch.
 	dirty   []*message
 	deletes []string
-	buf     []byte
-	ops     []*storage.Operation
-	opArr   []storage.Operation
+	// lastWrite is closed when the storage batch prepared last has been
+	// written; the next batch waits for it.
+	lastWrite chan struct{}
+	// bufs holds the encoding buffers of storage batches (*writeBuf).
+	bufs sync.Pool
 }
 
 // Counts are the Tracker's totals since it was created (also exported as
@@ -92,7 +97,9 @@ func New(cfg Config, set Settings) (*Tracker, error) {
 		relayers:     make(map[string]*relayerState),
 		routeRelayer: make(map[[2]string]string),
 		scopes:       make(map[string]*scopeState),
+		lastWrite:    make(chan struct{}),
 	}
+	close(t.lastWrite)
 	if t.now == nil {
 		t.now = time.Now
 	}
@@ -143,7 +150,6 @@ func (t *Tracker) Start(ctx context.Context) error {
 		return fmt.Errorf("loading cross-chain messages from storage: %w", err)
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.counts.CorruptRecords += corrupt
 	t.tel.corruptRecords.Add(t.ctx, int64(corrupt))
 	now := t.now().UnixNano()
@@ -190,22 +196,26 @@ func (t *Tracker) Start(ctx context.Context) error {
 		t.counts.Restored++
 	}
 	t.housekeep(now)
-	return t.flush(ctx)
+	wr := t.takeWrite(false)
+	t.mu.Unlock()
+	return wr.Commit(ctx)
 }
 
-// Shutdown writes what is left and closes the storage client. It is
-// idempotent.
+// Shutdown writes what is left, after the writes prepared before, and
+// closes the storage client. It is idempotent.
 func (t *Tracker) Shutdown(ctx context.Context) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.shutdown {
+		t.mu.Unlock()
 		return nil
 	}
 	t.shutdown = true
-	err := t.flush(ctx)
+	w := t.takeWrite(true)
+	t.closedStore = true // no write is prepared after this one
+	t.mu.Unlock()
+	err := w.Commit(ctx)
 	if t.store != nil {
 		err = errors.Join(err, t.store.Close(ctx))
-		t.closedStore = true
 	}
 	return err
 }
@@ -214,17 +224,28 @@ func (t *Tracker) Shutdown(ctx context.Context) error {
 // storage before returning.
 func (t *Tracker) Observe(ctx context.Context, ev Event) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	now := t.now().UnixNano()
 	err := t.observe(ev, now)
 	t.housekeep(now)
-	return errors.Join(err, t.flush(ctx))
+	w := t.takeWrite(false)
+	t.mu.Unlock()
+	return errors.Join(err, w.Commit(ctx))
 }
 
 // ObserveBatch joins several events (say, one pdata batch) and writes the
-// changed messages in one storage transaction. Events with errors are
-// skipped and their errors returned together.
+// changed messages in one storage transaction before returning. Events
+// with errors are skipped and their errors returned together.
 func (t *Tracker) ObserveBatch(ctx context.Context, evs []Event) error {
+	w, err := t.RecordBatch(evs)
+	return errors.Join(err, w.Commit(ctx))
+}
+
+// RecordBatch is ObserveBatch without the storage write: it joins the
+// events and returns the write of the changed messages, for the caller to
+// Commit once its own locks are released (the correlation processor
+// records under its telemetry clock and writes after leaving it). Commit
+// every Write returned, exactly once: later writes wait for it.
+func (t *Tracker) RecordBatch(evs []Event) (*Write, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now().UnixNano()
@@ -235,7 +256,16 @@ func (t *Tracker) ObserveBatch(ctx context.Context, evs []Event) error {
 		}
 	}
 	t.housekeep(now)
-	return errors.Join(errors.Join(errs...), t.flush(ctx))
+	return t.takeWrite(false), errors.Join(errs...)
+}
+
+// Flush writes what the tracker changed without writing it yet: messages
+// that Features expired or forgot.
+func (t *Tracker) Flush(ctx context.Context) error {
+	t.mu.Lock()
+	w := t.takeWrite(false)
+	t.mu.Unlock()
+	return w.Commit(ctx)
 }
 
 func (t *Tracker) observe(ev Event, now int64) error {
@@ -549,40 +579,91 @@ func (t *Tracker) markDirty(m *message) {
 	t.dirty = append(t.dirty, m)
 }
 
-// flush writes the dirty messages and deletions in one storage batch.
-func (t *Tracker) flush(ctx context.Context) error {
-	if t.store == nil || t.closedStore || (len(t.dirty) == 0 && len(t.deletes) == 0) {
+// Write is one storage batch the tracker prepared under its lock, to be
+// written with Commit after the lock is released. A nil Write writes
+// nothing.
+type Write struct {
+	t   *Tracker
+	buf *writeBuf
+	// prev is closed when the batch prepared before this one is written;
+	// done when this one is.
+	prev, done chan struct{}
+}
+
+// writeBuf holds one storage batch's operations and the encoded records
+// they point into.
+type writeBuf struct {
+	rec   []byte
+	opArr []storage.Operation
+	ops   []*storage.Operation
+}
+
+// Commit writes the batch once the batches prepared before it are written.
+// A failed write is counted and returned.
+func (w *Write) Commit(ctx context.Context) error {
+	if w == nil {
+		return nil
+	}
+	defer close(w.done)
+	<-w.prev
+	var err error
+	if len(w.buf.ops) > 0 {
+		err = w.t.store.Batch(ctx, w.buf.ops...)
+	}
+	w.t.putBuf(w.buf)
+	if err != nil {
+		w.t.mu.Lock()
+		w.t.counts.StorageErrors++
+		w.t.mu.Unlock()
+		w.t.tel.storageErrors.Add(w.t.ctx, 1)
+		return fmt.Errorf("writing cross-chain message state to storage: %w", err)
+	}
+	return nil
+}
+
+// takeWrite encodes the dirty messages and deletions into one storage
+// batch and gives it its place after the batches taken before. It returns
+// nil when there is nothing to write, unless wait is set (Shutdown's write
+// waits for the earlier ones). Called under t.mu.
+func (t *Tracker) takeWrite(wait bool) *Write {
+	if t.store == nil || t.closedStore || (len(t.dirty) == 0 && len(t.deletes) == 0 && !wait) {
+		clear(t.dirty)
 		t.dirty, t.deletes = t.dirty[:0], t.deletes[:0]
 		return nil
 	}
-	t.buf = t.buf[:0]
-	t.opArr = t.opArr[:0]
+	wb, _ := t.bufs.Get().(*writeBuf)
+	if wb == nil {
+		wb = &writeBuf{}
+	}
 	// Deletes first: a message forgotten and seen again in the same call
 	// must end up stored.
 	for _, k := range t.deletes {
-		t.opArr = append(t.opArr, storage.Operation{Type: storage.Delete, Key: k})
+		wb.opArr = append(wb.opArr, storage.Operation{Type: storage.Delete, Key: k})
 	}
 	for _, m := range t.dirty {
 		m.dirty = false
 		if m.ent == nil { // forgotten in the same call: only the delete stands
 			continue
 		}
-		start := len(t.buf)
-		t.buf = appendRecord(t.buf, m)
-		t.opArr = append(t.opArr, storage.Operation{Type: storage.Set, Key: storageKey(m.id), Value: t.buf[start:len(t.buf):len(t.buf)]})
+		start := len(wb.rec)
+		wb.rec = appendRecord(wb.rec, m)
+		wb.opArr = append(wb.opArr, storage.Operation{Type: storage.Set, Key: storageKey(m.id), Value: wb.rec[start:len(wb.rec):len(wb.rec)]})
 	}
-	t.ops = t.ops[:0]
-	for i := range t.opArr {
-		t.ops = append(t.ops, &t.opArr[i])
+	for i := range wb.opArr {
+		wb.ops = append(wb.ops, &wb.opArr[i])
 	}
 	clear(t.dirty)
 	t.dirty, t.deletes = t.dirty[:0], t.deletes[:0]
-	if err := t.store.Batch(ctx, t.ops...); err != nil {
-		t.counts.StorageErrors++
-		t.tel.storageErrors.Add(t.ctx, 1)
-		return fmt.Errorf("writing cross-chain message state to storage: %w", err)
-	}
-	return nil
+	w := &Write{t: t, buf: wb, prev: t.lastWrite, done: make(chan struct{})}
+	t.lastWrite = w.done
+	return w
+}
+
+func (t *Tracker) putBuf(wb *writeBuf) {
+	clear(wb.opArr)
+	clear(wb.ops)
+	wb.rec, wb.opArr, wb.ops = wb.rec[:0], wb.opArr[:0], wb.ops[:0]
+	t.bufs.Put(wb)
 }
 
 // relayerFor returns the relayer entity, creating it when there is room.
@@ -670,5 +751,3 @@ func (r *closedRing) pop() *message {
 	r.n--
 	return m
 }
-
-func errField(err error) zap.Field { return zap.Error(err) }
