@@ -94,7 +94,10 @@ func (e *junctionExporter) doStart(ctx context.Context, host component.Host) err
 		st.Close()
 		return fmt.Errorf("junction exporter: api: %w", err)
 	}
-	srv.Handler = api.JSONErrors(srv.Handler)
+	// The stream outlives api.write_timeout: the deadline is set per
+	// response outside the collector's middleware (api.WriteDeadlines).
+	srv.Handler = api.WriteDeadlines(api.JSONErrors(srv.Handler), srv.WriteTimeout)
+	srv.WriteTimeout = 0
 	ln, err := cfg.API.ToListener(ctx)
 	if err != nil {
 		st.Close()

@@ -629,3 +629,42 @@ func TestStartUnwritableDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAPIStreamOutlivesWriteTimeout: the alert stream stays open past
+// api.write_timeout (the collector's HTTP middleware hid the connection
+// from the handler, so the stream used to end at it: every 30 s with the
+// default), while other responses keep the deadline.
+func TestAPIStreamOutlivesWriteTimeout(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.API.WriteTimeout = 300 * time.Millisecond
+	r := startExporter(t, cfg, componenttest.NewNopHost())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.base+"/api/v1/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, ":") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	// Three write timeouts later the stream still delivers a change.
+	time.Sleep(3 * cfg.API.WriteTimeout)
+	if err := r.logs.ConsumeLogs(ctx, alertLogs(poolAlert(alert.StateFiring))); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the stream ended after api.write_timeout: %v", err)
+		}
+		if strings.HasPrefix(line, "event: alert") {
+			break
+		}
+	}
+	if code, _ := get(t, r.base+"/api/v1/health", nil); code != 200 {
+		t.Errorf("health = %d with a write timeout, want 200", code)
+	}
+}

@@ -33,7 +33,7 @@ const (
 var Routes = []string{
 	"/api/v1/health", "/api/v1/alerts", "/api/v1/alerts/timeline", "/api/v1/alerts/{id}",
 	"/api/v1/graph", "/api/v1/entities", "/api/v1/entities/{id}", "/api/v1/series",
-	"/api/v1/rules", "/api/v1/stream",
+	"/api/v1/rules", StreamPath,
 }
 
 // Options configure the handler.
@@ -63,7 +63,7 @@ func NewHandler(st *store.Store, hub *Hub, opts Options) http.Handler {
 		"/api/v1/health": h.health, "/api/v1/alerts": h.alerts, "/api/v1/alerts/timeline": h.timeline,
 		"/api/v1/alerts/{id}": h.alert, "/api/v1/graph": h.graph, "/api/v1/entities": h.entities,
 		"/api/v1/entities/{id}": h.entity, "/api/v1/series": h.series, "/api/v1/rules": h.rules,
-		"/api/v1/stream": h.stream,
+		StreamPath: h.stream,
 	}
 	for _, p := range Routes {
 		// {id} takes the rest of the path: ids hold slashes.
@@ -382,10 +382,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.hub.unsubscribe(sub)
-	// A stream outlives the server's write timeout (confighttp's
-	// write_timeout): lift the deadline for this response. Wrappers that
-	// cannot say so leave the timeout in place; clients reconnect.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	// The stream has no write deadline (WriteDeadlines leaves it out).
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
