@@ -13,6 +13,7 @@ import (
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/internal/derived"
 )
 
 // ErrNotFound is returned for an unknown alert or entity id.
@@ -411,7 +412,7 @@ func (s *Store) Graph(from, to time.Time, typ entity.Type) (Graph, error) {
 		n := nodes[id]
 		if n == nil {
 			if t == "" {
-				t = typeFromID(id)
+				t = derived.TypeFromID(id)
 			}
 			n = &Node{ID: id, Type: t, Name: name, Virtual: virtual, Stats: map[string]float64{}, Alerts: []string{}}
 			nodes[id] = n

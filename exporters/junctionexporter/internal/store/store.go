@@ -8,11 +8,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/internal/derived"
 )
 
 // Options configure a Store. Every field is required; the exporter's
@@ -112,7 +114,7 @@ type Store struct {
 	samplesNoEntity                                 atomic.Int64
 	entityDrops, edgeDrops, ruleDrops, ttlEvictions atomic.Int64
 
-	builderPool sync.Pool
+	ingestPool sync.Pool
 }
 
 // maxAttributes bounds the attributes kept per entity.
@@ -238,120 +240,142 @@ func (s *Store) ReadOnly() bool { return s.series.ReadOnly() }
 // ALERTS, and any other metric whose resource carries junction.entity.id;
 // the rest is counted (SamplesNoEntity) and skipped. It returns the number of
 // samples written.
+//
+// It works in steps: decode the batch (derived.Decode) and build its
+// series rows with no lock held; update the latest state and the graph
+// rollup in one locked section that only applies the decoded points; add
+// the rows to series storage, which has its own synchronisation.
 func (s *Store) AddMetrics(md pmetric.Metrics) int {
-	b, _ := s.builderPool.Get().(*RowBuilder)
-	if b == nil {
-		b = &RowBuilder{}
+	w, _ := s.ingestPool.Get().(*ingest)
+	if w == nil {
+		w = &ingest{}
 	}
-	defer func() { b.Reset(); s.builderPool.Put(b) }()
-	nowMs := s.opts.Now().UnixMilli()
-	skipped, noEntity := 0, 0
+	defer func() { w.reset(); s.ingestPool.Put(w) }()
 
-	s.stateMu.Lock()
-	s.rollup.mu.Lock()
-	for _, rm := range md.ResourceMetrics().All() {
-		res := rm.Resource().Attributes()
-		ref, virtual := entityRef(res)
-		var es *entityState
-		for _, sm := range rm.ScopeMetrics().All() {
-			for _, m := range sm.Metrics().All() {
-				var dps pmetric.NumberDataPointSlice
-				switch m.Type() {
-				case pmetric.MetricTypeGauge:
-					dps = m.Gauge().DataPoints()
-				case pmetric.MetricTypeSum:
-					dps = m.Sum().DataPoints()
-				default:
-					skipped += dataPointCount(m)
-					continue
-				}
-				name := m.Name()
-				if ref.ID == "" && name != alert.MetricName && !strings.HasPrefix(name, entity.MetricPrefix) {
-					// Without entity identity the series of different
-					// resources would merge into one: not stored.
-					noEntity += dps.Len()
-					continue
-				}
-				rk, rolled := rollupFeature[name]
-				for _, dp := range dps.All() {
-					ts := dp.Timestamp().AsTime().UnixMilli()
-					if dp.Timestamp() == 0 {
-						ts = nowMs
-					}
-					v := dp.DoubleValue()
-					if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
-						v = float64(dp.IntValue())
-					}
-					b.StartSeries(name)
-					if ref.ID != "" {
-						b.Label(entity.AttrEntityID, ref.ID)
-						b.Label(entity.AttrEntityType, string(ref.Type))
-						b.Label(entity.AttrEntityName, ref.Name)
-						if virtual {
-							b.Label(entity.AttrVirtual, "true")
-						}
-					}
-					for k, av := range dp.Attributes().All() {
-						b.Label(k, av.AsString())
-					}
-					b.Append(ts, v)
+	derived.Decode(&w.batch, md, s.opts.Now().UnixMilli())
+	s.samplesNoEntity.Add(int64(w.batch.NoEntity))
+	s.samplesSkipped.Add(int64(w.batch.Skipped))
+	appendRows(&w.rows, &w.batch)
+	s.applyLatest(w)
+	return s.writeRows(w.rows.Finish())
+}
 
-					switch {
-					case name == alert.RuleStatusMetric:
-						s.putRuleLocked(alert.RuleStatusFromDataPoint(dp), ts)
-					case strings.HasPrefix(name, entity.EdgeMetricPrefix):
-						src, dst, typ := edgeAttrs(dp.Attributes())
-						if src == "" || dst == "" {
-							break
-						}
-						s.edgeKeyBuf = appendEdgeKey(s.edgeKeyBuf[:0], src, dst, typ)
-						e := s.putEdgeFeatureLocked(src, dst, typ, s.edgeKeyBuf, name[len(entity.EdgeMetricPrefix):], v, ts)
-						if rolled {
-							var rs *rollupSeries
-							if e != nil && e.roll[rk.idx] != nil && !e.roll[rk.idx].dead {
-								rs = e.roll[rk.idx]
-							} else if rs = s.rollEdgeLocked(rk, src, dst, typ, s.edgeKeyBuf, ts); e != nil {
-								e.roll[rk.idx] = rs
-							}
-							if rs != nil {
-								rs.add(s.rollup.slots, ts, v)
-							}
-						}
-					case strings.HasPrefix(name, entity.MetricPrefix) && ref.ID != "":
-						if es == nil {
-							es = s.entityLocked(ref, virtual, res, ts)
-						}
-						if es != nil {
-							putFeature(es.features, name[len(entity.MetricPrefix):], v, ts)
-							es.updated = max(es.updated, ts)
-						}
-						if rolled {
-							var rs *rollupSeries
-							if es != nil && es.roll[rk.idx] != nil && !es.roll[rk.idx].dead {
-								rs = es.roll[rk.idx]
-							} else if rs = s.rollNodeLocked(rk, ref, virtual, ts); es != nil {
-								es.roll[rk.idx] = rs
-							}
-							if rs != nil {
-								rs.add(s.rollup.slots, ts, v)
-							}
-						}
-					}
-				}
+// ingest is the scratch state of one AddMetrics call, pooled.
+type ingest struct {
+	batch derived.Batch
+	rows  RowBuilder
+	// es caches, per resource of the batch, its entity's state (nil
+	// before the first feature point or when max_entities is reached).
+	es []*entityState
+}
+
+func (w *ingest) reset() {
+	w.batch.Reset()
+	w.rows.Reset()
+	clear(w.es)
+	w.es = w.es[:0]
+}
+
+// appendRows builds one series row per decoded point: the metric name, the
+// entity labels of its resource and the point's attributes.
+func appendRows(rb *RowBuilder, b *derived.Batch) {
+	for i := range b.Points {
+		p := &b.Points[i]
+		res := &b.Resources[p.Resource]
+		rb.StartSeries(p.Metric)
+		if res.Entity.ID != "" {
+			rb.Label(entity.AttrEntityID, res.Entity.ID)
+			rb.Label(entity.AttrEntityType, string(res.Entity.Type))
+			rb.Label(entity.AttrEntityName, res.Entity.Name)
+			if res.Virtual {
+				rb.Label(entity.AttrVirtual, "true")
 			}
 		}
+		for k, av := range p.DataPoint.Attributes().All() {
+			rb.Label(k, av.AsString())
+		}
+		rb.Append(p.Time, p.Value)
 	}
-	s.rollup.mu.Unlock()
-	s.stateMu.Unlock()
+}
 
-	s.samplesNoEntity.Add(int64(noEntity))
-	rows := b.Finish()
+// applyLatest updates the latest rule, entity and edge state and the graph
+// rollup from the decoded points, under stateMu and the rollup's lock.
+func (s *Store) applyLatest(w *ingest) {
+	b := &w.batch
+	w.es = append(w.es[:0], make([]*entityState, len(b.Resources))...)
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	s.rollup.mu.Lock()
+	defer s.rollup.mu.Unlock()
+	for i := range b.Points {
+		p := &b.Points[i]
+		switch p.Kind {
+		case derived.RuleStatus:
+			s.putRuleLocked(alert.RuleStatusFromDataPoint(p.DataPoint), p.Time)
+		case derived.EdgeFeature:
+			s.applyEdgeLocked(p)
+		case derived.EntityFeature:
+			s.applyEntityLocked(w, p)
+		}
+	}
+}
+
+// applyEdgeLocked stores an edge feature point and adds it to the edge's
+// rollup series.
+func (s *Store) applyEdgeLocked(p *derived.Point) {
+	e := p.Edge
+	s.edgeKeyBuf = appendEdgeKey(s.edgeKeyBuf[:0], e.Source, e.Target, e.Type)
+	es := s.putEdgeFeatureLocked(e.Source, e.Target, e.Type, s.edgeKeyBuf, p.Feature, p.Value, p.Time)
+	rk, rolled := rollupFeature[p.Metric]
+	if !rolled {
+		return
+	}
+	var rs *rollupSeries
+	if es != nil && es.roll[rk.idx] != nil && !es.roll[rk.idx].dead {
+		rs = es.roll[rk.idx]
+	} else if rs = s.rollEdgeLocked(rk, e.Source, e.Target, e.Type, s.edgeKeyBuf, p.Time); es != nil {
+		es.roll[rk.idx] = rs
+	}
+	if rs != nil {
+		rs.add(s.rollup.slots, p.Time, p.Value)
+	}
+}
+
+// applyEntityLocked stores an entity feature point (creating the entity on
+// its resource's first point) and adds it to the entity's rollup series.
+func (s *Store) applyEntityLocked(w *ingest, p *derived.Point) {
+	res := &w.batch.Resources[p.Resource]
+	es := w.es[p.Resource]
+	if es == nil {
+		es = s.entityLocked(res.Entity, res.Virtual, res.Attributes, p.Time)
+		w.es[p.Resource] = es
+	}
+	if es != nil {
+		putFeature(es.features, p.Feature, p.Value, p.Time)
+		es.updated = max(es.updated, p.Time)
+	}
+	rk, rolled := rollupFeature[p.Metric]
+	if !rolled {
+		return
+	}
+	var rs *rollupSeries
+	if es != nil && es.roll[rk.idx] != nil && !es.roll[rk.idx].dead {
+		rs = es.roll[rk.idx]
+	} else if rs = s.rollNodeLocked(rk, res.Entity, res.Virtual, p.Time); es != nil {
+		es.roll[rk.idx] = rs
+	}
+	if rs != nil {
+		rs.add(s.rollup.slots, p.Time, p.Value)
+	}
+}
+
+// writeRows adds rows to series storage and returns how many were written.
+func (s *Store) writeRows(rows []storage.MetricRow) int {
 	if s.series.ReadOnly() {
 		// The disk is (nearly) full: VictoriaMetrics would keep the rows
 		// in memory and fail to write them out. They are counted, not
-		// stored; the latest state above is still updated.
+		// stored; the latest state is still updated.
 		s.samplesRejected.Add(int64(len(rows)))
-		s.samplesSkipped.Add(int64(skipped))
 		return 0
 	}
 	s.series.Add(rows)
@@ -359,46 +383,7 @@ func (s *Store) AddMetrics(md pmetric.Metrics) int {
 		s.dirtySeries.Store(true)
 	}
 	s.samplesWritten.Add(int64(len(rows)))
-	s.samplesSkipped.Add(int64(skipped))
 	return len(rows)
-}
-
-func dataPointCount(m pmetric.Metric) int {
-	switch m.Type() {
-	case pmetric.MetricTypeHistogram:
-		return m.Histogram().DataPoints().Len()
-	case pmetric.MetricTypeExponentialHistogram:
-		return m.ExponentialHistogram().DataPoints().Len()
-	case pmetric.MetricTypeSummary:
-		return m.Summary().DataPoints().Len()
-	}
-	return 0
-}
-
-func entityRef(res pcommon.Map) (entity.Ref, bool) {
-	str := func(k string) string {
-		if v, ok := res.Get(k); ok {
-			return v.AsString()
-		}
-		return ""
-	}
-	ref := entity.Ref{Type: entity.Type(str(entity.AttrEntityType)), ID: str(entity.AttrEntityID), Name: str(entity.AttrEntityName)}
-	if ref.Type == "" {
-		ref.Type = typeFromID(ref.ID)
-	}
-	virtual := false
-	if v, ok := res.Get(entity.AttrVirtual); ok {
-		virtual = v.Type() == pcommon.ValueTypeBool && v.Bool() || v.AsString() == "true"
-	}
-	return ref, virtual
-}
-
-// typeFromID reads the entity type from an id ("database:..." -> database).
-func typeFromID(id string) entity.Type {
-	if i := strings.IndexByte(id, ':'); i > 0 {
-		return entity.Type(id[:i])
-	}
-	return ""
 }
 
 func putFeature(m map[string]sample, name string, v float64, ts int64) {
@@ -437,20 +422,6 @@ func (s *Store) entityLocked(ref entity.Ref, virtual bool, res pcommon.Map, ts i
 		es.attributes = attrs
 	}
 	return es
-}
-
-// edgeAttrs reads an edge's identity from data point attributes.
-func edgeAttrs(at pcommon.Map) (src, dst string, typ entity.EdgeType) {
-	if v, ok := at.Get(entity.AttrEdgeSource); ok {
-		src = v.AsString()
-	}
-	if v, ok := at.Get(entity.AttrEdgeTarget); ok {
-		dst = v.AsString()
-	}
-	if v, ok := at.Get(entity.AttrEdgeType); ok {
-		typ = entity.EdgeType(v.AsString())
-	}
-	return src, dst, typ
 }
 
 // appendEdgeKey appends entity.Edge.Key without building an Edge.
@@ -669,7 +640,7 @@ func (s *Store) rebuild(now time.Time) error {
 			}
 			ref := entity.Ref{ID: id, Type: entity.Type(l.labels[entity.AttrEntityType]), Name: l.labels[entity.AttrEntityName]}
 			if ref.Type == "" {
-				ref.Type = typeFromID(id)
+				ref.Type = derived.TypeFromID(id)
 			}
 			es := s.entityLocked(ref, l.labels[entity.AttrVirtual] == "true", pcommon.NewMap(), l.t)
 			if es != nil {
