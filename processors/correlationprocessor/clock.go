@@ -58,15 +58,36 @@ func (c *ClockConfig) validate() error {
 }
 
 // telemetryClock is the processor's clock under clock::source telemetry.
-// Consuming a batch holds mu while the clock advances, the processor ticks
-// at every emit boundary passed and the batch is added to the graph, so
-// the graph sees ticks and telemetry in the order of their timestamps.
+//
+// Ordering: the graph sees ticks and telemetry in the order of their
+// timestamps, and the ticks leave the processor (derived metrics to the
+// next consumers, rule evaluation, alerts) in the order of their times.
+// Consuming a batch therefore runs in two phases:
+//
+//  1. enter, under mu: the clock advances to the batch's newest timestamp;
+//     at every emit boundary it passes, prepare advances the graph and
+//     takes the tick's snapshot (in-memory work only); the batch is then
+//     added to the graph and the cross-chain tracker; leave releases mu.
+//  2. emit, with no lock held, by the goroutine whose batch advanced the
+//     clock: the prepared ticks are encoded and sent and the rules
+//     evaluated, in order. Each enter that prepares ticks takes a place
+//     in a sequence (it waits for the channel the previous one closes), so
+//     a later batch that passes the next boundary prepares its tick at
+//     once but emits it only after the earlier ticks were emitted.
+//
+// A slow next consumer thus holds up the goroutine that emits (the
+// backpressure the pipeline expects) and, behind it, the emission of later
+// ticks, but never the intake of telemetry from other goroutines: no
+// export, rule evaluation or storage write runs under mu.
 type telemetryClock struct {
 	interval, maxStep int64
 	wall              func() time.Time
-	// tick runs at every emit boundary the clock passes; jumped when the
-	// clock jumps; outlier for a batch beyond max_step.
-	tick    func(at time.Time)
+	// prepare runs under mu at every emit boundary the clock passes and
+	// returns what emit sends; emit runs outside mu, in boundary order.
+	// jumped runs when the clock jumps; outlier for a batch beyond
+	// max_step.
+	prepare func(at time.Time) preparedTick
+	emit    func(t preparedTick)
 	jumped  func(from, to time.Time)
 	outlier func()
 
@@ -75,17 +96,31 @@ type telemetryClock struct {
 	mu      sync.Mutex
 	next    int64 // the next emit boundary
 	pending int64 // newest timestamp of a batch beyond max_step, or 0
+	// emitted is closed once the ticks prepared last have been emitted;
+	// the next ticks prepared wait for it.
+	emitted chan struct{}
 }
 
-// newTelemetryClock is p's telemetry clock: ticks run p.tick, failures and
-// jumps are logged, outliers counted.
+// clockTicks are the ticks one enter prepared, to emit after leave.
+type clockTicks struct {
+	ticks []preparedTick
+	// prev is closed when the ticks prepared before these are emitted;
+	// done is closed when these are.
+	prev, done chan struct{}
+}
+
+// newTelemetryClock is p's telemetry clock: ticks run p.prepareTick and
+// p.emitTick, failures and jumps are logged, outliers counted.
 func newTelemetryClock(p *correlationProcessor, wall func() time.Time) *telemetryClock {
+	emitted := make(chan struct{})
+	close(emitted)
 	return &telemetryClock{
 		interval: int64(p.cfg.EmitInterval),
 		maxStep:  int64(p.cfg.Clock.MaxStep),
 		wall:     wall,
-		tick: func(at time.Time) {
-			if err := p.tick(context.Background(), at); err != nil {
+		prepare:  p.prepareTick,
+		emit: func(t preparedTick) {
+			if err := p.emitTick(context.Background(), t); err != nil {
 				p.logger.Warn("emitting derived metrics failed", zap.Error(err))
 			}
 		},
@@ -94,6 +129,7 @@ func newTelemetryClock(p *correlationProcessor, wall func() time.Time) *telemetr
 				zap.Time("from", from), zap.Time("to", to), zap.Duration("max_step", p.cfg.Clock.MaxStep))
 		},
 		outlier: func() { p.tel.clockOutliers.Add(bgCtx, 1) },
+		emitted: emitted,
 	}
 }
 
@@ -107,12 +143,14 @@ func (c *telemetryClock) Now() time.Time {
 }
 
 // enter moves the clock to latest (the newest timestamp of a batch about
-// to be consumed, 0 when it has none), calling tick at every emit boundary
-// it moves past (a boundary equal to latest ticks when the clock moves
-// beyond it, so the tick sees the data stamped at it), and returns with
-// the clock held; the caller adds the batch and calls release.
-func (c *telemetryClock) enter(latest int64) (release func()) {
+// to be consumed, 0 when it has none), preparing a tick at every emit
+// boundary it moves past (a boundary equal to latest ticks when the clock
+// moves beyond it, so the tick sees the data stamped at it), and returns
+// with the clock held. The caller adds the batch, calls leave and then
+// emit with the ticks returned.
+func (c *telemetryClock) enter(latest int64) clockTicks {
 	c.mu.Lock()
+	var out clockTicks
 	cur := c.now.Load()
 	switch {
 	case latest <= 0:
@@ -125,7 +163,7 @@ func (c *telemetryClock) enter(latest int64) (release func()) {
 		c.pending = 0
 		for c.next < latest {
 			c.now.Store(c.next)
-			c.tick(time.Unix(0, c.next).UTC())
+			out.ticks = append(out.ticks, c.prepare(time.Unix(0, c.next).UTC()))
 			c.next += c.interval
 		}
 		c.now.Store(latest)
@@ -136,7 +174,28 @@ func (c *telemetryClock) enter(latest int64) (release func()) {
 		c.pending = latest
 		c.outlier()
 	}
-	return c.mu.Unlock
+	if len(out.ticks) > 0 {
+		out.prev, out.done = c.emitted, make(chan struct{})
+		c.emitted = out.done
+	}
+	return out
+}
+
+// leave releases the clock taken by enter.
+func (c *telemetryClock) leave() { c.mu.Unlock() }
+
+// emitTicks emits the ticks enter prepared, after the ticks prepared
+// before them; call it after leave, exactly once per enter that returned
+// ticks (a later tick's emission waits for it).
+func (c *telemetryClock) emitTicks(t clockTicks) {
+	if t.done == nil {
+		return
+	}
+	defer close(t.done)
+	<-t.prev
+	for _, tk := range t.ticks {
+		c.emit(tk)
+	}
 }
 
 // set puts the clock at t without ticking; the next tick is the first emit
@@ -153,8 +212,6 @@ func abs(v int64) int64 {
 	}
 	return v
 }
-
-func noRelease() {}
 
 // latestSpan is the newest end (else start) timestamp of td's spans.
 func latestSpan(td ptrace.Traces) int64 {

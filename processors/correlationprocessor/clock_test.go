@@ -195,11 +195,18 @@ func BenchmarkLatestSpan(b *testing.B) {
 // in order, whichever of them moves the clock past it.
 func TestTelemetryClockConcurrentPipelines(t *testing.T) {
 	e, _ := newTelemetryClocked(t, time.Now)
-	var ticks []time.Duration
-	tick := e.p.clock.tick
-	e.p.clock.tick = func(at time.Time) { // called under the clock's lock
-		ticks = append(ticks, at.Sub(clockBase))
-		tick(at)
+	var prepared, emitted []time.Duration
+	prepare, emit := e.p.clock.prepare, e.p.clock.emit
+	e.p.clock.prepare = func(at time.Time) preparedTick { // called under the clock's lock
+		prepared = append(prepared, at.Sub(clockBase))
+		return prepare(at)
+	}
+	var emitMu sync.Mutex
+	e.p.clock.emit = func(t preparedTick) { // called outside it, one at a time
+		emitMu.Lock()
+		emitted = append(emitted, t.at.Sub(clockBase))
+		emitMu.Unlock()
+		emit(t)
 	}
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -235,5 +242,6 @@ func TestTelemetryClockConcurrentPipelines(t *testing.T) {
 	}
 	wg.Wait()
 	require.Equal(t, clockBase.Add(2*time.Minute+2*time.Millisecond), e.p.now(), "the clock is the newest timestamp")
-	require.Equal(t, secs(15, 30, 45, 60, 75, 90, 105, 120), ticks, "every boundary passed ticks once, in order")
+	require.Equal(t, secs(15, 30, 45, 60, 75, 90, 105, 120), prepared, "every boundary passed ticks once, in order")
+	require.Equal(t, prepared, emitted, "ticks are emitted in the order they were prepared")
 }

@@ -46,7 +46,10 @@ type EmbeddedSettings struct {
 // emit loop would tick. It never ticks by itself. Telemetry passed in is
 // not forwarded anywhere. Under clock::source telemetry it ticks by
 // itself, as the collector's processor does, whenever the telemetry it
-// consumes moves the clock past an emit boundary.
+// consumes moves the clock past an emit boundary: the Consume call that
+// moved it emits those ticks, in order after the ticks of earlier calls,
+// before it returns (docs/architecture.md "Locks and order"); Tick is then
+// not to be called.
 type Embedded struct {
 	p       *correlationProcessor
 	traces  tracesProcessor

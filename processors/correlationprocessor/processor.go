@@ -18,6 +18,7 @@ import (
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/internal/derived"
 	"github.com/junction-sre/junction/internal/mergedgraph"
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/graph"
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/xchain"
@@ -268,19 +269,43 @@ func realTicker(d time.Duration) (<-chan time.Time, func()) {
 func noTicker(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 
 // tick advances the graph to now and emits the derived metrics of its
-// snapshot into the metrics pipelines. The snapshot is built under the
-// graph's lock; encoding and sending happen outside it.
+// snapshot into the metrics pipelines, then evaluates the rules on it: the
+// emit loop's tick, Embedded.Tick.
 func (p *correlationProcessor) tick(ctx context.Context, now time.Time) error {
-	snap := p.graph.TickMergeable(now, p.cfg.MergeableSeries)
+	return p.emitTick(ctx, p.prepareTick(now))
+}
+
+// preparedTick is a tick's snapshot, taken and not yet emitted.
+type preparedTick struct {
+	at   time.Time
+	snap *entity.Snapshot
+}
+
+// prepareTick advances the graph to at and takes the tick's snapshot, with
+// the cross-chain tracker's relayer features merged in. It is in-memory
+// work only (the graph's and the tracker's locks are taken and released
+// inside); the telemetry clock runs it under its lock so the snapshot
+// holds exactly the telemetry stamped before at.
+func (p *correlationProcessor) prepareTick(at time.Time) preparedTick {
+	snap := p.graph.TickMergeable(at, p.cfg.MergeableSeries)
 	if p.augment != nil {
-		p.augment(snap, now)
+		p.augment(snap, at)
 	}
+	return preparedTick{at: at, snap: snap}
+}
+
+// emitTick encodes the tick's derived metrics and sends them to the next
+// metrics consumers, evaluates the rules on its snapshot (emitting alerts)
+// and writes what the tracker has left to store (messages expired by the
+// snapshot). It holds no lock of the processor's: a slow consumer delays
+// only the caller.
+func (p *correlationProcessor) emitTick(ctx context.Context, t preparedTick) error {
 	var err error
 	if next := p.metricsConsumers(); len(next) > 0 {
 		md := pmetric.NewMetrics()
-		graph.AppendDerived(md, snap, now)
+		derived.Append(md, t.snap, t.at)
 		if p.cfg.MergeableSeries {
-			mergedgraph.AppendSeries(md, snap, now)
+			mergedgraph.AppendSeries(md, t.snap, t.at)
 		}
 		if md.ResourceMetrics().Len() > 0 {
 			for _, n := range next {
@@ -289,7 +314,12 @@ func (p *correlationProcessor) tick(ctx context.Context, now time.Time) error {
 		}
 	}
 	if p.evaluate != nil {
-		p.evaluate(ctx, snap, now)
+		p.evaluate(ctx, t.snap, t.at)
+	}
+	if tr := p.xchain.Load(); tr != nil {
+		if werr := tr.Flush(ctx); werr != nil {
+			p.logger.Warn("Writing expired cross-chain messages failed", zap.Error(werr))
+		}
 	}
 	return err
 }
@@ -346,6 +376,14 @@ func (p *correlationProcessor) emitAlerts(ctx context.Context, alerts []alert.Al
 	return err
 }
 
+// writeXChain commits the cross-chain tracker's storage write of a batch
+// (observeSpans, observeLogs), with no lock of the processor's held.
+func (p *correlationProcessor) writeXChain(ctx context.Context, w *xchain.Write) {
+	if err := w.Commit(ctx); err != nil {
+		p.logger.Warn("Some cross-chain events were not recorded", zap.Error(err))
+	}
+}
+
 // pipelineRef is one pipeline's handle on the shared processor.
 type pipelineRef struct {
 	p *correlationProcessor
@@ -367,13 +405,20 @@ type tracesProcessor struct {
 }
 
 func (t *tracesProcessor) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	release := noRelease
-	if c := t.p.clock; c != nil {
-		release = c.enter(latestSpan(td))
+	c := t.p.clock
+	var ticks clockTicks
+	if c != nil {
+		ticks = c.enter(latestSpan(td))
 	}
 	t.p.graph.ConsumeTraces(td, t.p.now())
-	t.p.observeSpans(ctx, td)
-	release()
+	w := t.p.observeSpans(ctx, td)
+	if c != nil {
+		c.leave()
+	}
+	t.p.writeXChain(ctx, w)
+	if c != nil {
+		c.emitTicks(ticks)
+	}
 	return t.next.ConsumeTraces(ctx, td)
 }
 
@@ -383,13 +428,17 @@ type metricsProcessor struct {
 }
 
 func (m *metricsProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
-	release := noRelease
-	if c := m.p.clock; c != nil {
-		release = c.enter(latestPoint(md))
+	c := m.p.clock
+	var ticks clockTicks
+	if c != nil {
+		ticks = c.enter(latestPoint(md))
 	}
 	m.p.graph.ConsumeMetrics(md, m.p.now())
 	m.p.observeRelayerMetrics(md)
-	release()
+	if c != nil {
+		c.leave()
+		c.emitTicks(ticks)
+	}
 	return m.next.ConsumeMetrics(ctx, md)
 }
 
@@ -399,12 +448,19 @@ type logsProcessor struct {
 }
 
 func (l *logsProcessor) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
-	release := noRelease
-	if c := l.p.clock; c != nil {
-		release = c.enter(latestRecord(ld))
+	c := l.p.clock
+	var ticks clockTicks
+	if c != nil {
+		ticks = c.enter(latestRecord(ld))
 	}
 	l.p.graph.ConsumeLogs(ld, l.p.now())
-	l.p.observeLogs(ctx, ld)
-	release()
+	w := l.p.observeLogs(ctx, ld)
+	if c != nil {
+		c.leave()
+	}
+	l.p.writeXChain(ctx, w)
+	if c != nil {
+		c.emitTicks(ticks)
+	}
 	return l.next.ConsumeLogs(ctx, ld)
 }

@@ -63,11 +63,12 @@ func (p *correlationProcessor) startXChain(ctx context.Context, host component.H
 }
 
 // observeSpans feeds the spans carrying xchain.* attributes to the
-// tracker as one batch, timestamped with their end time.
-func (p *correlationProcessor) observeSpans(ctx context.Context, td ptrace.Traces) {
+// tracker as one batch, timestamped with their end time, and returns the
+// storage write to commit (writeXChain) outside the telemetry clock.
+func (p *correlationProcessor) observeSpans(ctx context.Context, td ptrace.Traces) *xchain.Write {
 	tr := p.xchain.Load()
 	if tr == nil {
-		return
+		return nil
 	}
 	var b eventBatch
 	rss := td.ResourceSpans()
@@ -93,7 +94,7 @@ func (p *correlationProcessor) observeSpans(ctx context.Context, td ptrace.Trace
 			}
 		}
 	}
-	p.observeEvents(ctx, tr, &b)
+	return p.observeEvents(ctx, tr, &b)
 }
 
 func (p *correlationProcessor) peerService(attrs pcommon.Map) string {
@@ -107,11 +108,11 @@ func (p *correlationProcessor) peerService(attrs pcommon.Map) string {
 
 // observeLogs feeds the log records carrying xchain.* attributes to the
 // tracker as one batch, timestamped with the record's time (its observed
-// time when it has none).
-func (p *correlationProcessor) observeLogs(ctx context.Context, ld plog.Logs) {
+// time when it has none), and returns the storage write as observeSpans.
+func (p *correlationProcessor) observeLogs(ctx context.Context, ld plog.Logs) *xchain.Write {
 	tr := p.xchain.Load()
 	if tr == nil {
-		return
+		return nil
 	}
 	var b eventBatch
 	rls := ld.ResourceLogs()
@@ -135,7 +136,7 @@ func (p *correlationProcessor) observeLogs(ctx context.Context, ld plog.Logs) {
 			}
 		}
 	}
-	p.observeEvents(ctx, tr, &b)
+	return p.observeEvents(ctx, tr, &b)
 }
 
 func hasMessageID(attrs pcommon.Map) bool {
@@ -163,17 +164,19 @@ func (b *eventBatch) add(ev xchain.Event, ok bool, err error) {
 	}
 }
 
-func (p *correlationProcessor) observeEvents(ctx context.Context, tr *xchain.Tracker, b *eventBatch) {
+func (p *correlationProcessor) observeEvents(ctx context.Context, tr *xchain.Tracker, b *eventBatch) *xchain.Write {
 	if b.rejected > 0 {
 		p.tel.xchainRejected.Add(ctx, b.rejected)
 		p.logger.Debug("Cross-chain events with malformed xchain.* attributes were left out", zap.Int64("count", b.rejected), zap.Error(b.firstErr))
 	}
 	if len(b.events) == 0 {
-		return
+		return nil
 	}
-	if err := tr.ObserveBatch(ctx, b.events); err != nil {
+	w, err := tr.RecordBatch(b.events)
+	if err != nil {
 		p.logger.Warn("Some cross-chain events were not recorded", zap.Error(err))
 	}
+	return w
 }
 
 // relayerMetricNames are the metric names the tracker reads: Hermes
