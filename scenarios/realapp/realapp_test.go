@@ -7,15 +7,19 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/junction-sre/junction/analyze"
 	"github.com/junction-sre/junction/internal/testbin"
 	"github.com/junction-sre/junction/scenarios/realapp"
 )
@@ -106,6 +110,7 @@ func TestRealApp(t *testing.T) {
 				t.Fatal("no recording")
 			}
 			checkRecording(t, r.Recording)
+			checkAnalyze(t, bin, r.Recording)
 		})
 	}
 	for _, p := range rep.Problems() {
@@ -171,6 +176,58 @@ func checkRecording(t *testing.T, rec *realapp.Recording) {
 		}
 	}
 	t.Logf("recording %s: %d lines, %d spans", rec.JSONLGz, lines, spans)
+}
+
+// checkAnalyze runs `junction analyze --format json` on the gzipped
+// recording, as a user triaging it offline would, and fails unless the
+// graph's edges of the instance are exactly its real calls and every alert
+// that fired blames the true bottleneck (at least one fires).
+func checkAnalyze(t *testing.T, bin string, rec *realapp.Recording) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, "analyze", "--format", "json", rec.JSONLGz)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("junction analyze %s: %v\n%s", rec.JSONLGz, err, stderr.String())
+	}
+	took := time.Since(start)
+	var rep analyze.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("junction analyze --format json: %v", err)
+	}
+	truth := rec.Truth
+	ns := "service:" + truth.Namespace + "/"
+	mine := func(id string) bool { return slices.Contains(truth.Entities, id) || strings.HasPrefix(id, ns) }
+	var got []string
+	for _, e := range rep.Graph.Edges {
+		if mine(e.Source) || mine(e.Target) {
+			got = append(got, realapp.Edge{Source: e.Source, Target: e.Target, Type: e.Type}.String())
+		}
+	}
+	var want []string
+	for _, e := range truth.Edges {
+		want = append(want, e.String())
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("analyze: edges\n  %s\nwant the real calls\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	fired := 0
+	for _, ep := range rep.Alerts.Episodes {
+		if ep.FiredAt.IsZero() {
+			continue
+		}
+		fired++
+		if ep.Blame.ID != truth.Blame {
+			t.Errorf("analyze: %s on %s fired blaming %s, want %s", ep.Rule, ep.Entity.ID, ep.Blame.ID, truth.Blame)
+		}
+	}
+	if fired == 0 {
+		t.Errorf("analyze: no alert fired on the recording; want one blaming %s", truth.Blame)
+	}
+	t.Logf("analyze: %d spans in %v, %d edges, %d firings", rep.Input.Spans, took.Round(time.Millisecond), len(got), fired)
 }
 
 func keys(m map[string]bool) []string {

@@ -31,10 +31,13 @@ type Timeline struct {
 }
 
 // DefaultTimeline fits the built-in packs: HopOwnsLatency holds for 1m,
-// groups are evaluated every 15s, features cover the last minute.
+// groups are evaluated every 15s, features cover the last minute. The
+// healthy phase gives each entity its baseline: a feature's baseline
+// starts one minute after the feature is first seen (docs/entities.md),
+// so 100s leave about half a minute of healthy baseline before the fault.
 func DefaultTimeline() Timeline {
 	return Timeline{
-		Healthy:   50 * time.Second,
+		Healthy:   100 * time.Second,
 		FaultMax:  150 * time.Second,
 		FaultHold: 5 * time.Second,
 		FixedMax:  120 * time.Second,
@@ -742,9 +745,11 @@ func writeTruth(path string, r Recording) error {
 type RecordOptions struct {
 	// Postgres serves the database; Record starts its own when nil.
 	Postgres *Postgres
-	// Healthy, Fault and Fixed are the phases' lengths; 60s, 150s and 90s
-	// when zero: long enough for the built-in packs to fire (1m of `for`
-	// after a baseline) and resolve on the recording's own clock.
+	// Healthy, Fault and Fixed are the phases' lengths; 120s, 150s and 90s
+	// when zero: long enough for a baseline (it starts a minute after a
+	// feature is first seen, on the default 15s ticks), for the built-in
+	// packs to fire (1m of `for`) and to resolve on the recording's own
+	// clock.
 	Healthy, Fault, Fixed time.Duration
 	// Rate is the load (requests/s); Rate when zero.
 	Rate float64
@@ -756,7 +761,7 @@ type RecordOptions struct {
 // edges and the blamed entity). It takes as long as its phases.
 func Record(ctx context.Context, dir string, f Fault, o RecordOptions) (*Recording, error) {
 	if o.Healthy == 0 {
-		o.Healthy = 60 * time.Second
+		o.Healthy = 120 * time.Second
 	}
 	if o.Fault == 0 {
 		o.Fault = 150 * time.Second
