@@ -68,7 +68,7 @@ func TestRealApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("run took %v; the alert stream was reopened %d times (Junction ends it after the API's write_timeout)",
+	t.Logf("run took %v; the alert stream was reopened %d times",
 		time.Since(start).Round(time.Second), rep.StreamReconnects)
 	var md bytes.Buffer
 	if err := realapp.WriteMarkdown(&md, rep); err != nil {
