@@ -218,7 +218,7 @@ func TestRulesReload(t *testing.T) {
 	// picks up the next change without being asked.
 	require.NoError(t, writeAtomic(path, good))
 	assert.Eventually(t, func() bool { return slices.Equal(ruleNames(), []string{"DependencyFailing"}) },
-		10*time.Second, 20*time.Millisecond, "the processor's watcher did not reload the rules")
+		20*time.Second, 20*time.Millisecond, "the processor's watcher did not reload the rules")
 }
 
 // writeAtomic replaces path as deployments do (a new file renamed over
