@@ -7,7 +7,9 @@
 //
 // It takes about five minutes. With -record DIR it keeps each fault's
 // recording (OTLP JSON lines, plain and gzipped) and its ground truth;
-// with -json it prints the whole report as JSON instead. It exits 1 when
+// with -json it prints the whole report as JSON instead; with -w FILE it
+// rewrites FILE (docs/detection.md) from its line `<!-- real-app -->` on
+// with the section and the table, keeping everything above it. It exits 1 when
 // Junction got an edge, a blame or a resolution wrong, after printing the
 // table.
 package main
@@ -52,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	faults := fs.String("faults", joinFaults(realapp.Faults), "comma list of faults to run: "+joinFaults(realapp.Faults))
 	record := fs.String("record", "", "directory for the recordings (<fault>.jsonl, .jsonl.gz, .truth.json); none when empty")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of markdown")
+	write := fs.String("w", "", "rewrite this file (docs/detection.md) from its `"+realapp.DetectionMarker+"` line on with the section, instead of printing the table")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,6 +63,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if _, err := os.Stat(*bin); err != nil {
 		return fmt.Errorf("-junction %s: %w (run `make build`)", *bin, err)
+	}
+	if *write != "" {
+		// Fail before the five-minute run, not after it.
+		if _, err := os.ReadFile(*write); err != nil {
+			return fmt.Errorf("-w: %w", err)
+		}
 	}
 	var list []realapp.Fault
 	for _, s := range strings.Split(*faults, ",") {
@@ -91,14 +100,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	switch {
+	case *write != "":
+		if err := realapp.WriteDetectionSection(*write, rep); err != nil {
+			return fmt.Errorf("-w: %w", err)
+		}
+	case *asJSON:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
-	} else if err := realapp.WriteMarkdown(stdout, rep); err != nil {
-		return err
+	default:
+		if err := realapp.WriteMarkdown(stdout, rep); err != nil {
+			return err
+		}
 	}
 	wrong := len(rep.Problems())
 	for _, r := range rep.Results {

@@ -1,0 +1,43 @@
+package realapp
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWriteDetectionSection: the section replaces everything from the
+// marker on and keeps what is above it (junction-detection's part); a
+// file without the marker gets it appended.
+func TestWriteDetectionSection(t *testing.T) {
+	rep := &Report{Start: time.Date(2026, 12, 4, 2, 0, 0, 0, time.UTC), End: time.Date(2026, 12, 4, 2, 5, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	for name, in := range map[string]string{
+		"with marker":    "# Detection\n\nsimulator table\n\n" + DetectionMarker + "\nold section\n| old | table |\n",
+		"without marker": "# Detection\n\nsimulator table\n",
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".md")
+		if err := os.WriteFile(path, []byte(in), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteDetectionSection(path, rep); err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := string(out)
+		if !strings.HasPrefix(got, "# Detection\n\nsimulator table\n\n"+DetectionMarker+"\n## On a real instrumented application\n") {
+			t.Errorf("%s: the head or the marker is not kept:\n%s", name, got)
+		}
+		if strings.Contains(got, "old section") || strings.Count(got, DetectionMarker) != 1 {
+			t.Errorf("%s: the old section is not replaced:\n%s", name, got)
+		}
+		if !strings.Contains(got, "| fault | edges precision |") || !strings.Contains(got, "took 5m0s") {
+			t.Errorf("%s: no table or run time:\n%s", name, got)
+		}
+	}
+}
