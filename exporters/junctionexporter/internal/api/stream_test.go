@@ -45,11 +45,17 @@ func TestHubBoundsAndFilters(t *testing.T) {
 	}
 }
 
-// TestStreamOutlivesTheWriteTimeout: the server's write timeout bounds
-// ordinary answers, not the stream of alert changes.
+// TestStreamOutlivesTheWriteTimeout: the write timeout bounds ordinary
+// answers, not the stream of alert changes, even behind middleware whose
+// response writer does not unwrap (as the collector's HTTP server wraps
+// every handler): the server is built as the exporter builds it.
 func TestStreamOutlivesTheWriteTimeout(t *testing.T) {
-	srv := httptest.NewUnstartedServer(NewHandler(nil, NewHub(1), Options{Now: time.Now, Keepalive: 10 * time.Millisecond}))
-	srv.Config.WriteTimeout = 100 * time.Millisecond
+	const timeout = 100 * time.Millisecond
+	inner := NewHandler(nil, NewHub(1), Options{Now: time.Now, Keepalive: 10 * time.Millisecond})
+	opaque := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner.ServeHTTP(opaqueWriter{w}, r)
+	})
+	srv := httptest.NewUnstartedServer(WriteDeadlines(opaque, timeout))
 	srv.Start()
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/api/v1/stream")
@@ -68,3 +74,13 @@ func TestStreamOutlivesTheWriteTimeout(t *testing.T) {
 		t.Fatalf("stream ended after %d keepalives: %v", keepalives, sc.Err())
 	}
 }
+
+// opaqueWriter hides the connection's writer as middleware does: it
+// flushes but does not unwrap, so http.ResponseController cannot reach the
+// connection through it.
+type opaqueWriter struct{ w http.ResponseWriter }
+
+func (o opaqueWriter) Header() http.Header         { return o.w.Header() }
+func (o opaqueWriter) Write(b []byte) (int, error) { return o.w.Write(b) }
+func (o opaqueWriter) WriteHeader(code int)        { o.w.WriteHeader(code) }
+func (o opaqueWriter) Flush()                      { o.w.(http.Flusher).Flush() }
