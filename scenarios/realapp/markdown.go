@@ -103,7 +103,7 @@ func orDash(s string) string {
 
 // DetectionMarker is the line of docs/detection.md from which on the
 // real-application section is WriteDetectionSection's (junction-detection
-// rewrites what is above it).
+// rewrites what is above it); it is the same line as e2e.RealAppMarker.
 const DetectionMarker = "<!-- real-app -->"
 
 // WriteDetectionSection rewrites path from its DetectionMarker line on (or
@@ -114,10 +114,20 @@ func WriteDetectionSection(path string, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	head := string(data)
-	if i := strings.Index(head, DetectionMarker); i >= 0 {
-		head = head[:i]
-	} else if !strings.HasSuffix(head, "\n\n") {
+	// The marker is a line of its own; the head may name it in its text.
+	head, found := string(data), false
+	for off := 0; off < len(data); {
+		end := strings.IndexByte(head[off:], '\n')
+		if end < 0 {
+			end = len(head) - off
+		}
+		if strings.TrimSpace(head[off:off+end]) == DetectionMarker {
+			head, found = head[:off], true
+			break
+		}
+		off += end + 1
+	}
+	if !found {
 		head = strings.TrimRight(head, "\n") + "\n\n"
 	}
 	var b strings.Builder

@@ -9,14 +9,16 @@ import (
 )
 
 // TestWriteDetectionSection: the section replaces everything from the
-// marker on and keeps what is above it (junction-detection's part); a
-// file without the marker gets it appended.
+// marker line on and keeps what is above it (junction-detection's part),
+// also when that part names the marker in its text; a file without the
+// marker line gets it appended.
 func TestWriteDetectionSection(t *testing.T) {
 	rep := &Report{Start: time.Date(2026, 12, 4, 2, 0, 0, 0, time.UTC), End: time.Date(2026, 12, 4, 2, 5, 0, 0, time.UTC)}
+	head := "# Detection\n\nRegenerate above the line `" + DetectionMarker + "` with junction-detection.\n\nsimulator table\n\n"
 	dir := t.TempDir()
 	for name, in := range map[string]string{
-		"with marker":    "# Detection\n\nsimulator table\n\n" + DetectionMarker + "\nold section\n| old | table |\n",
-		"without marker": "# Detection\n\nsimulator table\n",
+		"with marker":    head + DetectionMarker + "\nold section\n| old | table |\n",
+		"without marker": strings.TrimSuffix(head, "\n"),
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".md")
 		if err := os.WriteFile(path, []byte(in), 0o644); err != nil {
@@ -30,10 +32,10 @@ func TestWriteDetectionSection(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := string(out)
-		if !strings.HasPrefix(got, "# Detection\n\nsimulator table\n\n"+DetectionMarker+"\n## On a real instrumented application\n") {
-			t.Errorf("%s: the head or the marker is not kept:\n%s", name, got)
+		if !strings.HasPrefix(got, head+DetectionMarker+"\n## On a real instrumented application\n") {
+			t.Errorf("%s: the head or the marker line is not kept:\n%s", name, got)
 		}
-		if strings.Contains(got, "old section") || strings.Count(got, DetectionMarker) != 1 {
+		if strings.Contains(got, "old section") || strings.Count(got, "\n"+DetectionMarker+"\n") != 1 {
 			t.Errorf("%s: the old section is not replaced:\n%s", name, got)
 		}
 		if !strings.Contains(got, "| fault | edges precision |") || !strings.Contains(got, "took 5m0s") {
