@@ -32,9 +32,12 @@ import (
 const (
 	emitInterval   = "5s"
 	scrapeInterval = "5s"
-	// healthy is long enough for two evaluations of every group (15 to 20 s
-	// apart) with both entities known.
-	healthy = 35 * time.Second
+	// healthy is long enough for every baseline (a feature's baseline
+	// starts a minute after it is first seen, docs/entities.md) and for
+	// two evaluations of every group (15 to 20 s apart) with both entities
+	// known. With 35 s the surge seeded the proxy's request-rate baseline
+	// and ProxySurge read 1.6x at ten times the healthy rate.
+	healthy = 80 * time.Second
 	// faultDeadline bounds the wait for the alerts: 1m of `for` after the
 	// features cross their thresholds, plus evaluation and scrape
 	// intervals.
