@@ -80,9 +80,9 @@ const (
 	ServiceFrontend  = "frontend"
 	ServiceOrders    = "orders"
 	ServiceInventory = "inventory"
-	// pricing has no tracing of its own: only the orders service's client
-	// spans name it, by address.
-	servicePricing = "pricing"
+	// The pricing service has no tracing of its own and so no name in the
+	// telemetry: only the orders service's client spans name it, by
+	// address.
 )
 
 // AppConfig configures one instance of the application.
