@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/junction-sre/junction/alert"
@@ -62,23 +63,112 @@ type AlertLogStats struct {
 }
 
 // alertLog is the durable alert history: an append-only JSON-lines file,
-// buffered and fsync'd by Flush, compacted when it outgrows maxBytes. The
-// caller holds the store's alert lock.
+// buffered and fsync'd by Flush, compacted when it outgrows maxBytes.
+//
+// Its memory (instances, stats, size) is guarded by the store's alert
+// lock; its file is not. Every operation that touches the file is split:
+// under the alert lock it updates the memory, encodes what must be
+// written and takes its place in line (a logJob); the job's run does the
+// file I/O after the lock is released, once the job before it has run. So
+// queries never wait for a write, an fsync or a compaction, and the file
+// receives the records in the order the memory took them.
 type alertLog struct {
 	path        string
-	f           *os.File
-	w           *bufio.Writer
-	size        int64
+	size        int64 // bytes in the file once the jobs queued so far have run
 	maxBytes    int64
 	maxInst     int
 	maxHistory  int
 	retention   time.Duration
 	instances   map[string]*instance
 	stats       AlertLogStats
-	lastErr     error
-	scratch     bytes.Buffer
 	needsSync   bool
 	compactions int64
+	scratch     bytes.Buffer
+	// last is closed when the newest job has run.
+	last chan struct{}
+	file *logFile
+}
+
+// logFile is the open file; only jobs, one at a time, touch it.
+type logFile struct {
+	path string
+	f    *os.File
+	w    *bufio.Writer
+
+	errMu   sync.Mutex
+	lastErr error
+}
+
+func (lf *logFile) setErr(err error) {
+	lf.errMu.Lock()
+	lf.lastErr = err
+	lf.errMu.Unlock()
+}
+
+func (lf *logFile) err() error {
+	lf.errMu.Lock()
+	defer lf.errMu.Unlock()
+	return lf.lastErr
+}
+
+// logJob is one file operation in line: append lines, then (optionally)
+// replace the file by a compacted one, then (optionally) fsync or close.
+type logJob struct {
+	file    *logFile
+	wait    <-chan struct{}
+	done    chan struct{}
+	lines   []byte
+	compact []byte // the whole compacted log; nil: no compaction
+	sync    bool
+	close   bool
+}
+
+// job returns a new job in line after the previous one. Callers hold the
+// alert lock.
+func (l *alertLog) job() *logJob {
+	j := &logJob{file: l.file, wait: l.last, done: make(chan struct{})}
+	l.last = j.done
+	return j
+}
+
+// run does the job's file I/O once the previous job has run. Callers do
+// not hold the alert lock.
+func (j *logJob) run() error {
+	defer close(j.done)
+	if j.wait != nil {
+		<-j.wait
+	}
+	lf := j.file
+	var errs []error
+	if len(j.lines) > 0 && lf.f == nil {
+		// A failed compaction left no file open: say so, as a write error.
+		err := errors.New("the alert log is not open (a compaction failed)")
+		lf.setErr(err)
+		errs = append(errs, fmt.Errorf("%w: write alert log: %w", ErrStorage, err))
+	}
+	if len(j.lines) > 0 && lf.f != nil {
+		if _, err := lf.w.Write(j.lines); err != nil {
+			lf.writeFailed(err)
+			errs = append(errs, fmt.Errorf("%w: write alert log: %w", ErrStorage, err))
+		}
+	}
+	if j.compact != nil {
+		if err := lf.replace(j.compact); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if (j.sync || j.close) && lf.f != nil {
+		if err := lf.flush(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if j.close && lf.f != nil {
+		if err := lf.f.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		lf.f = nil
+	}
+	return errors.Join(errs...)
 }
 
 func openAlertLog(dir string, maxBytes int64, maxInst, maxHistory int, retention time.Duration, now time.Time) (*alertLog, error) {
@@ -86,12 +176,17 @@ func openAlertLog(dir string, maxBytes int64, maxInst, maxHistory int, retention
 		path: filepath.Join(dir, alertLogName), maxBytes: maxBytes, maxInst: maxInst,
 		maxHistory: maxHistory, retention: retention, instances: make(map[string]*instance),
 	}
+	l.file = &logFile{path: l.path}
 	if err := l.load(); err != nil {
 		return nil, err
 	}
 	// Rewriting at open drops a torn last line, expired instances and
 	// superseded records.
-	if err := l.compact(now); err != nil {
+	j := l.job()
+	if err := l.compactInto(j, now); err != nil {
+		return nil, err
+	}
+	if err := j.run(); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -192,73 +287,88 @@ func (l *alertLog) put(in *instance) {
 	}
 }
 
-// Append folds records in and appends those that changed an instance's
-// state to the log (buffered until Flush). It returns the changed records.
-func (l *alertLog) Append(alerts []alert.Alert, now time.Time) ([]alert.Alert, error) {
+// Append folds records in and queues those that changed an instance's
+// state for the log (buffered until Flush), compacting it when it outgrows
+// maxBytes. It returns the changed records and the job that writes them,
+// which the caller runs after releasing the alert lock.
+func (l *alertLog) Append(alerts []alert.Alert, now time.Time) ([]alert.Alert, *logJob, error) {
 	var changed []alert.Alert
+	j := l.job()
+	var lines bytes.Buffer
 	for i := range alerts {
 		if !l.apply(alerts[i]) {
 			continue
 		}
 		changed = append(changed, alerts[i])
-		if err := l.write(logEntry{Alert: alerts[i]}); err != nil {
-			return changed, err
+		if err := l.encode(&lines, logEntry{Alert: alerts[i]}); err != nil {
+			return changed, j, err
 		}
 		l.stats.Stored++
 	}
+	j.lines = lines.Bytes()
+	l.size += int64(len(j.lines))
+	if len(j.lines) > 0 {
+		l.needsSync = true
+	}
 	if l.size > l.maxBytes {
-		if err := l.compact(now); err != nil {
-			return changed, err
+		if err := l.compactInto(j, now); err != nil {
+			return changed, j, err
 		}
 	}
-	return changed, nil
+	return changed, j, nil
 }
 
-func (l *alertLog) write(e logEntry) error {
+// encode appends e as one JSON line to dst.
+func (l *alertLog) encode(dst *bytes.Buffer, e logEntry) error {
 	l.scratch.Reset()
 	if err := json.NewEncoder(&l.scratch).Encode(e); err != nil {
 		return fmt.Errorf("encode alert %s: %w", e.Alert.ID, err)
 	}
-	n, err := l.w.Write(l.scratch.Bytes())
-	l.size += int64(n)
-	l.needsSync = true
-	if err != nil {
-		l.writeFailed(err)
-		return fmt.Errorf("%w: write alert log: %w", ErrStorage, err)
-	}
+	dst.Write(l.scratch.Bytes())
 	return nil
 }
 
 // writeFailed records err and resets the writer, whose errors are sticky,
 // so that writing resumes once the disk has room again. What was buffered
 // is lost; a partly written line is skipped at the next open.
-func (l *alertLog) writeFailed(err error) {
-	l.lastErr = err
-	l.w.Reset(l.f)
+func (lf *logFile) writeFailed(err error) {
+	lf.setErr(err)
+	lf.w.Reset(lf.f)
 }
 
-// Flush writes buffered records and fsyncs the file.
-func (l *alertLog) Flush() error {
+// Flush queues writing the buffered records and fsyncing the file; the
+// caller runs the job after releasing the alert lock. It returns nil when
+// nothing was written since the last Flush.
+func (l *alertLog) Flush() *logJob {
 	if !l.needsSync {
-		return l.lastErr
-	}
-	if err := l.w.Flush(); err != nil {
-		l.writeFailed(err)
-		return fmt.Errorf("%w: write alert log: %w", ErrStorage, err)
-	}
-	if err := l.f.Sync(); err != nil {
-		l.lastErr = err
-		return fmt.Errorf("%w: fsync alert log: %w", ErrStorage, err)
+		return nil
 	}
 	l.needsSync = false
-	l.lastErr = nil
+	j := l.job()
+	j.sync = true
+	return j
+}
+
+// LastErr is the last write or fsync error, nil once a Flush succeeded.
+func (l *alertLog) LastErr() error { return l.file.err() }
+
+func (lf *logFile) flush() error {
+	if err := lf.w.Flush(); err != nil {
+		lf.writeFailed(err)
+		return fmt.Errorf("%w: write alert log: %w", ErrStorage, err)
+	}
+	if err := lf.f.Sync(); err != nil {
+		lf.setErr(err)
+		return fmt.Errorf("%w: fsync alert log: %w", ErrStorage, err)
+	}
+	lf.setErr(nil)
 	return nil
 }
 
-// compact rewrites the log as one line per kept instance (latest record
-// and history), dropping instances that last changed before the retention,
-// then swaps it in atomically.
-func (l *alertLog) compact(now time.Time) error {
+// compactInto drops instances that last changed before the retention and
+// sets j to replace the log by one line per kept instance (latest record
+// and history).
+func (l *alertLog) compactInto(j *logJob, now time.Time) error {
 	cutoff := now.Add(-l.retention)
 	ids := make([]string, 0, len(l.instances))
 	for id, in := range l.instances {
@@ -269,56 +379,71 @@ func (l *alertLog) compact(now time.Time) error {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	if l.f != nil {
-		if err := l.Flush(); err != nil {
-			return err
-		}
-		_ = l.f.Close()
-		l.f = nil
-	}
-	tmp := l.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("%w: compact alert log: %w", ErrStorage, err)
-	}
-	l.f, l.w, l.size = f, bufio.NewWriterSize(f, 1<<16), 0
+	var b bytes.Buffer
 	for _, id := range ids {
 		in := l.instances[id]
-		if err := l.write(logEntry{Alert: in.latest, History: in.history}); err != nil {
-			_ = f.Close()
+		if err := l.encode(&b, logEntry{Alert: in.latest, History: in.history}); err != nil {
 			return err
 		}
 	}
-	if err := l.Flush(); err != nil {
-		_ = f.Close()
-		return err
+	// The compacted log holds every line queued so far: the job's own
+	// lines are in it already.
+	j.lines = nil
+	j.compact = b.Bytes()
+	if j.compact == nil {
+		j.compact = []byte{}
 	}
-	_ = f.Close()
-	if err := os.Rename(tmp, l.path); err != nil {
-		return fmt.Errorf("%w: compact alert log: %w", ErrStorage, err)
-	}
-	if d, err := os.Open(filepath.Dir(l.path)); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	f, err = os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("%w: reopen alert log: %w", ErrStorage, err)
-	}
-	l.f, l.w = f, bufio.NewWriterSize(f, 1<<16)
+	l.size = int64(len(j.compact))
+	l.needsSync = false
 	l.compactions++
 	return nil
 }
 
-// Close flushes and closes the file.
-func (l *alertLog) Close() error {
-	if l.f == nil {
-		return nil
+// replace swaps in data as the whole log, atomically, and reopens it for
+// appending.
+func (lf *logFile) replace(data []byte) error {
+	if lf.f != nil {
+		if err := lf.flush(); err != nil {
+			return err
+		}
+		_ = lf.f.Close()
+		lf.f = nil
 	}
-	err := l.Flush()
-	if cerr := l.f.Close(); err == nil {
-		err = cerr
+	tmp := lf.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("%w: compact alert log: %w", ErrStorage, err)
 	}
-	l.f = nil
-	return err
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		lf.setErr(err)
+		return fmt.Errorf("%w: compact alert log: %w", ErrStorage, err)
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		lf.setErr(err)
+		return fmt.Errorf("%w: fsync alert log: %w", ErrStorage, err)
+	}
+	_ = f.Close()
+	if err := os.Rename(tmp, lf.path); err != nil {
+		return fmt.Errorf("%w: compact alert log: %w", ErrStorage, err)
+	}
+	if d, err := os.Open(filepath.Dir(lf.path)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	f, err = os.OpenFile(lf.path, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("%w: reopen alert log: %w", ErrStorage, err)
+	}
+	lf.f, lf.w = f, bufio.NewWriterSize(f, 1<<16)
+	lf.setErr(nil)
+	return nil
+}
+
+// Close queues flushing and closing the file; the caller runs the job.
+func (l *alertLog) Close() *logJob {
+	j := l.job()
+	j.close = true
+	return j
 }

@@ -158,8 +158,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.alertMu.Lock()
-	err := s.alerts.Close()
+	closing := s.alerts.Close()
 	s.alertMu.Unlock()
+	err := closing.run()
 	s.series.Close()
 	return err
 }
@@ -176,9 +177,15 @@ func (s *Store) Flush() error {
 			errs = append(errs, err)
 		}
 	}
+	// The alert lock covers the queuing, not the fsync (alertLog).
 	s.alertMu.Lock()
-	errs = append(errs, s.alerts.Flush())
+	flush := s.alerts.Flush()
 	s.alertMu.Unlock()
+	if flush != nil {
+		errs = append(errs, flush.run())
+	} else {
+		errs = append(errs, s.alerts.LastErr())
+	}
 	s.expire()
 	return errors.Join(errs...)
 }
@@ -217,9 +224,7 @@ func (s *Store) Health() Health {
 	h := Health{OK: true, Path: s.opts.Dir}
 	free, err := FreeBytes(s.opts.Dir)
 	h.FreeBytes = free
-	s.alertMu.Lock()
-	lastErr := s.alerts.lastErr
-	s.alertMu.Unlock()
+	lastErr := s.alerts.LastErr()
 	switch {
 	case err != nil:
 		h.OK, h.Reason = false, err.Error()
@@ -575,10 +580,15 @@ func (s *Store) expire() {
 // AddAlerts stores alert records. It returns the records that changed an
 // instance's state (new instances included), in order; the exporter streams
 // and notifies those.
+//
+// The records are in the store's memory, and so in every query, when it
+// returns; they are written to the alert log after the alert lock is
+// released, in order (alertLog), so queries do not wait for the disk.
 func (s *Store) AddAlerts(alerts []alert.Alert) ([]alert.Alert, error) {
 	s.alertMu.Lock()
-	defer s.alertMu.Unlock()
-	return s.alerts.Append(alerts, s.opts.Now())
+	changed, write, err := s.alerts.Append(alerts, s.opts.Now())
+	s.alertMu.Unlock()
+	return changed, errors.Join(err, write.run())
 }
 
 // rebuild restores the latest entity, edge and rule state from the series

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -277,7 +278,7 @@ func TestHealthDegradedWhenAlertLogFails(t *testing.T) {
 	}
 	// The file goes away under the log, as when its disk fails.
 	s.alertMu.Lock()
-	s.alerts.f.Close()
+	s.alerts.file.f.Close()
 	s.alertMu.Unlock()
 	a := alert.Alert{ID: "g/r@e", Rule: "r", Entity: checkout, State: alert.StateFiring, EvaluatedAt: t0}
 	if _, err := s.AddAlerts([]alert.Alert{a}); err != nil {
@@ -389,5 +390,64 @@ func TestAlertLogCompaction(t *testing.T) {
 	_, hist, err := s2.Alert("flappy")
 	if err != nil || len(hist) != opts.MaxAlertHistory || hist[len(hist)-1].State != alert.StateResolved {
 		t.Fatalf("history after compaction and reopen = %v, %v (want the last %d changes)", hist, err, opts.MaxAlertHistory)
+	}
+}
+
+// TestAlertQueriesDoNotWaitForTheLog: while the alert log's file I/O is
+// held up (a job in line that has not run, as a slow disk would), new
+// alerts are already in the store's memory and queries answer; the
+// records reach the file, in order, once the I/O resumes.
+func TestAlertQueriesDoNotWaitForTheLog(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	stuck := make(chan struct{})
+	s.alertMu.Lock()
+	s.alerts.last = stuck // the file's previous job never finishes until closed
+	s.alertMu.Unlock()
+
+	added := make(chan error, 1)
+	go func() {
+		var err error
+		for i, id := range []string{"x", "y"} {
+			a := alert.Alert{ID: id, Rule: "r", Entity: checkout, State: alert.StateFiring, EvaluatedAt: t0.Add(time.Duration(i) * time.Second), FiredAt: t0}
+			if _, e := s.AddAlerts([]alert.Alert{a}); e != nil {
+				err = e
+			}
+		}
+		added <- err
+	}()
+	// Queries see "x" while its write waits behind the stuck I/O.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, _, err := s.Alert("x"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the alert never became visible while the log's I/O was held up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if h := s.Health(); !h.OK {
+		t.Fatalf("health while the log's I/O waits = %+v", h)
+	}
+	select {
+	case err := <-added:
+		t.Fatalf("AddAlerts returned (%v) before its write could run", err)
+	default:
+	}
+	close(stuck)
+	if err := <-added; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, alertLogName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, iy := bytes.Index(data, []byte(`"id":"x"`)), bytes.Index(data, []byte(`"id":"y"`))
+	if ix < 0 || iy < 0 || ix > iy {
+		t.Fatalf("alert log after the I/O resumed, x at %d and y at %d:\n%s", ix, iy, data)
 	}
 }
