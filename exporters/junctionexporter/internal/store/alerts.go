@@ -142,7 +142,7 @@ func (j *logJob) run() error {
 	var errs []error
 	if len(j.lines) > 0 && lf.f == nil {
 		// A failed compaction left no file open: say so, as a write error.
-		err := errors.New("the alert log is not open (a compaction failed)")
+		err := errors.New("the alert log is not open (it was closed, or a compaction failed)")
 		lf.setErr(err)
 		errs = append(errs, fmt.Errorf("%w: write alert log: %w", ErrStorage, err))
 	}
