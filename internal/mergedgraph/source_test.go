@@ -9,21 +9,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/junction-sre/junction/entity"
-	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
 	"github.com/junction-sre/junction/internal/mergedgraph"
 	"github.com/junction-sre/junction/internal/vmtest"
 )
 
 var gatewayConfig = filepath.Join("..", "..", "deploy", "configs", "gateway.yaml")
 
-// replicaWriter is the gateway's remote write as deployed, for one
-// replica, writing synchronously to vm.
+// replicaWriter is the gateway's remote write as deployed (the contrib
+// exporter durable_remote_write sends through, with its translation and
+// labels), for one replica, writing synchronously to vm.
 func replicaWriter(t testing.TB, vm *vmtest.VictoriaMetrics, replica string) exporter.Metrics {
-	return vm.Writer(t, durableremotewriteexporter.NewFactory(), gatewayConfig, replica)
+	return vm.ContribWriter(t, prometheusremotewriteexporter.NewFactory(), gatewayConfig, replica)
 }
 
 func write(t testing.TB, exp exporter.Metrics, snap *entity.Snapshot, at time.Time) {

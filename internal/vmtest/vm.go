@@ -163,11 +163,27 @@ func (vm *VictoriaMetrics) CountSamples(selector string, from, to time.Time) (in
 // package depends on no exporter.
 func (vm *VictoriaMetrics) Writer(t testing.TB, f exporter.Factory, file, replica string) exporter.Metrics {
 	t.Helper()
+	return vm.writer(t, f, file, "exporters::"+f.Type().String(), map[string]any{"sending_queue": map[string]any{"enabled": false}}, replica)
+}
+
+// ContribWriter is the contrib prometheus_remote_write exporter (f is
+// prometheusremotewriteexporter.NewFactory()) configured from the
+// durable_remote_write section of file, the same translation and labels
+// without the durable exporter's queue: it writes synchronously (its own
+// remote_write_queue off). Durable_remote_write sends through this very
+// exporter, so the series are the ones a replica writes; packages below
+// exporters/ test on it without importing an exporter of Junction's.
+func (vm *VictoriaMetrics) ContribWriter(t testing.TB, f exporter.Factory, file, replica string) exporter.Metrics {
+	t.Helper()
+	return vm.writer(t, f, file, "exporters::durable_remote_write", map[string]any{"remote_write_queue": map[string]any{"enabled": false}}, replica, "sending_queue")
+}
+
+func (vm *VictoriaMetrics) writer(t testing.TB, f exporter.Factory, file, key string, extra map[string]any, replica string, drop ...string) exporter.Metrics {
+	t.Helper()
 	cm, err := confmaptest.LoadConf(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := "exporters::" + f.Type().String()
 	sub, err := cm.Sub(key)
 	if err != nil {
 		t.Fatal(err)
@@ -175,11 +191,21 @@ func (vm *VictoriaMetrics) Writer(t testing.TB, f exporter.Factory, file, replic
 	if !sub.IsSet("external_labels::junction_replica") {
 		t.Fatalf("%s: %s must label every series with external_labels::junction_replica", file, key)
 	}
-	if err := sub.Merge(confmap.NewFromStringMap(map[string]any{
+	if len(drop) > 0 {
+		m := sub.ToStringMap()
+		for _, k := range drop {
+			delete(m, k)
+		}
+		sub = confmap.NewFromStringMap(m)
+	}
+	over := map[string]any{
 		"http":            map[string]any{"endpoint": vm.RemoteWriteURL()},
 		"external_labels": map[string]any{"junction_replica": replica},
-		"sending_queue":   map[string]any{"enabled": false},
-	})); err != nil {
+	}
+	for k, v := range extra {
+		over[k] = v
+	}
+	if err := sub.Merge(confmap.NewFromStringMap(over)); err != nil {
 		t.Fatal(err)
 	}
 	cfg := f.CreateDefaultConfig()
