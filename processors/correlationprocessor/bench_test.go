@@ -231,7 +231,7 @@ func BenchmarkTick(b *testing.B) {
 		b.Fatal(err)
 	}
 	p := mp.(*metricsProcessor).p
-	defer shared.remove(set.ID, p)
+	defer shared.Remove(set.ID, p)
 	const services = 1000
 	td := ptrace.NewTraces()
 	for i := 0; i < services; i++ {

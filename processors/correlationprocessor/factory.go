@@ -213,7 +213,7 @@ func baseMetrics() map[string]graph.MetricMapping {
 }
 
 func createTraces(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
-	p, err := shared.get(set, cfg.(*Config))
+	p, err := getShared(set, cfg.(*Config))
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +222,7 @@ func createTraces(ctx context.Context, set processor.Settings, cfg component.Con
 }
 
 func createMetrics(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
-	p, err := shared.get(set, cfg.(*Config))
+	p, err := getShared(set, cfg.(*Config))
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +231,7 @@ func createMetrics(ctx context.Context, set processor.Settings, cfg component.Co
 }
 
 func createLogs(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
-	p, err := shared.get(set, cfg.(*Config))
+	p, err := getShared(set, cfg.(*Config))
 	if err != nil {
 		return nil, err
 	}

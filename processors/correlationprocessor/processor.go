@@ -20,41 +20,25 @@ import (
 	"github.com/junction-sre/junction/entity"
 	"github.com/junction-sre/junction/internal/derived"
 	"github.com/junction-sre/junction/internal/mergedgraph"
+	"github.com/junction-sre/junction/internal/sharedcomponent"
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/graph"
 	"github.com/junction-sre/junction/processors/correlationprocessor/internal/xchain"
 	"github.com/junction-sre/junction/rules"
 )
 
-// sharedProcessors holds the one processor instance per component id that
-// the traces, metrics and logs pipelines share.
-type sharedProcessors struct {
-	mu sync.Mutex
-	m  map[component.ID]*correlationProcessor
-}
+// shared holds the one processor instance per component id that the
+// traces, metrics and logs pipelines share.
+var shared sharedcomponent.Map[*correlationProcessor]
 
-var shared = &sharedProcessors{m: map[component.ID]*correlationProcessor{}}
-
-func (s *sharedProcessors) get(set processor.Settings, cfg *Config) (*correlationProcessor, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p, ok := s.m[set.ID]; ok {
+func getShared(set processor.Settings, cfg *Config) (*correlationProcessor, error) {
+	return shared.Get(set.ID, func() (*correlationProcessor, error) {
+		p, err := newProcessor(set, cfg, time.Now)
+		if err != nil {
+			return nil, err
+		}
+		p.owner, p.id = &shared, set.ID
 		return p, nil
-	}
-	p, err := newProcessor(set, cfg, time.Now)
-	if err != nil {
-		return nil, err
-	}
-	p.owner, p.id = s, set.ID
-	s.m[set.ID] = p
-	return p, nil
-}
-
-func (s *sharedProcessors) remove(id component.ID, p *correlationProcessor) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m[id] == p {
-		delete(s.m, id)
-	}
+	})
 }
 
 // correlationProcessor is the shared instance: it builds the graph from
@@ -73,7 +57,7 @@ type correlationProcessor struct {
 	// replace it and call tick themselves.
 	ticker func(d time.Duration) (<-chan time.Time, func())
 
-	owner *sharedProcessors
+	owner *sharedcomponent.Map[*correlationProcessor]
 	id    component.ID
 
 	// augment, when set, adds to every snapshot before it is handed out or
@@ -159,7 +143,7 @@ func (p *correlationProcessor) start(ctx context.Context, host component.Host) e
 	if err := p.startParts(ctx, host); err != nil {
 		p.refs = 0
 		if p.owner != nil {
-			p.owner.remove(p.id, p)
+			p.owner.Remove(p.id, p)
 		}
 		return err
 	}
@@ -223,7 +207,7 @@ func (p *correlationProcessor) shutdown(ctx context.Context) error {
 	p.mu.Unlock()
 	close(stop)
 	if p.owner != nil {
-		p.owner.remove(p.id, p)
+		p.owner.Remove(p.id, p)
 	}
 	var err error
 	select {

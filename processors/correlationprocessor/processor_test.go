@@ -70,7 +70,7 @@ func TestSharedInstanceLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotSame(t, p, tp2.(*tracesProcessor).p)
 	require.NoError(t, tp2.Shutdown(ctx), "shutdown without start is fine")
-	shared.remove(set.ID, tp2.(*tracesProcessor).p)
+	shared.Remove(set.ID, tp2.(*tracesProcessor).p)
 }
 
 func TestShutdownWithoutStart(t *testing.T) {
@@ -79,7 +79,7 @@ func TestShutdownWithoutStart(t *testing.T) {
 	p, err := NewFactory().CreateLogs(context.Background(), set, testConfig(), consumertest.NewNop())
 	require.NoError(t, err)
 	require.NoError(t, p.Shutdown(context.Background()))
-	shared.remove(set.ID, p.(*logsProcessor).p)
+	shared.Remove(set.ID, p.(*logsProcessor).p)
 }
 
 func TestTickEmitsDerivedMetrics(t *testing.T) {
@@ -124,7 +124,7 @@ func TestNoDerivedMetricsWithoutMetricsPipeline(t *testing.T) {
 	sink := new(consumertest.TracesSink)
 	tp, err := NewFactory().CreateTraces(context.Background(), set, testConfig(), sink)
 	require.NoError(t, err)
-	defer shared.remove(set.ID, tp.(*tracesProcessor).p)
+	defer shared.Remove(set.ID, tp.(*tracesProcessor).p)
 	p := tp.(*tracesProcessor).p
 	clock := &fakeClock{t: t0}
 	p.now = clock.now
@@ -208,7 +208,7 @@ func TestEmitAlertsReportsConsumerErrors(t *testing.T) {
 	lp, err := NewFactory().CreateLogs(context.Background(), set, testConfig(), consumertest.NewErr(assert.AnError))
 	require.NoError(t, err)
 	p := lp.(*logsProcessor).p
-	defer shared.remove(set.ID, p)
+	defer shared.Remove(set.ID, p)
 	err = p.emitAlerts(context.Background(), []alert.Alert{{Rule: "r", State: alert.StateFiring, Entity: entity.Ref{ID: "service:/a"}}}, nil, t0)
 	assert.ErrorIs(t, err, assert.AnError)
 }

@@ -63,7 +63,7 @@ func createDefaultConfig() component.Config {
 }
 
 func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
-	r, err := rulers.get(set, cfg.(*Config))
+	r, err := getRuler(set, cfg.(*Config))
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, 
 }
 
 func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
-	r, err := rulers.get(set, cfg.(*Config))
+	r, err := getRuler(set, cfg.(*Config))
 	if err != nil {
 		return nil, err
 	}

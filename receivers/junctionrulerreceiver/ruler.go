@@ -19,40 +19,24 @@ import (
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
 	"github.com/junction-sre/junction/internal/mergedgraph"
+	"github.com/junction-sre/junction/internal/sharedcomponent"
 	"github.com/junction-sre/junction/rules"
 )
 
-// rulerSet holds the one ruler per component id that the logs and metrics
+// rulers holds the one ruler per component id that the logs and metrics
 // pipelines share: one rule manager, one alert state, one evaluation per
 // group interval, whatever the number of pipelines.
-type rulerSet struct {
-	mu sync.Mutex
-	m  map[component.ID]*ruler
-}
+var rulers sharedcomponent.Map[*ruler]
 
-var rulers = &rulerSet{m: map[component.ID]*ruler{}}
-
-func (s *rulerSet) get(set receiver.Settings, cfg *Config) (*ruler, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r, ok := s.m[set.ID]; ok {
+func getRuler(set receiver.Settings, cfg *Config) (*ruler, error) {
+	return rulers.Get(set.ID, func() (*ruler, error) {
+		r, err := newRuler(set, cfg)
+		if err != nil {
+			return nil, err
+		}
+		r.owner = &rulers
 		return r, nil
-	}
-	r, err := newRuler(set, cfg)
-	if err != nil {
-		return nil, err
-	}
-	r.owner = s
-	s.m[set.ID] = r
-	return r, nil
-}
-
-func (s *rulerSet) remove(id component.ID, r *ruler) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m[id] == r {
-		delete(s.m, id)
-	}
+	})
 }
 
 // ruler runs rules.Manager.Run on the merged graph and hands what each
@@ -63,7 +47,7 @@ type ruler struct {
 	logger *zap.Logger
 	obs    *receiverhelper.ObsReport
 	tel    *telemetry
-	owner  *rulerSet
+	owner  *sharedcomponent.Map[*ruler]
 
 	// newSource returns the snapshot source of the config; tests replace
 	// it with a fake. client is the store's HTTP client.
@@ -124,7 +108,7 @@ func (r *ruler) start(ctx context.Context, host component.Host) error {
 	src, m, err := r.startParts(ctx, host)
 	if err != nil {
 		r.refs = 0
-		r.owner.remove(r.set.ID, r)
+		r.owner.Remove(r.set.ID, r)
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -175,7 +159,7 @@ func (r *ruler) shutdown(ctx context.Context) error {
 	cancel, done, m := r.cancel, r.done, r.manager
 	r.cancel, r.done, r.manager = nil, nil, nil
 	r.mu.Unlock()
-	r.owner.remove(r.set.ID, r)
+	r.owner.Remove(r.set.ID, r)
 	cancel()
 	var err error
 	select {

@@ -298,9 +298,7 @@ func TestBrokenRulesFailStart(t *testing.T) {
 	// Shutdown after a failed Start does nothing.
 	h.shutdown(t)
 	h.shutdown(t)
-	rulers.mu.Lock()
-	_, kept := rulers.m[component.MustNewIDWithName(typeStr, "broken")]
-	rulers.mu.Unlock()
+	kept := rulers.Has(component.MustNewIDWithName(typeStr, "broken"))
 	require.False(t, kept, "a ruler that failed to start is kept for the next create")
 }
 
