@@ -83,7 +83,6 @@ type alertLog struct {
 	stats       AlertLogStats
 	needsSync   bool
 	compactions int64
-	scratch     bytes.Buffer
 	// last is closed when the newest job has run.
 	last chan struct{}
 	file *logFile
@@ -134,6 +133,9 @@ func (l *alertLog) job() *logJob {
 // run does the job's file I/O once the previous job has run. Callers do
 // not hold the alert lock.
 func (j *logJob) run() error {
+	if j == nil {
+		return nil // nothing was queued
+	}
 	defer close(j.done)
 	if j.wait != nil {
 		<-j.wait
@@ -293,38 +295,40 @@ func (l *alertLog) put(in *instance) {
 // which the caller runs after releasing the alert lock.
 func (l *alertLog) Append(alerts []alert.Alert, now time.Time) ([]alert.Alert, *logJob, error) {
 	var changed []alert.Alert
-	j := l.job()
 	var lines bytes.Buffer
+	var err error
 	for i := range alerts {
 		if !l.apply(alerts[i]) {
 			continue
 		}
 		changed = append(changed, alerts[i])
-		if err := l.encode(&lines, logEntry{Alert: alerts[i]}); err != nil {
-			return changed, j, err
+		if err = l.encode(&lines, logEntry{Alert: alerts[i]}); err != nil {
+			break // the lines encoded so far are still written
 		}
 		l.stats.Stored++
 	}
+	compact := l.size+int64(lines.Len()) > l.maxBytes
+	if lines.Len() == 0 && !compact {
+		return changed, nil, err // nothing for the file
+	}
+	j := l.job()
 	j.lines = lines.Bytes()
 	l.size += int64(len(j.lines))
 	if len(j.lines) > 0 {
 		l.needsSync = true
 	}
-	if l.size > l.maxBytes {
-		if err := l.compactInto(j, now); err != nil {
-			return changed, j, err
-		}
+	if compact {
+		err = errors.Join(err, l.compactInto(j, now))
 	}
-	return changed, j, nil
+	return changed, j, err
 }
 
-// encode appends e as one JSON line to dst.
+// encode appends e as one JSON line to dst; on error it appends nothing
+// (json.Encoder writes a whole value or none).
 func (l *alertLog) encode(dst *bytes.Buffer, e logEntry) error {
-	l.scratch.Reset()
-	if err := json.NewEncoder(&l.scratch).Encode(e); err != nil {
+	if err := json.NewEncoder(dst).Encode(e); err != nil {
 		return fmt.Errorf("encode alert %s: %w", e.Alert.ID, err)
 	}
-	dst.Write(l.scratch.Bytes())
 	return nil
 }
 
