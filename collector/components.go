@@ -19,6 +19,7 @@ import (
 	nopexporter "go.opentelemetry.io/collector/exporter/nopexporter"
 	prometheusremotewriteexporter "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	kafkaexporter "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/kafkaexporter"
+	prometheusexporter "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter"
 	junctionexporter "github.com/junction-sre/junction/exporters/junctionexporter"
 	durableremotewriteexporter "github.com/junction-sre/junction/exporters/durableremotewriteexporter"
 	healthcheckextension "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
@@ -37,6 +38,7 @@ import (
 	filelogreceiver "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/filelogreceiver"
 	kubeletstatsreceiver "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/kubeletstatsreceiver"
 	kafkareceiver "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/kafkareceiver"
+	k8sclusterreceiver "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/k8sclusterreceiver"
 	junctionrulerreceiver "github.com/junction-sre/junction/receivers/junctionrulerreceiver"
 )
 
@@ -82,6 +84,7 @@ func components() (otelcol.Factories, error) {
 		filelogreceiver.NewFactory(),
 		kubeletstatsreceiver.NewFactory(),
 		kafkareceiver.NewFactory(),
+		k8sclusterreceiver.NewFactory(),
 		junctionrulerreceiver.NewFactory(),
 	)
 	if err != nil {
@@ -93,6 +96,7 @@ func components() (otelcol.Factories, error) {
 		filelogreceiver.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/filelogreceiver v0.165.1",
 		kubeletstatsreceiver.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/kubeletstatsreceiver v0.164.1",
 		kafkareceiver.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/kafkareceiver v0.165.1",
+		k8sclusterreceiver.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/k8sclusterreceiver v0.161.0",
 		junctionrulerreceiver.NewFactory().Type(): "github.com/junction-sre/junction v0.1.0",
 	})
 
@@ -103,6 +107,7 @@ func components() (otelcol.Factories, error) {
 		nopexporter.NewFactory(),
 		prometheusremotewriteexporter.NewFactory(),
 		kafkaexporter.NewFactory(),
+		prometheusexporter.NewFactory(),
 		junctionexporter.NewFactory(),
 		durableremotewriteexporter.NewFactory(),
 	)
@@ -116,6 +121,7 @@ func components() (otelcol.Factories, error) {
 		nopexporter.NewFactory().Type(): "go.opentelemetry.io/collector/exporter/nopexporter v0.165.0",
 		prometheusremotewriteexporter.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter v0.165.1",
 		kafkaexporter.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/kafkaexporter v0.165.1",
+		prometheusexporter.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter v0.165.1",
 		junctionexporter.NewFactory().Type(): "github.com/junction-sre/junction v0.1.0",
 		durableremotewriteexporter.NewFactory().Type(): "github.com/junction-sre/junction v0.1.0",
 	})
