@@ -292,6 +292,10 @@ func (rp *replay) run(ctx context.Context, files []string, p feeder) error {
 		}
 	}
 	rp.progress(true)
+	for _, s := range rp.srcs {
+		// Per-message compression is seen only in the messages.
+		s.stats.Compression = s.r.Compression
+	}
 	for _, st := range in.Files {
 		in.Bad += st.Bad
 		if st.Error != "" && st.Records == 0 {

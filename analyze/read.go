@@ -115,8 +115,11 @@ func (e *RecordError) Unwrap() error { return e.Err }
 // them, plain, gzip- or zstd-compressed. Compression and format are told
 // from the file's first bytes, not its name.
 type FileReader struct {
-	Path        string
-	Format      string
+	Path   string
+	Format string
+	// Compression is the whole file's, told from its first bytes, or zstd
+	// once a message compressed on its own (the file exporter's
+	// compression: zstd) has been read.
 	Compression string
 	// Size is the file's size on disk; Read the bytes read from it so far
 	// (compressed bytes when compressed).
@@ -372,6 +375,9 @@ func (r *FileReader) nextMessage() (*Record, error) {
 		return nil, fmt.Errorf("%s: message %d (byte %d): %d of %d bytes: %w", r.Path, r.pos, start, n, size, err)
 	}
 	if bytes.HasPrefix(buf, zstdMagic) {
+		// The file exporter's compression: zstd compresses each message
+		// on its own inside plain framing.
+		r.Compression = CompressionZstd
 		if r.msgZ == nil {
 			if r.msgZ, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(maxRecordBytes))); err != nil {
 				return nil, &RecordError{File: r.Path, Line: r.pos, Message: true, Offset: start, Err: err}
