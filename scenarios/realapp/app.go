@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/junction-sre/junction/internal/pgtest"
 )
 
 // Settings are the knobs of the application that make or fix a fault,
@@ -91,7 +93,7 @@ type AppConfig struct {
 	// database.
 	Namespace string
 	// Postgres serves the instance's database (created by Start).
-	Postgres *Postgres
+	Postgres *pgtest.Server
 	// Telemetry makes each service's TracerProvider.
 	Telemetry *Telemetry
 	// Settings at start; Healthy when zero.
@@ -137,7 +139,7 @@ func Start(ctx context.Context, cfg AppConfig) (_ *App, err error) {
 			a.Close()
 		}
 	}()
-	if err := cfg.Postgres.CreateDatabase(ctx, a.database); err != nil {
+	if err := createDatabase(ctx, cfg.Postgres, a.database); err != nil {
 		return nil, err
 	}
 	prop := propagation.TraceContext{}

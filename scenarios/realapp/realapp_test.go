@@ -22,6 +22,8 @@ import (
 	"github.com/junction-sre/junction/analyze"
 	"github.com/junction-sre/junction/internal/testbin"
 	"github.com/junction-sre/junction/scenarios/realapp"
+
+	"github.com/junction-sre/junction/internal/pgtest"
 )
 
 // RecordDirEnv names the directory the test writes its recordings to
@@ -34,14 +36,14 @@ const RecordDirEnv = "REALAPP_RECORD_DIR"
 // or extra node, missing or wrong blame, firing that is not the fault's,
 // or alert that does not resolve once the fault is fixed.
 func TestRealApp(t *testing.T) {
-	pgBin, err := realapp.PostgresBinDir()
-	if errors.Is(err, realapp.ErrNoPostgres) {
+	pgBin, err := pgtest.BinDir()
+	if errors.Is(err, pgtest.ErrNotInstalled) {
 		t.Skipf("%v; .ci/run installs it", err)
 	}
 	bin := testbin.Junction(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
-	pg, err := realapp.StartPostgres(ctx, pgBin)
+	pg, err := pgtest.Start(ctx, pgBin, pgtest.Options{Name: "realapp"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
+
+	"github.com/junction-sre/junction/internal/pgtest"
 )
 
 // Timeline is how long each phase of a fault run lasts: the application
@@ -50,7 +52,7 @@ type Config struct {
 	// Junction is the path of the junction binary.
 	Junction string
 	// Postgres serves the instances' databases.
-	Postgres *Postgres
+	Postgres *pgtest.Server
 	// Faults run concurrently, one application instance each
 	// (service.namespace realapp-<fault>), into one Junction.
 	Faults []Fault
@@ -744,7 +746,7 @@ func writeTruth(path string, r Recording) error {
 // RecordOptions configures Record.
 type RecordOptions struct {
 	// Postgres serves the database; Record starts its own when nil.
-	Postgres *Postgres
+	Postgres *pgtest.Server
 	// Healthy, Fault and Fixed are the phases' lengths; 120s, 150s and 90s
 	// when zero: long enough for a baseline (it starts a minute after a
 	// feature is first seen, on the default 15s ticks), for the built-in
@@ -774,11 +776,11 @@ func Record(ctx context.Context, dir string, f Fault, o RecordOptions) (*Recordi
 	}
 	pg := o.Postgres
 	if pg == nil {
-		bin, err := PostgresBinDir()
+		bin, err := pgtest.BinDir()
 		if err != nil {
 			return nil, err
 		}
-		if pg, err = StartPostgres(ctx, bin); err != nil {
+		if pg, err = pgtest.Start(ctx, bin, pgtest.Options{Name: "realapp"}); err != nil {
 			return nil, err
 		}
 		defer pg.Stop()
@@ -840,11 +842,11 @@ func Record(ctx context.Context, dir string, f Fault, o RecordOptions) (*Recordi
 // fault takes as long as recording one.
 func RecordAll(ctx context.Context, dir string, faults []Fault, o RecordOptions) ([]*Recording, error) {
 	if o.Postgres == nil {
-		bin, err := PostgresBinDir()
+		bin, err := pgtest.BinDir()
 		if err != nil {
 			return nil, err
 		}
-		pg, err := StartPostgres(ctx, bin)
+		pg, err := pgtest.Start(ctx, bin, pgtest.Options{Name: "realapp"})
 		if err != nil {
 			return nil, err
 		}

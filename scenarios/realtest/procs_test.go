@@ -12,10 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +21,8 @@ import (
 	"time"
 
 	_ "github.com/lib/pq"
+
+	"github.com/junction-sre/junction/internal/pgtest"
 )
 
 // binaries are the real components the test runs.
@@ -42,7 +41,7 @@ func requireBinaries(t *testing.T) binaries {
 	if b.nginx = findBinary("nginx", "/usr/sbin", "/usr/bin"); b.nginx == "" {
 		missing = append(missing, "nginx (Debian package nginx)")
 	}
-	if b.pgBin = postgresBinDir(); b.pgBin == "" {
+	if b.pgBin, _ = pgtest.BinDir(); b.pgBin == "" {
 		missing = append(missing, "initdb/pg_ctl under /usr/lib/postgresql/*/bin (Debian package postgresql)")
 	}
 	b.exporter = findBinary("prometheus-postgres-exporter", "/usr/bin")
@@ -69,26 +68,6 @@ func findBinary(name string, dirs ...string) string {
 		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
 			return p
 		}
-	}
-	return ""
-}
-
-// postgresBinDir returns the bin directory of the newest installed
-// PostgreSQL major version, or "".
-func postgresBinDir() string {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(dirs, func(i, j int) bool {
-		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
-		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
-		return vi < vj
-	})
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if findBinary("initdb", dirs[i]) != "" && findBinary("pg_ctl", dirs[i]) != "" {
-			return dirs[i]
-		}
-	}
-	if p := findBinary("initdb"); p != "" && findBinary("pg_ctl") != "" {
-		return filepath.Dir(p)
 	}
 	return ""
 }
@@ -271,89 +250,28 @@ func startNginx(t *testing.T, bin, upstream string, rate, burst int) (addr, acce
 
 // ---- PostgreSQL
 
-type postgres struct {
-	bin  string
-	dir  string
-	data string
-	port int
-	cred *syscall.Credential
-}
-
-// startPostgres initialises a private cluster in a temporary directory
-// and starts it with pg_ctl on a free loopback port. PostgreSQL refuses to
-// run as root, so under root it runs as the postgres user.
-func startPostgres(t *testing.T, binDir string, maxConnections int) *postgres {
+// startPostgres starts a private cluster (internal/pgtest) with a
+// connection limit, stopped when the test ends.
+func startPostgres(t *testing.T, binDir string, maxConnections int) *pgtest.Server {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "junction-realtest-pg-")
+	pg, err := pgtest.Start(context.Background(), binDir, pgtest.Options{MaxConnections: maxConnections, Name: "realtest"})
 	if err != nil {
 		t.Fatal(err)
-	}
-	pg := &postgres{bin: binDir, dir: dir, data: filepath.Join(dir, "data"), port: freePort(t)}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("running as root, and PostgreSQL refuses root: need the postgres user (Debian package postgresql): %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		pg.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := pg.command("initdb", "-D", pg.data, "-U", "postgres", "--auth=trust",
-		"-E", "UTF8", "--no-locale", "--no-sync").CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
-	conf := fmt.Sprintf("\n# junction realtest\nlisten_addresses = '127.0.0.1'\nport = %d\n"+
-		"unix_socket_directories = ''\nmax_connections = %d\nfsync = off\n", pg.port, maxConnections)
-	f, err := os.OpenFile(filepath.Join(pg.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(f, conf); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	logFile := filepath.Join(dir, "postgres.log")
-	if out, err := pg.command("pg_ctl", "-D", pg.data, "-l", logFile, "-w", "-t", "60", "start").CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(logFile)
-		t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, log)
 	}
 	t.Cleanup(func() {
-		if out, err := pg.command("pg_ctl", "-D", pg.data, "-m", "fast", "-w", "-t", "30", "stop").CombinedOutput(); err != nil {
-			t.Errorf("pg_ctl stop: %v\n%s", err, out)
-		}
 		if t.Failed() {
-			log, _ := os.ReadFile(logFile)
-			t.Logf("--- postgres log (tail):\n%s", tail(string(log), 8000))
+			t.Logf("--- postgres log (tail):\n%s", pg.LogTail(8000))
+		}
+		if err := pg.Stop(); err != nil {
+			t.Error(err)
 		}
 	})
 	return pg
 }
 
-func (pg *postgres) command(name string, args ...string) *exec.Cmd {
-	cmd := exec.Command(filepath.Join(pg.bin, name), args...)
-	cmd.Dir = pg.dir
-	if pg.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pg.cred}
-	}
-	return cmd
-}
-
-func (pg *postgres) addr() string { return fmt.Sprintf("127.0.0.1:%d", pg.port) }
-
-// dsn is a libpq URL for user on database db.
-func (pg *postgres) dsn(user, db string) string {
-	return fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable&connect_timeout=5", user, pg.addr(), db)
-}
-
-// setup creates the application's role (no superuser: it gets no reserved
+// setupShop creates the application's role (no superuser: it gets no reserved
 // connection), its database and a table.
-func (pg *postgres) setup(t *testing.T) {
+func setupShop(t *testing.T, pg *pgtest.Server) {
 	t.Helper()
 	exec := func(dsn string, stmts ...string) {
 		db, err := sql.Open("postgres", dsn)
@@ -367,10 +285,10 @@ func (pg *postgres) setup(t *testing.T) {
 			}
 		}
 	}
-	exec(pg.dsn("postgres", "postgres"),
+	exec(pg.DSN("postgres", "postgres"),
 		"CREATE ROLE shop LOGIN NOSUPERUSER",
 		"CREATE DATABASE shop OWNER shop")
-	exec(pg.dsn("shop", "shop"),
+	exec(pg.DSN("shop", "shop"),
 		"CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL)",
 		"INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 100) g")
 }

@@ -258,8 +258,8 @@ func TestRealNginxPostgresAlerts(t *testing.T) {
 	nginxAddr, accessLog := startNginx(t, bins.nginx, upstream.Listener.Addr().String(), nginxRate, nginxBurst)
 
 	pg := startPostgres(t, bins.pgBin, maxConnections)
-	pg.setup(t)
-	exporter := startExporter(t, bins.exporter, pg.dsn("postgres", "postgres"))
+	setupShop(t, pg)
+	exporter := startExporter(t, bins.exporter, pg.DSN("postgres", "postgres"))
 
 	sink := startOTLP(t)
 	cfgDir := t.TempDir()
@@ -272,7 +272,7 @@ func TestRealNginxPostgresAlerts(t *testing.T) {
 	t.Logf("components up in %v", time.Since(start).Round(time.Second))
 
 	proxyID := entity.ID(entity.Proxy, "nginx", "checkout")
-	dbID := entity.ID(entity.Database, "postgresql", pg.addr(), "shop")
+	dbID := entity.ID(entity.Database, "postgresql", pg.Addr(), "shop")
 	wants := []want{
 		{"surge", "ProxyShedding", proxyID, proxyID, "shed.ratio", 0.05},
 		{"surge", "ProxySurge", proxyID, proxyID, "surge.factor", 3},
@@ -300,7 +300,7 @@ func TestRealNginxPostgresAlerts(t *testing.T) {
 	healthyCtx, stopHealthyDB := context.WithCancel(context.Background())
 	t.Cleanup(stopHealthyDB)
 	run(healthyCtx, func(ctx context.Context) {
-		if err := healthyDBLoad(ctx, pg.dsn("shop", "shop"), &dbHealthy); err != nil {
+		if err := healthyDBLoad(ctx, pg.DSN("shop", "shop"), &dbHealthy); err != nil {
 			t.Error(err)
 		}
 	})
@@ -344,7 +344,7 @@ func TestRealNginxPostgresAlerts(t *testing.T) {
 	peakCtx, stopPeak := context.WithCancel(context.Background())
 	t.Cleanup(stopPeak)
 	run(peakCtx, func(ctx context.Context) {
-		if err := peakDBLoad(ctx, pg.dsn("shop", "shop"), 10, maxConnections, &dbPeak); err != nil {
+		if err := peakDBLoad(ctx, pg.DSN("shop", "shop"), 10, maxConnections, &dbPeak); err != nil {
 			t.Error(err)
 		}
 	})

@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/junction-sre/junction/scenarios/realapp"
+
+	"github.com/junction-sre/junction/internal/pgtest"
 )
 
 func main() {
@@ -78,11 +80,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		list = append(list, f)
 	}
-	pgBin, err := realapp.PostgresBinDir()
+	pgBin, err := pgtest.BinDir()
 	if err != nil {
 		return err
 	}
-	pg, err := realapp.StartPostgres(ctx, pgBin)
+	pg, err := pgtest.Start(ctx, pgBin, pgtest.Options{Name: "realapp"})
 	if err != nil {
 		return err
 	}
