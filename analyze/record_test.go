@@ -5,13 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/junction-sre/junction/internal/testbin"
 	"github.com/junction-sre/junction/scenarios"
@@ -28,7 +23,6 @@ func TestAnalyzeRecordingOfJunctionsFileExporter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the junction binary")
 	}
-	bin := testbin.Junction(t)
 	dir := t.TempDir()
 	traces, rest := filepath.Join(dir, "traces.jsonl"), filepath.Join(dir, "rest.pb")
 	endpoint := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
@@ -66,33 +60,7 @@ service:
 		t.Fatal(err)
 	}
 
-	var logs lockedBuffer
-	cmd := exec.Command(bin, "--config", cfg)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("junction did not exit cleanly on SIGTERM: %v\n%s", err, logs.String())
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("junction did not stop within 30s of SIGTERM\n%s", logs.String())
-		}
-	}
-	defer stop()
+	jn := testbin.Start(t, dir, "--config", cfg)
 
 	plan, err := scenarios.NewPlan(scenarios.Bottleneck)
 	if err != nil {
@@ -105,10 +73,10 @@ service:
 	stats, err := scenarios.Run(context.Background(), plan, sink, scenarios.Unpaced)
 	_ = sink.Close()
 	if err != nil {
-		t.Fatalf("sending the scenario: %v\n%s", err, logs.String())
+		t.Fatalf("sending the scenario: %v\n%s", err, jn.Logs.String())
 	}
 	// Shutdown flushes the file exporters; the files are complete after it.
-	stop()
+	jn.Stop()
 	if t.Failed() {
 		return
 	}
@@ -123,22 +91,4 @@ func freeTCPPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -3,7 +3,6 @@
 package disttest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -148,29 +146,10 @@ func TestMisspeltKeyIsNamed(t *testing.T) {
 // does, and sends it OTLP over HTTP.
 func TestRunsOnEmbeddedDefaults(t *testing.T) {
 	dir := t.TempDir()
-	var logs syncBuffer
-	cmd := exec.Command(testbin.Junction(t))
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("junction did not exit cleanly on SIGTERM: %v\n%s", err, logs.String())
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("junction did not stop within 30s of SIGTERM\n%s", logs.String())
-		}
-	}()
+	jn := testbin.Start(t, dir)
+	logs := jn.Logs
 
-	waitHTTP(t, "http://127.0.0.1:13133/", &logs)
+	waitHTTP(t, "http://127.0.0.1:13133/", logs)
 	body := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}}]},` +
 		`"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",` +
 		`"name":"GET /cart","kind":2,"startTimeUnixNano":"1764158400000000000","endTimeUnixNano":"1764158400100000000"}]}]}]}`
@@ -195,7 +174,7 @@ func TestRunsOnEmbeddedDefaults(t *testing.T) {
 	// The junction exporter's API answers on loopback, its store is under
 	// ./data, and the built-in rule packs report their status after the
 	// first evaluation.
-	waitHTTP(t, "http://127.0.0.1:8480/api/v1/health", &logs)
+	waitHTTP(t, "http://127.0.0.1:8480/api/v1/health", logs)
 	if _, err := os.Stat(filepath.Join(dir, "data")); err != nil {
 		t.Errorf("no data directory under the working directory: %v", err)
 	}
@@ -227,27 +206,9 @@ func TestRunsOnEmbeddedDefaults(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // waitHTTP polls url until it answers 200: the process starts in its own
 // time, which a test can only observe.
-func waitHTTP(t *testing.T, url string, logs *syncBuffer) {
+func waitHTTP(t *testing.T, url string, logs *testbin.Logs) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -282,7 +243,7 @@ func TestDemoScript(t *testing.T) {
 	cmd := exec.Command(filepath.Join(root, "scripts", "demo.sh"))
 	cmd.Env = append(os.Environ(), "JUNCTION_BIN="+testbin.Junction(t), "DEMO_SPEED=300", "DEMO_SCENARIOS=surge", "DEMO_DATA="+t.TempDir())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out syncBuffer
+	var out testbin.Logs
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -9,35 +9,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/junction-sre/junction/alert"
 	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/internal/testbin"
 	"github.com/junction-sre/junction/scenarios/internal/otlptest"
 )
 
 var fixedNow = func() time.Time { return time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC) }
-
-// syncBuffer is a bytes.Buffer safe for the view's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var (
 	circuit = alert.Alert{
@@ -113,7 +95,7 @@ func fakeAPIWith(t *testing.T, closeStream bool, streams *atomic.Int64) *httptes
 // changes as they come, with the blamed entity and the evidence summary.
 func TestViewFollowsAPI(t *testing.T) {
 	srv := fakeAPI(t)
-	var out syncBuffer
+	var out testbin.Logs
 	v := newView(&out, srv.URL+"/", fixedNow)
 	stop := watching(v)
 	waitFor(t, &out, "▼ resolved  ProxyCircuitOpen")
@@ -147,7 +129,7 @@ func TestViewAPIDown(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	var out syncBuffer
+	var out testbin.Logs
 	v := newView(&out, "http://"+addr, fixedNow)
 	v.retry = 10 * time.Millisecond
 	stop := watching(v)
@@ -176,7 +158,7 @@ func TestViewAPIDown(t *testing.T) {
 func TestViewReopensEndedStream(t *testing.T) {
 	streams := new(atomic.Int64)
 	srv := fakeAPIWith(t, true, streams)
-	var out syncBuffer
+	var out testbin.Logs
 	v := newView(&out, srv.URL, fixedNow)
 	v.retry = time.Millisecond
 	stop := watching(v)
@@ -200,7 +182,7 @@ func TestViewReopensEndedStream(t *testing.T) {
 // TestViewClearsPendingThatNeverFired: an instance resolved without firing
 // is shown as cleared, not counted as resolved.
 func TestViewClearsPendingThatNeverFired(t *testing.T) {
-	var out syncBuffer
+	var out testbin.Logs
 	v := newView(&out, "http://127.0.0.1:1", fixedNow)
 	v.showPending = true
 	a := hop
@@ -220,7 +202,7 @@ func TestViewClearsPendingThatNeverFired(t *testing.T) {
 // TestViewQuietAboutPendingByDefault: without -pending only firing and
 // resolved alerts are shown; alerts active before the demo are marked.
 func TestViewQuietAboutPendingByDefault(t *testing.T) {
-	var out syncBuffer
+	var out testbin.Logs
 	v := newView(&out, "http://127.0.0.1:1", fixedNow)
 	v.since = fixedNow().Add(time.Minute)
 	a := hop
@@ -247,7 +229,7 @@ func TestViewReportsAPIErrors(t *testing.T) {
 		fmt.Fprint(w, `{"error": "storage is read-only"}`)
 	}))
 	defer srv.Close()
-	v := newView(new(syncBuffer), srv.URL, fixedNow)
+	v := newView(new(testbin.Logs), srv.URL, fixedNow)
 	connected, err := v.follow(context.Background())
 	if connected {
 		t.Error("follow reports a stream it never opened")
@@ -268,7 +250,7 @@ func TestRunAgainstReceiver(t *testing.T) {
 	addr, spans := rcv.Addr, rcv.Traces
 	ctx := context.Background()
 	api := fakeAPI(t)
-	var out syncBuffer
+	var out testbin.Logs
 	if err := run(ctx, []string{"-endpoint", addr, "-api", api.URL, "-speed", "1000000", "-scenarios", "surge,bottleneck,database"}, &out, &out, demoEnd); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -302,7 +284,7 @@ func TestBadFlags(t *testing.T) {
 }
 
 // waitFor waits until out contains want; the test's deadline bounds it.
-func waitFor(t *testing.T, out *syncBuffer, want string) {
+func waitFor(t *testing.T, out *testbin.Logs, want string) {
 	t.Helper()
 	for !strings.Contains(out.String(), want) {
 		select {
@@ -347,7 +329,7 @@ func TestViewCatchesUpOnResolutionsBetweenStreams(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
-	var out syncBuffer
+	var out testbin.Logs
 	v := newView(&out, srv.URL, fixedNow)
 	v.retry = time.Millisecond
 	stop := watching(v)
