@@ -51,7 +51,7 @@ var bring = []dependency{
 	{"tempo-distributor.monitoring:4317", "Tempo's distributor, or any OTLP/gRPC backend for traces (and the gateway's logs)"},
 	{"alertmanager.monitoring:9093", "Alertmanager: firing and resolved alerts from the store"},
 	{"$(spec.nodeName):10250", "each node's kubelet (part of Kubernetes; the agent reads it with its service account)"},
-	{"Secret junction/junction-api-token", "the query API's bearer token, key `token` (\"The API token\", below)"},
+	{"Secret junction/junction-api-token", "the query API's bearer token, key `token` (\"The API token\", above)"},
 	{"Grafana monitoring", "Grafana 12.3 or newer with the Junction plugin, in namespace `monitoring`, loading the data source ConfigMap and with `JUNCTION_TOKEN` set from the Secret `monitoring/junction-api-token` (docs/grafana.md \"In a cluster\")"},
 }
 

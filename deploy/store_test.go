@@ -120,7 +120,7 @@ func podConfig(t *testing.T, role, dir string, ports map[string]int) string {
 		{"endpoint: 0.0.0.0:13133", fmt.Sprintf("endpoint: 127.0.0.1:%d", ports["health"])},
 		{"host: 0.0.0.0\n", "host: 127.0.0.1\n"},
 		{"port: 8888\n", fmt.Sprintf("port: %d\n", ports["metrics"])},
-		{"filename: /etc/junction-api-token/token", "filename: " + filepath.Join(dir, "token")},
+		{"filename: /etc/junction-api-token/token", "filename: " + filepath.Join(dir, "secret", "token")},
 		{"/var/lib/junction/", dir + "/"},
 	}
 	if role == "single-node" {
@@ -175,9 +175,7 @@ func TestStoreServesTheRulersAlerts(t *testing.T) {
 				ports[k] = freePort(t)
 			}
 			const token = "first-token"
-			if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			secret := newSecretVolume(t, filepath.Join(dir, "secret"), "token", token)
 			cmd := exec.Command(bin, "--config=file:"+podConfig(t, role, dir, ports))
 			cmd.Env = append(os.Environ(), "ALERTMANAGER_URL="+am, fmt.Sprintf("OTLP_BACKEND=127.0.0.1:%d", freePort(t)))
 			start(t, cmd, dir, "junction")
@@ -273,20 +271,60 @@ func TestStoreServesTheRulersAlerts(t *testing.T) {
 				return fmt.Errorf("not in Alertmanager: %s", body)
 			})
 
-			// A rotated Secret: the kubelet swaps the file's content; the
-			// old token stops working and the new one works, no restart.
+			// A rotated Secret, updated as the kubelet updates a Secret
+			// volume: the old token stops working and the new one works,
+			// with no restart.
 			const rotated = "second-token"
-			tmp := filepath.Join(dir, "token.new")
-			if err := os.WriteFile(tmp, []byte(rotated+"\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(tmp, filepath.Join(dir, "token")); err != nil {
-				t.Fatal(err)
-			}
+			secret.update(t, rotated+"\n")
 			eventually(t, "the rotated token to be taken", 30*time.Second, func() error { return listed(rotated) })
 			if code, _, err := get(api+"/alerts", token); err != nil || code != http.StatusUnauthorized {
 				t.Errorf("the old token after the rotation: %d %v, want 401", code, err)
 			}
 		})
+	}
+}
+
+// secretVolume lays out files as the kubelet's atomic writer lays out a
+// Secret volume: key -> ..data/key, ..data -> a timestamped directory; an
+// update writes a new directory and swaps the ..data link with a rename.
+type secretVolume struct {
+	dir, key string
+	gen      int
+}
+
+func newSecretVolume(t *testing.T, dir, key, value string) *secretVolume {
+	t.Helper()
+	v := &secretVolume{dir: dir, key: key}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v.update(t, value)
+	if err := os.Symlink(filepath.Join("..data", key), filepath.Join(dir, key)); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func (v *secretVolume) update(t *testing.T, value string) {
+	t.Helper()
+	v.gen++
+	ts := fmt.Sprintf("..%d", v.gen)
+	if err := os.Mkdir(filepath.Join(v.dir, ts), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(v.dir, ts, v.key), []byte(value), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(v.dir, "..data_tmp")
+	if err := os.Symlink(ts, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(v.dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if v.gen > 1 {
+		if err := os.RemoveAll(filepath.Join(v.dir, fmt.Sprintf("..%d", v.gen-1))); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
