@@ -183,7 +183,6 @@ var (
 		regexp.MustCompile(`^receivers::prometheus(/[^:]*)?::config::scrape_configs::\d+::static_configs::\d+::targets::\d+$`),
 	}
 	addressKey = regexp.MustCompile(`(^|::)(endpoint|endpoints|brokers|targets|url)(::\d+)?$`)
-	telemetry  = regexp.MustCompile(`^service::telemetry::metrics::readers::\d+::pull::exporter::prometheus$`)
 	envRef     = regexp.MustCompile(`\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 	otlpGRPC    = regexp.MustCompile(`^receivers::otlp(/[^:]*)?::protocols::grpc::endpoint$`)

@@ -16,6 +16,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -250,6 +252,38 @@ func TestStoreServesTheRulersAlerts(t *testing.T) {
 			code, body, err := get(api+"/alerts/"+a.ID, token)
 			if err != nil || code != 200 || !strings.Contains(body, a.Evidence.Exemplars[0].TraceID) {
 				t.Errorf("the alert's evidence: %d %s %v", code, body, err)
+			}
+
+			if role == "store" {
+				// What the ruler's metrics pipeline would send with
+				// otlp_grpc/alerts among its exporters: the ALERTS and
+				// rule status gauges. The store's metrics pipeline takes
+				// them and /api/v1/rules serves the status.
+				md := pmetric.NewMetrics()
+				alert.AppendMetrics(md, []alert.Alert{a}, now)
+				alert.AppendRuleStatus(md, []alert.RuleStatus{{Group: "database", Rule: a.Rule, Kind: a.Kind, Severity: a.Severity,
+					File: "builtin:packs/database.yaml", Health: "ok", LastEvaluation: now, EvaluationDuration: time.Millisecond, Active: 1}}, now)
+				if _, err := pmetricotlp.NewGRPCClient(conn).Export(ctx, pmetricotlp.NewExportRequestFromMetrics(md)); err != nil {
+					t.Fatalf("sending the ruler's gauges: %v", err)
+				}
+				eventually(t, "the rule status in the API", 10*time.Second, func() error {
+					code, body, err := get(api+"/rules", token)
+					if err != nil {
+						return err
+					}
+					var out struct {
+						Rules []struct{ Rule, Health string }
+					}
+					if code != 200 || json.Unmarshal([]byte(body), &out) != nil {
+						return fmt.Errorf("rules: %d %s", code, body)
+					}
+					for _, r := range out.Rules {
+						if r.Rule == a.Rule && r.Health == "ok" {
+							return nil
+						}
+					}
+					return fmt.Errorf("rule %s not listed: %s", a.Rule, body)
+				})
 			}
 
 			eventually(t, "the alert in Alertmanager", 30*time.Second, func() error {
