@@ -1,8 +1,10 @@
 package deploy
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -381,5 +383,43 @@ func updateDocBlock(t *testing.T, doc, name, gen string) {
 	}
 	if out != string(data) {
 		t.Errorf("%s: the %q block is out of date: run `go test ./deploy -run TestEveryAddressIsServed -update`", doc, name)
+	}
+}
+
+// TestClusterDataSourceMatchesLocal keeps the cluster's data source
+// (grafana/junction-datasource.yaml) in step with the plugin's local one
+// (grafana-plugin/provisioning/datasources/junction.yml): the same
+// plugin, uid, settings and token variable; only the URL and editable
+// differ.
+func TestClusterDataSourceMatchesLocal(t *testing.T) {
+	read := func(p string) map[string]any {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Datasources []map[string]any `json:"datasources"`
+		}
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if len(doc.Datasources) != 1 {
+			t.Fatalf("%s: %d data sources, want 1", p, len(doc.Datasources))
+		}
+		return doc.Datasources[0]
+	}
+	local := read("../grafana-plugin/provisioning/datasources/junction.yml")
+	cluster := read(filepath.Join("grafana", "junction-datasource.yaml"))
+	if cluster["url"] != "http://junction-store.junction:8480" {
+		t.Errorf("cluster data source url = %v", cluster["url"])
+	}
+	for _, k := range []string{"url", "editable"} {
+		delete(local, k)
+		delete(cluster, k)
+	}
+	l, _ := json.Marshal(local)
+	c, _ := json.Marshal(cluster)
+	if string(l) != string(c) {
+		t.Errorf("the cluster's data source differs from the local one beyond url and editable:\nlocal   %s\ncluster %s", l, c)
 	}
 }
