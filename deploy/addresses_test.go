@@ -423,3 +423,68 @@ func TestClusterDataSourceMatchesLocal(t *testing.T) {
 		t.Errorf("the cluster's data source differs from the local one beyond url and editable:\nlocal   %s\ncluster %s", l, c)
 	}
 }
+
+// TestSingleNodeAndStoreSwap: single-node.yaml and store.yaml are one
+// StatefulSet with two configs, so applying one over the other updates it
+// in place and keeps the claim (docs/deploy.md "Layouts"). The API server
+// refuses an update that changes a StatefulSet's selector, serviceName,
+// podManagementPolicy or volume claim templates; they must be equal, and
+// so must the Service's selector and the ports both layouts' senders use.
+func TestSingleNodeAndStoreSwap(t *testing.T) {
+	type pair struct {
+		sts *appsv1.StatefulSet
+		svc *corev1.Service
+	}
+	load := func(f string) pair {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := decodeAll(f, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p pair
+		for _, o := range objs {
+			switch v := o.obj.(type) {
+			case *appsv1.StatefulSet:
+				p.sts = v
+			case *corev1.Service:
+				p.svc = v
+			}
+		}
+		if p.sts == nil || p.svc == nil {
+			t.Fatalf("%s: want a StatefulSet and a Service", f)
+		}
+		return p
+	}
+	single, store := load("single-node.yaml"), load("store.yaml")
+	same := func(what string, a, b any) {
+		t.Helper()
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if string(ja) != string(jb) {
+			t.Errorf("%s differs between single-node.yaml and store.yaml:\n%s\n%s", what, ja, jb)
+		}
+	}
+	same("StatefulSet name", single.sts.Namespace+"/"+single.sts.Name, store.sts.Namespace+"/"+store.sts.Name)
+	same("spec.selector", single.sts.Spec.Selector, store.sts.Spec.Selector)
+	same("spec.serviceName", single.sts.Spec.ServiceName, store.sts.Spec.ServiceName)
+	same("spec.podManagementPolicy", single.sts.Spec.PodManagementPolicy, store.sts.Spec.PodManagementPolicy)
+	same("spec.volumeClaimTemplates", single.sts.Spec.VolumeClaimTemplates, store.sts.Spec.VolumeClaimTemplates)
+	same("Service name", single.svc.Namespace+"/"+single.svc.Name, store.svc.Namespace+"/"+store.svc.Name)
+	same("Service selector", single.svc.Spec.Selector, store.svc.Spec.Selector)
+	ports := func(s *corev1.Service) map[int32]string {
+		m := map[int32]string{}
+		for _, p := range s.Spec.Ports {
+			m[p.Port] = p.Name
+		}
+		return m
+	}
+	sp := ports(single.svc)
+	for port, name := range ports(store.svc) {
+		if sp[port] != name {
+			t.Errorf("store.yaml's Service port %d (%s) is %q in single-node.yaml", port, name, sp[port])
+		}
+	}
+}
