@@ -115,6 +115,7 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 		"*v1.DaemonSet", "*v1.Deployment", "*v2.HorizontalPodAutoscaler",
 		"*v1.PodDisruptionBudget", "*v1.ConfigMap", "*v1.ClusterRole",
 		"*v1.ClusterRoleBinding", "*v1.ServiceAccount", "*v1.Namespace",
+		"*v1.StatefulSet", "*v1.Service",
 	} {
 		if kinds[want] == 0 {
 			t.Errorf("no %s in deploy/*.yaml (have %v)", want, kinds)
@@ -252,9 +253,13 @@ func TestManifestsConsistent(t *testing.T) {
 			}
 		}
 	}
-	var sawDS, sawGW bool
+	var sawDS, sawGW, sawSTS bool
 	for _, o := range objs {
 		switch v := o.obj.(type) {
+		case *appsv1.StatefulSet:
+			sawSTS = true
+			checkPod(o, v.Namespace, v.Spec.Template.Labels, v.Spec.Selector.MatchLabels, v.Spec.Template.Spec)
+			checkSingleWriter(t, o, v)
 		case *appsv1.DaemonSet:
 			sawDS = true
 			checkPod(o, v.Namespace, v.Spec.Template.Labels, v.Spec.Selector.MatchLabels, v.Spec.Template.Spec)
@@ -270,8 +275,63 @@ func TestManifestsConsistent(t *testing.T) {
 			}
 		}
 	}
-	if !sawDS || !sawGW {
-		t.Errorf("daemonset seen %v, gateway seen %v", sawDS, sawGW)
+	if !sawDS || !sawGW || !sawSTS {
+		t.Errorf("daemonset seen %v, gateway seen %v, statefulset seen %v", sawDS, sawGW, sawSTS)
+	}
+}
+
+// checkSingleWriter checks a StatefulSet that holds a junction store: one
+// replica (VictoriaMetrics locks its data directory and the alert log has
+// one owner), the store's directory on a volume claim, that claim
+// writable by the container's group, and a readiness probe on
+// health_check.
+func checkSingleWriter(t *testing.T, o object, s *appsv1.StatefulSet) {
+	t.Helper()
+	if s.Spec.Replicas == nil || *s.Spec.Replicas != 1 {
+		t.Errorf("%s: StatefulSet %s must run exactly one replica (one writer per store)", o, s.Name)
+	}
+	claims := map[string]bool{}
+	for _, c := range s.Spec.VolumeClaimTemplates {
+		claims[c.Name] = true
+		if len(c.Spec.AccessModes) != 1 || c.Spec.AccessModes[0] != corev1.ReadWriteOnce {
+			t.Errorf("%s: claim %s has access modes %v, want [ReadWriteOnce]", o, c.Name, c.Spec.AccessModes)
+		}
+	}
+	spec := s.Spec.Template.Spec
+	if sc := spec.SecurityContext; sc == nil || sc.FSGroup == nil {
+		t.Errorf("%s: no pod securityContext.fsGroup: the non-root container could not write its volume claim", o)
+	}
+	for _, c := range spec.Containers {
+		if c.Name != "junction" {
+			continue
+		}
+		if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Port.StrVal != "health" {
+			t.Errorf("%s: the junction container has no readiness probe on the port health", o)
+		}
+		dir := ""
+		for _, vol := range spec.Volumes {
+			if vol.ConfigMap == nil || !strings.HasPrefix(vol.ConfigMap.Name, "junction-") {
+				continue
+			}
+			cm, err := confmaptest.LoadConf(filepath.Join("configs", strings.TrimPrefix(vol.ConfigMap.Name, "junction-")+".yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir, _ = cm.Get("exporters::junction::storage::directory").(string)
+		}
+		if dir == "" {
+			t.Errorf("%s: its config sets no exporters::junction::storage::directory", o)
+			continue
+		}
+		onClaim := false
+		for _, m := range c.VolumeMounts {
+			if claims[m.Name] && (dir == m.MountPath || strings.HasPrefix(dir, strings.TrimSuffix(m.MountPath, "/")+"/")) {
+				onClaim = true
+			}
+		}
+		if !onClaim {
+			t.Errorf("%s: the store's directory %s is not on a volume claim", o, dir)
+		}
 	}
 }
 
@@ -309,52 +369,102 @@ func configMapOf(role string) (file, namespace string) {
 	return "configmaps.yaml", "junction"
 }
 
-// renderConfigMaps builds the ConfigMap files from configs/*.yaml.
-func renderConfigMaps() (map[string][]byte, error) {
+// Grafana's data source provisioning, grafana/*.yaml, is shipped as one
+// ConfigMap in Grafana's namespace, labelled as the Grafana Helm chart's
+// provisioning sidecar looks for (docs/grafana.md "In a cluster").
+const (
+	grafanaConfigMapFile = "grafana-datasource.yaml"
+	grafanaConfigMap     = "junction-grafana-datasource"
+	grafanaNamespace     = "monitoring"
+)
+
+// configMapSources is, for each generated ConfigMap (namespace/name), the
+// file each of its keys holds byte for byte.
+type configMapSources map[string]map[string]string
+
+// renderConfigMaps builds the ConfigMap files from configs/*.yaml and
+// grafana/*.yaml.
+func renderConfigMaps() (map[string][]byte, configMapSources, error) {
 	files, err := filepath.Glob(filepath.Join("configs", "*.yaml"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sort.Strings(files)
 	out := map[string]*bytes.Buffer{}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		role := strings.TrimSuffix(filepath.Base(f), ".yaml")
-		file, ns := configMapOf(role)
+	sources := configMapSources{}
+	add := func(file, from string, cm corev1.ConfigMap, src map[string]string) error {
 		b := out[file]
 		if b == nil {
 			b = new(bytes.Buffer)
-			b.WriteString("# Generated from deploy/configs/*.yaml by `go test ./deploy -run TestConfigMapsMatchConfigs -update`.\n# Edit the configs, not this file.\n")
+			fmt.Fprintf(b, "# Generated from deploy/%s/*.yaml by `go test ./deploy -run TestConfigMapsMatchConfigs -update`.\n# Edit the %s, not this file.\n", from, map[string]string{"configs": "configs", "grafana": "files of deploy/grafana"}[from])
 			out[file] = b
 		}
+		y, err := yaml.Marshal(cm)
+		if err != nil {
+			return fmt.Errorf("%s: %w", cm.Name, err)
+		}
+		b.WriteString("---\n")
+		b.Write(y)
+		sources[cm.Namespace+"/"+cm.Name] = src
+		return nil
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		role := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		file, ns := configMapOf(role)
 		cm := corev1.ConfigMap{
 			TypeMeta:   metaType("v1", "ConfigMap"),
 			ObjectMeta: objectMeta("junction-"+role, ns),
 			Data:       map[string]string{"config.yaml": string(data)},
 		}
-		y, err := yaml.Marshal(cm)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
+		if err := add(file, "configs", cm, map[string]string{"config.yaml": f}); err != nil {
+			return nil, nil, err
 		}
-		b.WriteString("---\n")
-		b.Write(y)
+	}
+	grafana, err := filepath.Glob(filepath.Join("grafana", "*.yaml"))
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Strings(grafana)
+	cm := corev1.ConfigMap{
+		TypeMeta:   metaType("v1", "ConfigMap"),
+		ObjectMeta: objectMeta(grafanaConfigMap, grafanaNamespace),
+		Data:       map[string]string{},
+	}
+	cm.Labels = map[string]string{"grafana_datasource": "1"}
+	src := map[string]string{}
+	for _, f := range grafana {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		cm.Data[filepath.Base(f)] = string(data)
+		src[filepath.Base(f)] = f
+	}
+	if len(grafana) > 0 {
+		if err := add(grafanaConfigMapFile, "grafana", cm, src); err != nil {
+			return nil, nil, err
+		}
 	}
 	res := map[string][]byte{}
 	for f, b := range out {
 		res[f] = b.Bytes()
 	}
-	return res, nil
+	return res, sources, nil
 }
 
 // TestConfigMapsMatchConfigs keeps the ConfigMap files in step with
-// configs/.
+// configs/ and grafana/.
 func TestConfigMapsMatchConfigs(t *testing.T) {
-	want, err := renderConfigMaps()
+	want, sources, err := renderConfigMaps()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(want) < 3 {
+		t.Fatalf("rendered %d ConfigMap files, want configmaps.yaml, %s and %s", len(want), configMapFiles["sidecar"].file, grafanaConfigMapFile)
 	}
 	for file, data := range want {
 		if *update {
@@ -367,7 +477,7 @@ func TestConfigMapsMatchConfigs(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, data) {
-			t.Fatalf("%s differs from configs/*.yaml: run `go test ./deploy -run TestConfigMapsMatchConfigs -update`", file)
+			t.Fatalf("%s differs from configs/*.yaml and grafana/*.yaml: run `go test ./deploy -run TestConfigMapsMatchConfigs -update`", file)
 		}
 		objs, err := decodeAll(file, got)
 		if err != nil {
@@ -375,14 +485,28 @@ func TestConfigMapsMatchConfigs(t *testing.T) {
 		}
 		for _, o := range objs {
 			cm := o.obj.(*corev1.ConfigMap)
-			role := strings.TrimPrefix(cm.Name, "junction-")
-			cfg, err := os.ReadFile(filepath.Join("configs", role+".yaml"))
-			if err != nil {
-				t.Fatalf("%s: %v", o, err)
+			src := sources[cm.Namespace+"/"+cm.Name]
+			if len(src) == 0 || len(src) != len(cm.Data) {
+				t.Errorf("%s: ConfigMap %s/%s holds keys %v, its sources are %v", o, cm.Namespace, cm.Name, keys(cm.Data), src)
 			}
-			if cm.Data["config.yaml"] != string(cfg) {
-				t.Errorf("%s: ConfigMap %s does not hold configs/%s.yaml byte for byte", o, cm.Name, role)
+			for key, path := range src {
+				data, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatalf("%s: %v", o, err)
+				}
+				if cm.Data[key] != string(data) {
+					t.Errorf("%s: ConfigMap %s key %s does not hold %s byte for byte", o, cm.Name, key, path)
+				}
 			}
 		}
 	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

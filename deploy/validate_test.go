@@ -22,6 +22,7 @@ var roleEnv = []string{
 	"OTLP_BACKEND=tempo-distributor.monitoring:4317",
 	"QUERY_URL=http://vmselect.monitoring:8481/select/0/prometheus",
 	"ALERTS_OTLP=junction-store.junction:4317",
+	"ALERTMANAGER_URL=http://alertmanager.monitoring:9093",
 }
 
 // validate runs `junction validate` on one config. Outside a pod there is
@@ -48,7 +49,7 @@ func validate(t *testing.T, config string) (string, error) {
 // component names, every key of every component, and pipeline wiring.
 func TestConfigsValidate(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("configs", "*.yaml"))
-	if err != nil || len(files) < 4 {
+	if err != nil || len(files) < 7 {
 		t.Fatalf("configs: %v %v", files, err)
 	}
 	for _, f := range files {
