@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -315,15 +316,42 @@ func cadvisorText(t testing.TB, pods []podSpec, k int) []byte {
 	return b.Bytes()
 }
 
+// deployedCadvisorScrape is the agent's cAdvisor scrape as
+// deploy/configs/agent.yaml configures it (https, the bearer token, the
+// relabelling that keeps the containers' CFS and OOM rows), aimed at
+// target with the token in tokenFile, every 40ms.
+func deployedCadvisorScrape(t *testing.T, target, tokenFile string) map[string]any {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(agentDeployConfig)
+	require.NoError(t, err)
+	scrapes, ok := cm.Get("receivers::prometheus/cadvisor::config::scrape_configs").([]any)
+	require.True(t, ok && len(scrapes) == 1, "%s: receivers::prometheus/cadvisor has one scrape config", agentDeployConfig)
+	sc := scrapes[0].(map[string]any)
+	require.Equal(t, "${env:KUBELET_TOKEN_FILE}", sc["authorization"].(map[string]any)["credentials_file"])
+	sc["authorization"] = map[string]any{"credentials_file": tokenFile}
+	sc["static_configs"] = []any{map[string]any{"targets": []any{target}}}
+	sc["scrape_interval"], sc["scrape_timeout"] = "40ms", "40ms"
+	return sc
+}
+
 // scrapeCadvisor runs the contrib prometheus receiver against a fake
 // kubelet serving page(k) on its k-th request to /metrics/cadvisor and
 // returns the first n batches the receiver emitted, batch k from page k.
-func scrapeCadvisor(t *testing.T, n int, page func(k int) []byte) []pmetric.Metrics {
+// deployed scrapes as the agent does (deployedCadvisorScrape), over TLS,
+// and the kubelet refuses a request without the agent's token; otherwise
+// every metric of the page is kept.
+func scrapeCadvisor(t *testing.T, n int, deployed bool, page func(k int) []byte) []pmetric.Metrics {
 	t.Helper()
-	var served atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	const token = "agent-service-account-token"
+	var served, refused atomic.Int64
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/metrics/cadvisor" {
 			http.NotFound(w, r)
+			return
+		}
+		if deployed && r.Header.Get("Authorization") != "Bearer "+token {
+			refused.Add(1)
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}
 		k := int(served.Add(1) - 1)
@@ -332,29 +360,56 @@ func scrapeCadvisor(t *testing.T, n int, page func(k int) []byte) []pmetric.Metr
 		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		_, _ = w.Write(page(k))
-	}))
-	defer srv.Close()
-
-	f := prometheusreceiver.NewFactory()
-	cfg := f.CreateDefaultConfig().(*prometheusreceiver.Config)
-	conf := confmap.NewFromStringMap(map[string]any{"config": map[string]any{"scrape_configs": []any{map[string]any{
+	})
+	var srv *httptest.Server
+	scrape := map[string]any{
 		"job_name":        "kubelet-cadvisor",
 		"metrics_path":    "/metrics/cadvisor",
 		"scrape_interval": "40ms",
 		"scrape_timeout":  "40ms",
-		"static_configs":  []any{map[string]any{"targets": []any{strings.TrimPrefix(srv.URL, "http://")}}},
-	}}}})
+	}
+	if deployed {
+		srv = httptest.NewTLSServer(handler)
+		tokenFile := filepath.Join(t.TempDir(), "token")
+		require.NoError(t, os.WriteFile(tokenFile, []byte(token), 0o600))
+		scrape = deployedCadvisorScrape(t, strings.TrimPrefix(srv.URL, "https://"), tokenFile)
+	} else {
+		srv = httptest.NewServer(handler)
+		scrape["static_configs"] = []any{map[string]any{"targets": []any{strings.TrimPrefix(srv.URL, "http://")}}}
+	}
+	defer srv.Close()
+
+	f := prometheusreceiver.NewFactory()
+	cfg := f.CreateDefaultConfig().(*prometheusreceiver.Config)
+	conf := confmap.NewFromStringMap(map[string]any{"config": map[string]any{"scrape_configs": []any{scrape}}})
 	require.NoError(t, conf.Unmarshal(cfg))
 	sink := new(consumertest.MetricsSink)
 	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, sink)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
-	require.Eventually(t, func() bool { return sink.DataPointCount() > 0 && len(sink.AllMetrics()) >= n }, time.Minute, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(sink.AllMetrics()) >= n }, time.Minute, 10*time.Millisecond)
 	require.NoError(t, r.Shutdown(context.Background()))
-	batches := sink.AllMetrics()[:n]
+	require.Zero(t, refused.Load(), "the kubelet refused scrapes without the token")
 	// Batch k came from page k: the receiver scrapes one page at a time.
 	require.LessOrEqual(t, int64(n), served.Load())
-	return batches
+	return sink.AllMetrics()[:n]
+}
+
+// metricNames are the names of md's metrics with their types.
+func metricNames(batches []pmetric.Metrics) map[string]pmetric.MetricType {
+	names := map[string]pmetric.MetricType{}
+	for _, md := range batches {
+		for i := 0; i < md.ResourceMetrics().Len(); i++ {
+			sms := md.ResourceMetrics().At(i).ScopeMetrics()
+			for j := 0; j < sms.Len(); j++ {
+				for k := 0; k < sms.At(j).Metrics().Len(); k++ {
+					m := sms.At(j).Metrics().At(k)
+					names[m.Name()] = m.Type()
+				}
+			}
+		}
+	}
+	return names
 }
 
 // ---- helpers ------------------------------------------------------------
@@ -391,21 +446,10 @@ func podID(name string) string { return entity.ID(entity.Pod, shopNamespace, nam
 func TestCAdvisorThroughPrometheusReceiver(t *testing.T) {
 	pods := shopPods()
 	const n = 30
-	batches := scrapeCadvisor(t, n, func(k int) []byte { return cadvisorText(t, pods, k) })
+	batches := scrapeCadvisor(t, n, false, func(k int) []byte { return cadvisorText(t, pods, k) })
 
 	// The receiver keeps cAdvisor's names; counters are cumulative sums.
-	names := map[string]pmetric.MetricType{}
-	for _, md := range batches {
-		for i := 0; i < md.ResourceMetrics().Len(); i++ {
-			sms := md.ResourceMetrics().At(i).ScopeMetrics()
-			for j := 0; j < sms.Len(); j++ {
-				for k := 0; k < sms.At(j).Metrics().Len(); k++ {
-					m := sms.At(j).Metrics().At(k)
-					names[m.Name()] = m.Type()
-				}
-			}
-		}
-	}
+	names := metricNames(batches)
 	for _, name := range []string{"container_cpu_cfs_periods_total", "container_cpu_cfs_throttled_periods_total", "container_cpu_usage_seconds_total"} {
 		assert.Equal(t, pmetric.MetricTypeSum, names[name], name)
 	}
@@ -443,6 +487,35 @@ func TestCAdvisorThroughPrometheusReceiver(t *testing.T) {
 	svc := features(t, snap, entity.ID(entity.Service, "", "checkout"))
 	assertFeatures(t, svc, map[string]float64{"cpu.throttling_ratio": 0.3, "replicas": 1})
 	assertFeatures(t, features(t, snap, entity.ID(entity.Service, "", "catalog")), map[string]float64{"cpu.throttling_ratio": 0, "replicas": 2, "cpu.usage_cores": 0.6})
+}
+
+// assertDeployedScrape checks what the agent's scrape keeps of the page:
+// the CFS counters, of the containers' rows only.
+func assertDeployedScrape(t *testing.T, batches []pmetric.Metrics) {
+	t.Helper()
+	names := metricNames(batches)
+	assert.Contains(t, names, "container_cpu_cfs_periods_total")
+	assert.Contains(t, names, "container_cpu_cfs_throttled_periods_total")
+	assert.NotContains(t, names, "container_cpu_usage_seconds_total", "dropped by the agent's relabelling")
+	assert.NotContains(t, names, "container_memory_working_set_bytes", "dropped by the agent's relabelling")
+	for _, md := range batches {
+		for i := 0; i < md.ResourceMetrics().Len(); i++ {
+			sms := md.ResourceMetrics().At(i).ScopeMetrics()
+			for j := 0; j < sms.Len(); j++ {
+				for k := 0; k < sms.At(j).Metrics().Len(); k++ {
+					m := sms.At(j).Metrics().At(k)
+					if !strings.HasPrefix(m.Name(), "container_") {
+						continue
+					}
+					dps := m.Sum().DataPoints()
+					for d := 0; d < dps.Len(); d++ {
+						c, _ := dps.At(d).Attributes().Get("container")
+						assert.NotContains(t, []string{"", "POD"}, c.AsString(), "%s row of a pod's cgroup or pause container", m.Name())
+					}
+				}
+			}
+		}
+	}
 }
 
 // TestK8sClusterFixtureOntoPod feeds the k8s_cluster receiver's own fixture
@@ -739,7 +812,9 @@ func TestK8sBuildersMatchReceivers(t *testing.T) {
 // layouts; only the limit, request and restart features need k8s_cluster.
 func TestThrottledPodRaisesRuleOnItsService(t *testing.T) {
 	pods := shopPods()
-	cadvisor := scrapeCadvisor(t, scenarioTicks, func(k int) []byte { return cadvisorText(t, pods, k) })
+	// As deployed agents scrape it: CFS counters of the containers' rows.
+	cadvisor := scrapeCadvisor(t, scenarioTicks, true, func(k int) []byte { return cadvisorText(t, pods, k) })
+	assertDeployedScrape(t, cadvisor)
 	checkout, catalog, reports := entity.ID(entity.Service, "", "checkout"), entity.ID(entity.Service, "", "catalog"), entity.ID(entity.Service, "", "reports")
 	for _, layout := range []struct {
 		name       string
