@@ -72,7 +72,7 @@ func TestK8sClusterOnTheRulerMergesWithTheAgent(t *testing.T) {
 	}
 	vm := vmtest.Start(t)
 	pods := shopPods()
-	cadvisor := scrapeCadvisor(t, scenarioTicks, true, func(k int) []byte { return cadvisorText(t, pods, k) })
+	cadvisor := shopCadvisor(t)
 
 	rulerCfg := deployedCorrelation(t, rulerDeployConfig)
 	require.Zero(t, rulerCfg.Prices.CPUCoreHour, "the ruler's graph prices nothing")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"text/template"
@@ -395,7 +396,27 @@ func scrapeCadvisor(t *testing.T, n int, deployed bool, page func(k int) []byte)
 	return sink.AllMetrics()[:n]
 }
 
-// metricNames are the names of md's metrics with their types.
+// deployedScrape caches the shop scenario's pages as the agents' scrape
+// returns them: the receiver takes a few seconds to start scraping (its
+// discovery hands over targets every 5 s), and two tests replay them.
+var deployedScrape struct {
+	once    sync.Once
+	batches []pmetric.Metrics
+}
+
+// shopCadvisor is the scenario's scenarioTicks cAdvisor pages, scraped as
+// the agents scrape them.
+func shopCadvisor(t *testing.T) []pmetric.Metrics {
+	t.Helper()
+	deployedScrape.once.Do(func() {
+		pods := shopPods()
+		deployedScrape.batches = scrapeCadvisor(t, scenarioTicks, true, func(k int) []byte { return cadvisorText(t, pods, k) })
+	})
+	require.Len(t, deployedScrape.batches, scenarioTicks, "the scrape failed in an earlier test")
+	return deployedScrape.batches
+}
+
+// metricNames are the names of the batches' metrics with their types.
 func metricNames(batches []pmetric.Metrics) map[string]pmetric.MetricType {
 	names := map[string]pmetric.MetricType{}
 	for _, md := range batches {
@@ -813,7 +834,7 @@ func TestK8sBuildersMatchReceivers(t *testing.T) {
 func TestThrottledPodRaisesRuleOnItsService(t *testing.T) {
 	pods := shopPods()
 	// As deployed agents scrape it: CFS counters of the containers' rows.
-	cadvisor := scrapeCadvisor(t, scenarioTicks, true, func(k int) []byte { return cadvisorText(t, pods, k) })
+	cadvisor := shopCadvisor(t)
 	assertDeployedScrape(t, cadvisor)
 	checkout, catalog, reports := entity.ID(entity.Service, "", "checkout"), entity.ID(entity.Service, "", "catalog"), entity.ID(entity.Service, "", "reports")
 	for _, layout := range []struct {
