@@ -44,7 +44,7 @@ func repoFile(t *testing.T, rel string) string {
 // (filelog, kubeletstats, k8sattributes, otlp, otlphttp,
 // prometheusremotewrite, spanmetrics), which the components keep as aliases.
 var wantComponents = map[string][]string{
-	"receivers":  {"otlp", "prometheus", "file_log", "kubelet_stats", "kafka"},
+	"receivers":  {"otlp", "prometheus", "file_log", "kubelet_stats", "k8s_cluster", "kafka"},
 	"processors": {"memory_limiter", "batch", "k8s_attributes", "resource", "transform", "filter", "correlation"},
 	"exporters":  {"otlp_grpc", "otlp_http", "debug", "prometheus_remote_write", "prometheus", "file", "durable_remote_write", "kafka", "nop", "junction"},
 	"connectors": {"span_metrics", "forward"},

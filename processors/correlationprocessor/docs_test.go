@@ -28,12 +28,12 @@ var featureSources = map[entity.Type]map[string]string{
 		"latency.p90_ms":             "same sketch",
 		"latency.p99_ms":             "same sketch",
 		"cpu.usage_cores":            "sum over its pods",
-		"cpu.request_utilization":    "sum of pods' usage / sum of their requests",
-		"cpu.limit_utilization":      "sum of pods' usage / sum of their limits",
+		"cpu.request_utilization":    "sum of pods' usage / sum of their requests (a pod's `cpu.request_cores`, else the request its utilization implies: usage / utilization)",
+		"cpu.limit_utilization":      "sum of pods' usage / sum of their limits (likewise)",
 		"cpu.throttling_ratio":       "the most throttled pod's ratio",
 		"memory.usage_bytes":         "sum over its pods",
-		"memory.request_utilization": "sum of pods' usage / sum of their requests",
-		"memory.limit_utilization":   "sum of pods' usage / sum of their limits",
+		"memory.request_utilization": "sum of pods' usage / sum of their requests (likewise)",
+		"memory.limit_utilization":   "sum of pods' usage / sum of their limits (likewise)",
 		"restarts":                   "sum over its pods",
 		"oom_kills":                  "sum over its pods",
 		"cost.per_hour":              "sum over its pods",
@@ -57,19 +57,19 @@ var featureSources = map[entity.Type]map[string]string{
 	},
 	entity.Pod: {
 		"cpu.usage_cores":            "input `cpu.usage`, else the rate of `cpu.seconds`",
-		"cpu.request_utilization":    "cpu.usage_cores / cpu.request_cores",
-		"cpu.limit_utilization":      "cpu.usage_cores / cpu.limit_cores",
-		"cpu.throttling_ratio":       "increase of `cpu.throttled_periods` / increase of `cpu.periods`",
-		"memory.usage_bytes":         "input `memory.working_set`",
-		"memory.request_utilization": "memory.usage_bytes / memory.request_bytes",
-		"memory.limit_utilization":   "memory.usage_bytes / memory.limit_bytes",
+		"cpu.request_utilization":    "cpu.usage_cores / cpu.request_cores; without a request, input `cpu.request_utilization`",
+		"cpu.limit_utilization":      "cpu.usage_cores / cpu.limit_cores; without a limit, input `cpu.limit_utilization`",
+		"cpu.throttling_ratio":       "increase of `cpu.throttled_periods` / increase of `cpu.periods` (summed over containers)",
+		"memory.usage_bytes":         "input `memory.working_set`, else `memory.container_working_set` (summed over containers)",
+		"memory.request_utilization": "memory.usage_bytes / memory.request_bytes; without a request, memory.usage_bytes / (input `memory.usage` / input `memory.request_utilization`)",
+		"memory.limit_utilization":   "memory.usage_bytes / memory.limit_bytes; without a limit, memory.usage_bytes / (input `memory.usage` / input `memory.limit_utilization`)",
 		"restarts":                   "increase of input `restarts` in the window",
 		"oom_kills":                  "increase of input `oom_kills` in the window",
 		"cost.per_hour":              "requested (else used) cores × `prices::cpu_core_hour` + GiB × `prices::memory_gib_hour`",
 		"cpu.request_cores":          "input `cpu.request` (sum over containers)",
-		"cpu.limit_cores":            "input `cpu.limit`",
-		"memory.request_bytes":       "input `memory.request`",
-		"memory.limit_bytes":         "input `memory.limit`",
+		"cpu.limit_cores":            "input `cpu.limit` (sum over containers)",
+		"memory.request_bytes":       "input `memory.request` (sum over containers)",
+		"memory.limit_bytes":         "input `memory.limit` (sum over containers)",
 	},
 	entity.Database: {
 		"request.rate":            "callers' client spans with `db.system(.name)` per second",
@@ -159,7 +159,7 @@ func genMappings() string {
 			continue
 		}
 		sort.Strings(names)
-		fmt.Fprintf(&b, "#### %s\n\n| metric | input | split_by | assumed attributes | server_from |\n| --- | --- | --- | --- | --- |\n", typ)
+		fmt.Fprintf(&b, "#### %s\n\n| metric | input | split_by | assumed attributes | server_from | excluded data points |\n| --- | --- | --- | --- | --- | --- |\n", typ)
 		for _, n := range names {
 			m := cfg.Metrics[n]
 			var attrs []string
@@ -167,7 +167,14 @@ func genMappings() string {
 				attrs = append(attrs, k+"="+v)
 			}
 			sort.Strings(attrs)
-			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s |\n", n, m.Input, code(m.SplitBy), strings.Join(attrs, ", "), code(m.ServerFrom))
+			var ex []string
+			for k, vals := range m.Exclude {
+				for _, v := range vals {
+					ex = append(ex, fmt.Sprintf("`%s=%q`", k, v))
+				}
+			}
+			sort.Strings(ex)
+			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s | %s |\n", n, m.Input, code(m.SplitBy), strings.Join(attrs, ", "), code(m.ServerFrom), strings.Join(ex, ", "))
 		}
 		b.WriteString("\n")
 	}

@@ -131,6 +131,12 @@ func m(t entity.Type, input string) graph.MetricMapping {
 	return graph.MetricMapping{Entity: t, Input: input}
 }
 
+// cadvisor maps a cAdvisor metric onto the pod named by its pod and
+// namespace labels, skipping the rows that are not one container's.
+func cadvisor(input string) graph.MetricMapping {
+	return graph.MetricMapping{Entity: entity.Pod, Input: input, Exclude: map[string][]string{"container": {"", "POD"}}}
+}
+
 // hermesCounters are Hermes counters, mapped under their name and with the
 // _total suffix Prometheus scrapes may add.
 var hermesCounters = []string{
@@ -154,20 +160,31 @@ func baseMetrics() map[string]graph.MetricMapping {
 	// "host:port"; the scrape's resource names the exporter.
 	pgServer := []string{"server"}
 	return map[string]graph.MetricMapping{
-		// kubeletstats receiver
-		"k8s.pod.cpu.usage":            m(entity.Pod, graph.InCPUUsage),
-		"k8s.pod.memory.working_set":   m(entity.Pod, graph.InMemWorkingSet),
+		// kubeletstats receiver (docs/entities.md "Pod resources"): usage,
+		// and its optional utilization ratios, which stand in for the
+		// limits and requests where k8s_cluster does not report them
+		"k8s.pod.cpu.usage":                  m(entity.Pod, graph.InCPUUsage),
+		"k8s.pod.memory.working_set":         m(entity.Pod, graph.InMemWorkingSet),
+		"k8s.pod.memory.usage":               m(entity.Pod, graph.InMemUsage),
+		"k8s.pod.cpu_request_utilization":    m(entity.Pod, graph.InCPURequestUtil),
+		"k8s.pod.cpu_limit_utilization":      m(entity.Pod, graph.InCPULimitUtil),
+		"k8s.pod.memory_request_utilization": m(entity.Pod, graph.InMemRequestUtil),
+		"k8s.pod.memory_limit_utilization":   m(entity.Pod, graph.InMemLimitUtil),
+		// k8s_cluster receiver: per container, summed over the pod's
+		// containers (each container is its own resource)
 		"k8s.container.cpu_request":    m(entity.Pod, graph.InCPURequest),
 		"k8s.container.cpu_limit":      m(entity.Pod, graph.InCPULimit),
 		"k8s.container.memory_request": m(entity.Pod, graph.InMemRequest),
 		"k8s.container.memory_limit":   m(entity.Pod, graph.InMemLimit),
 		"k8s.container.restarts":       m(entity.Pod, graph.InRestarts),
-		// cAdvisor, as scraped by the prometheus receiver
-		"container_cpu_usage_seconds_total":         m(entity.Pod, graph.InCPUSeconds),
-		"container_memory_working_set_bytes":        m(entity.Pod, graph.InMemWorkingSet),
-		"container_cpu_cfs_throttled_periods_total": m(entity.Pod, graph.InThrottledPeriods),
-		"container_cpu_cfs_periods_total":           m(entity.Pod, graph.InPeriods),
-		"container_oom_events_total":                m(entity.Pod, graph.InOOMKills),
+		// cAdvisor through the kubelet (/metrics/cadvisor), as scraped by
+		// the prometheus receiver: the containers' rows only, not the
+		// pod's cgroup or its pause container (container "" or "POD")
+		"container_cpu_usage_seconds_total":         cadvisor(graph.InCPUSeconds),
+		"container_memory_working_set_bytes":        cadvisor(graph.InContainerWorkingSet),
+		"container_cpu_cfs_throttled_periods_total": cadvisor(graph.InThrottledPeriods),
+		"container_cpu_cfs_periods_total":           cadvisor(graph.InPeriods),
+		"container_oom_events_total":                cadvisor(graph.InOOMKills),
 		// db.client.connection.* pool metrics of callers
 		"db.client.connection.count":            {Entity: entity.Service, Input: graph.InPoolConnections, SplitBy: []string{"db.client.connection.state", "state"}},
 		"db.client.connection.max":              m(entity.Service, graph.InPoolMax),

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/junction-sre/junction/entity"
+	"github.com/junction-sre/junction/internal/kubetest"
 	"github.com/junction-sre/junction/internal/mergedgraph"
 	"github.com/junction-sre/junction/internal/testbin"
 	"github.com/junction-sre/junction/internal/vmtest"
@@ -80,12 +81,17 @@ func runGatewayTo(t *testing.T, name, brokers, remoteWrite, backend, dir string,
 // then on each group's interval.
 func runRuler(t *testing.T, vm *vmtest.VictoriaMetrics) {
 	t.Helper()
+	// Its k8s_cluster receiver reads a fake Kubernetes API without pods:
+	// outside a cluster there is no service account.
+	api := kubetest.Start(t)
 	runJunction(t, "ruler", rulerConfig, []string{
 		"QUERY_URL=" + vm.URL,
 		"REMOTE_WRITE_URL=" + vm.RemoteWriteURL(),
 		"ALERTS_OTLP=" + freeAddr(t),
+		"KUBECONFIG=" + api.Kubeconfig,
 	},
 		"--set=receivers::junction_ruler::rules::state_file="+filepath.Join(t.TempDir(), "rules-state.json"),
+		"--set=receivers::k8s_cluster::auth_type=kubeConfig",
 	)
 }
 

@@ -155,6 +155,11 @@ type MetricMapping struct {
 	// resource names the exporter scraped, not the database it watches
 	// (postgres_exporter's `server` label).
 	ServerFrom []string `mapstructure:"server_from"`
+	// Exclude skips the data points whose attribute (the key) has one of
+	// the listed values; "" also matches a data point without it.
+	// cAdvisor's rows of a pod's cgroup and of its pause container
+	// (container "" or "POD") repeat what its containers' rows add up to.
+	Exclude map[string][]string `mapstructure:"exclude"`
 }
 
 // Validate checks the settings; messages name the YAML key.

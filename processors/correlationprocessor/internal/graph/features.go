@@ -20,6 +20,10 @@ const (
 	fCPUUsage       = "cpu.usage_cores"
 	fCPURequest     = "cpu.request_cores"
 	fCPULimit       = "cpu.limit_cores"
+	fCPURequestUtil = "cpu.request_utilization"
+	fCPULimitUtil   = "cpu.limit_utilization"
+	fMemRequestUtil = "memory.request_utilization"
+	fMemLimitUtil   = "memory.limit_utilization"
 	fMemUsage       = "memory.usage_bytes"
 	fMemRequest     = "memory.request_bytes"
 	fMemLimit       = "memory.limit_bytes"
@@ -40,13 +44,27 @@ const (
 
 // Inputs: the names metric mappings feed (docs/entities.md).
 const (
-	InCPUUsage         = "cpu.usage"
-	InCPUSeconds       = "cpu.seconds"
-	InMemWorkingSet    = "memory.working_set"
-	InCPURequest       = "cpu.request"
-	InCPULimit         = "cpu.limit"
-	InMemRequest       = "memory.request"
-	InMemLimit         = "memory.limit"
+	InCPUUsage      = "cpu.usage"
+	InCPUSeconds    = "cpu.seconds"
+	InMemWorkingSet = "memory.working_set"
+	// InContainerWorkingSet is cAdvisor's per-container working set, read
+	// only where no pod-level working set (kubeletstats) is known, so a
+	// node that reports both does not count a pod's memory twice.
+	InContainerWorkingSet = "memory.container_working_set"
+	// InMemUsage is kubeletstats' k8s.pod.memory.usage (page cache
+	// included): the numerator of its memory utilization ratios.
+	InMemUsage   = "memory.usage"
+	InCPURequest = "cpu.request"
+	InCPULimit   = "cpu.limit"
+	InMemRequest = "memory.request"
+	InMemLimit   = "memory.limit"
+	// Utilization ratios as kubeletstats reports them (usage / the pod's
+	// summed limits or requests), read where the limit or request itself
+	// (k8s_cluster) is not known.
+	InCPURequestUtil   = "cpu.request_utilization"
+	InCPULimitUtil     = "cpu.limit_utilization"
+	InMemRequestUtil   = "memory.request_utilization"
+	InMemLimitUtil     = "memory.limit_utilization"
 	InRestarts         = "restarts"
 	InOOMKills         = "oom_kills"
 	InThrottledPeriods = "cpu.throttled_periods"
@@ -218,24 +236,50 @@ func (c *calc) pod(e *entityState) map[string]float64 {
 		out[fCPUUsage] = usage
 	}
 	mem, memOK := c.last(e, InMemWorkingSet)
+	if !memOK {
+		mem, memOK = c.last(e, InContainerWorkingSet)
+	}
 	if memOK {
 		out[fMemUsage] = mem
 	}
-	for _, r := range []struct{ in, f, util string }{
-		{InCPURequest, fCPURequest, "cpu.request_utilization"},
-		{InCPULimit, fCPULimit, "cpu.limit_utilization"},
-		{InMemRequest, fMemRequest, "memory.request_utilization"},
-		{InMemLimit, fMemLimit, "memory.limit_utilization"},
+	for _, r := range []struct{ in, f, util, utilIn string }{
+		{InCPURequest, fCPURequest, fCPURequestUtil, InCPURequestUtil},
+		{InCPULimit, fCPULimit, fCPULimitUtil, InCPULimitUtil},
+		{InMemRequest, fMemRequest, fMemRequestUtil, InMemRequestUtil},
+		{InMemLimit, fMemLimit, fMemLimitUtil, InMemLimitUtil},
 	} {
-		v, has := c.last(e, r.in)
-		if !has {
+		cpu := strings.HasPrefix(r.in, "cpu")
+		if v, has := c.last(e, r.in); has {
+			out[r.f] = v
+			if cpu {
+				ratio(out, r.util, usage, v, ok)
+			} else {
+				ratio(out, r.util, mem, v, memOK)
+			}
 			continue
 		}
-		out[r.f] = v
-		if strings.HasPrefix(r.in, "cpu") {
-			ratio(out, r.util, usage, v, ok)
-		} else {
-			ratio(out, r.util, mem, v, memOK)
+		// Only the receiver's ratio is known: it is no limit or request
+		// feature, so a replica that has the limit itself (k8s_cluster)
+		// and one that has the ratio never add up the same limit.
+		u, has := c.last(e, r.utilIn)
+		if !has || u < 0 {
+			continue
+		}
+		if cpu {
+			// kubeletstats divides its k8s.pod.cpu.usage, which is
+			// cpu.usage_cores wherever it reports the usage.
+			out[r.util] = u
+			continue
+		}
+		// kubeletstats divides its memory usage (page cache included),
+		// not the working set: the limit is usage / ratio.
+		if mu, has := c.last(e, InMemUsage); has && memOK {
+			switch {
+			case u > 0 && mu > 0:
+				out[r.util] = mem * u / mu
+			case mu == 0:
+				out[r.util] = 0
+			}
 		}
 	}
 	thr, _, tok := c.increase(e, InThrottledPeriods)
@@ -304,12 +348,14 @@ func (c *calc) service(e *entityState, pods map[string]map[string]float64) map[s
 	}
 	if n > 0 {
 		out["replicas"] = float64(n)
-		_, u := out[fCPUUsage]
-		ratio(out, "cpu.request_utilization", sums[fCPUUsage], sums[fCPURequest], u)
-		ratio(out, "cpu.limit_utilization", sums[fCPUUsage], sums[fCPULimit], u)
-		_, m := out[fMemUsage]
-		ratio(out, "memory.request_utilization", sums[fMemUsage], sums[fMemRequest], m)
-		ratio(out, "memory.limit_utilization", sums[fMemUsage], sums[fMemLimit], m)
+		for _, r := range []struct{ util, usage, den string }{
+			{fCPURequestUtil, fCPUUsage, fCPURequest},
+			{fCPULimitUtil, fCPUUsage, fCPULimit},
+			{fMemRequestUtil, fMemUsage, fMemRequest},
+			{fMemLimitUtil, fMemUsage, fMemLimit},
+		} {
+			c.serviceUtil(e, pods, out, r.util, r.usage, r.den)
+		}
 	}
 	if cost, ok := out[fCostPerHour]; ok {
 		if r := out[fRequestRate]; r > 0 {
@@ -329,6 +375,28 @@ func (c *calc) service(e *entityState, pods map[string]map[string]float64) map[s
 		}
 	}
 	return out
+}
+
+// serviceUtil sets a service's utilization: the usage of its pods over
+// their limits (or requests), a pod's limit being the feature or, where
+// only the ratio is known (kubeletstats), the one it implies (usage /
+// ratio). Pods without either count in neither sum.
+func (c *calc) serviceUtil(e *entityState, pods map[string]map[string]float64, out map[string]float64, util, usage, den string) {
+	var num, sum float64
+	has := false
+	for id := range e.pods {
+		pf := pods[id]
+		u, uok := pf[usage]
+		if !uok {
+			continue
+		}
+		if d, ok := pf[den]; ok {
+			num, sum, has = num+u, sum+d, true
+		} else if r, ok := pf[util]; ok && r > 0 {
+			num, sum, has = num+u, sum+u/r, true
+		}
+	}
+	ratio(out, util, num, sum, has)
 }
 
 // pool sets the pool features from db.client.connection.* inputs.

@@ -48,6 +48,9 @@ func (g *Graph) ConsumeMetrics(md pmetric.Metrics, now time.Time) {
 						}
 						return
 					}
+					if len(mp.Exclude) > 0 && excluded(mp.Exclude, attrs) {
+						return
+					}
 					key = seriesKey(append(key[:0], inst...), attrs)
 					if mp.Entity == entity.Relayer {
 						if rs := g.chainRelayers(now, &mp, attrs, res); rs != nil {
@@ -113,6 +116,23 @@ func number(dp pmetric.NumberDataPoint) float64 {
 		return float64(dp.IntValue())
 	}
 	return dp.DoubleValue()
+}
+
+// excluded reports whether a data point's attributes match one of the
+// mapping's excluded values ("" matches a missing attribute too).
+func excluded(ex map[string][]string, attrs pcommon.Map) bool {
+	for k, vals := range ex {
+		got := ""
+		if v, ok := attrs.Get(k); ok {
+			got = v.AsString()
+		}
+		for _, want := range vals {
+			if got == want {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // instanceKeys are the resource attributes that tell the emitters of one
