@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -104,7 +103,6 @@ func TestRulerWritesTheClusterPods(t *testing.T) {
 		shopPod("catalog-5c9b8-a1b2c", "1c8d7f2f-4a1b-4d2f-8e66-3a2f1d0b2c00", 0,
 			container("app", "500m", "1", "512Mi", "1Gi")),
 	)
-	var logs syncBuffer
 	health := freeAddr(t)
 	cmd := exec.Command(testbin.Junction(t),
 		"--config=file:"+repoFile(t, "deploy/configs/ruler.yaml"),
@@ -123,25 +121,9 @@ func TestRulerWritesTheClusterPods(t *testing.T) {
 		"REMOTE_WRITE_URL="+vm.RemoteWriteURL(),
 		"ALERTS_OTLP="+freeAddr(t),
 	)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("junction did not exit cleanly on SIGTERM: %v\n%s", err, logs.String())
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("junction did not stop within 30s of SIGTERM\n%s", logs.String())
-		}
-	}()
-	waitHTTP(t, "http://"+health+"/", &logs)
+	jn := testbin.Run(t, cmd)
+	logs := jn.Logs
+	waitHTTP(t, "http://"+health+"/", logs)
 
 	want := map[string]string{
 		"pod:shop/checkout-6d8f7-x2k4p cpu.request_cores":    "0.3",

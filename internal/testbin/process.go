@@ -41,8 +41,17 @@ type Process struct {
 // does not then exit cleanly within 30 s.
 func Start(t testing.TB, dir string, args ...string) *Process {
 	t.Helper()
-	p := &Process{Cmd: exec.Command(Junction(t), args...), Logs: &Logs{}, t: t}
-	p.Cmd.Dir = dir
+	cmd := exec.Command(Junction(t), args...)
+	cmd.Dir = dir
+	return Run(t, cmd)
+}
+
+// Run starts cmd (the junction binary, with the test's own environment or
+// directory) as Start does: its output in Logs, stopped by Stop or at the
+// test's end.
+func Run(t testing.TB, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{Cmd: cmd, Logs: &Logs{}, t: t}
 	p.Cmd.Stdout, p.Cmd.Stderr = p.Logs, p.Logs
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatal(err)
