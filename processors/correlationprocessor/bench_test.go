@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,7 +108,9 @@ func benchBatch(traces int) ptrace.Traces {
 const benchTraces = 250 // 1000 spans per batch
 
 // runPerSpan runs consume on the same batch b.N times and reports ns and
-// allocations per span.
+// allocations per span, and cpu-ns/span: the process's CPU time (user +
+// system, every thread, so garbage collection counts) per span, which on
+// a machine shared with other work varies less than wall time.
 func runPerSpan(b *testing.B, td ptrace.Traces, consume func(context.Context, ptrace.Traces) error) {
 	spans := td.SpanCount()
 	ctx := context.Background()
@@ -115,16 +118,32 @@ func runPerSpan(b *testing.B, td ptrace.Traces, consume func(context.Context, pt
 	b.ReportAllocs()
 	b.ResetTimer()
 	runtime.ReadMemStats(&before)
+	cpu0 := cpuTime(syscall.RUSAGE_SELF)
 	for i := 0; i < b.N; i++ {
 		if err := consume(ctx, td); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu := cpuTime(syscall.RUSAGE_SELF) - cpu0
 	runtime.ReadMemStats(&after)
 	b.StopTimer()
 	n := float64(b.N) * float64(spans)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/span")
+	b.ReportMetric(float64(cpu.Nanoseconds())/n, "cpu-ns/span")
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/n, "allocs/span")
+}
+
+// rusageThread is Linux's RUSAGE_THREAD: the calling thread's CPU time.
+const rusageThread = 1
+
+// cpuTime is the user + system CPU time of the process (RUSAGE_SELF) or
+// of the calling thread (rusageThread); 0 where the system cannot tell.
+func cpuTime(who int) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkConsumeTraces compares the correlation processor (entities,
@@ -147,7 +166,12 @@ func BenchmarkConsumeTraces(b *testing.B) {
 
 // BenchmarkConsumeTracesPaired runs the two on the same batch alternately in
 // every iteration and reports each one's ns/span and their ratio, so that
-// load from other processes on the machine weighs on both alike.
+// load from other processes on the machine weighs on both alike. The cpu-
+// figures are the benchmark thread's CPU time (the goroutine is locked to
+// it) around each side's calls: they leave out time spent waiting for a
+// core, and the collector's background mark workers, which spanmetrics'
+// three allocations per span keep busier, so cpu-ratio leans against the
+// correlation processor.
 func BenchmarkConsumeTracesPaired(b *testing.B) {
 	td := benchBatch(benchTraces)
 	spans := float64(td.SpanCount())
@@ -155,24 +179,34 @@ func BenchmarkConsumeTracesPaired(b *testing.B) {
 	defer done()
 	sm := newBenchSpanmetrics(b)
 	ctx := context.Background()
-	var tc, ts time.Duration
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var tc, ts, cc, cs time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime(rusageThread)
 		if err := corr(ctx, td); err != nil {
 			b.Fatal(err)
 		}
-		mid := time.Now()
+		mid, cpu1 := time.Now(), cpuTime(rusageThread)
 		if err := sm(ctx, td); err != nil {
 			b.Fatal(err)
 		}
 		tc += mid.Sub(start)
 		ts += time.Since(mid)
+		cpu2 := cpuTime(rusageThread)
+		cc += cpu1 - cpu0
+		cs += cpu2 - cpu1
 	}
 	n := float64(b.N) * spans
 	b.ReportMetric(float64(tc.Nanoseconds())/n, "correlation-ns/span")
 	b.ReportMetric(float64(ts.Nanoseconds())/n, "spanmetrics-ns/span")
 	b.ReportMetric(float64(tc)/float64(ts), "ratio")
+	b.ReportMetric(float64(cc.Nanoseconds())/n, "correlation-cpu-ns/span")
+	b.ReportMetric(float64(cs.Nanoseconds())/n, "spanmetrics-cpu-ns/span")
+	if cs > 0 {
+		b.ReportMetric(float64(cc)/float64(cs), "cpu-ratio")
+	}
 }
 
 func newBenchCorrelation(b *testing.B) (func(context.Context, ptrace.Traces) error, func()) {
