@@ -106,12 +106,16 @@ type entityState struct {
 	lastDB    *entityState
 	lastDBKey dbKey
 	peers     []string
-	out       map[outKey]*edgeState
+	out       []outEdge
 }
 
-type outKey struct {
-	dst *entityState
-	typ entity.EdgeType
+// outEdge is an entry of a caller's cache of its edges. The cache is a
+// slice scanned in order: a caller has few targets, and comparing a
+// pointer and a short string is cheaper than hashing them.
+type outEdge struct {
+	dst  *entityState
+	typ  entity.EdgeType
+	edge *edgeState
 }
 
 // live reports whether e is still in the graph (pending spans may outlive
@@ -255,22 +259,30 @@ func (g *Graph) edgeOf(now time.Time, src, dst *entityState, typ entity.EdgeType
 			ent.lastSeen = now
 		}
 	}
-	k := outKey{dst, typ}
-	if e, ok := src.out[k]; ok && !e.evicted {
-		if now.After(e.lastSeen) {
-			e.lastSeen = now
+	slot := -1
+	for i := range src.out {
+		if o := &src.out[i]; o.dst == dst && o.typ == typ {
+			if e := o.edge; !e.evicted {
+				if now.After(e.lastSeen) {
+					e.lastSeen = now
+				}
+				return e
+			}
+			slot = i
+			break
 		}
-		return e
 	}
 	e := g.edge(now, src.ref.ID, dst.ref.ID, typ)
-	if e != nil {
-		if src.out == nil {
-			src.out = map[outKey]*edgeState{}
-		}
+	switch {
+	case e == nil:
+	case slot >= 0:
+		src.out[slot].edge = e
+	default:
 		if len(src.out) >= maxOutCache {
 			clear(src.out)
+			src.out = src.out[:0]
 		}
-		src.out[k] = e
+		src.out = append(src.out, outEdge{dst, typ, e})
 	}
 	return e
 }
