@@ -78,6 +78,20 @@ func ID(t Type, parts ...string) string {
 	return string(b)
 }
 
+// AppendID appends ID(t, parts...) to dst, so a caller can look an entity
+// up by its id without building a string.
+func AppendID(dst []byte, t Type, parts ...string) []byte {
+	dst = append(dst, t...)
+	dst = append(dst, ':')
+	for i, p := range parts {
+		if i > 0 {
+			dst = append(dst, '/')
+		}
+		dst = append(dst, p...)
+	}
+	return dst
+}
+
 // Entity is one node of the graph at the snapshot's instant.
 type Entity struct {
 	Ref

@@ -31,3 +31,11 @@ func TestCompareEdgeKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendIDIsID(t *testing.T) {
+	for _, parts := range [][]string{{"shop", "checkout"}, {"", "checkout"}, {"a"}, {}, {"x", "", "z"}} {
+		if got, want := string(AppendID([]byte("junk"), Service, parts...)), "junk"+ID(Service, parts...); got != want {
+			t.Fatalf("AppendID(%q) = %q, want %q", parts, got, want)
+		}
+	}
+}

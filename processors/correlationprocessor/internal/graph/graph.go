@@ -82,7 +82,7 @@ type entityState struct {
 	ref       entity.Ref
 	virtual   bool
 	attrs     map[string]string
-	win       *window.Window
+	win       window.Window // by value: Observe reaches it without another pointer
 	inputs    map[string]*input
 	nSeries   int
 	raw       map[string]float64
@@ -126,7 +126,7 @@ type edgeState struct {
 	evicted   bool
 	src, dst  string
 	typ       entity.EdgeType
-	win       *window.Window
+	win       window.Window // by value: Observe reaches it without another pointer
 	exemplars exemplars
 	lastSeen  time.Time
 }
@@ -168,6 +168,7 @@ type Graph struct {
 	roleLast [256]bool
 	attrs    attrSet
 	buf      []byte
+	idBuf    []byte // entity ids being looked up (entityByID)
 	interned map[string]string
 	dbs      map[dbKey]dbCached // cleared on eviction
 	relayers []*entityState     // the relayer entities, for chain-scoped metrics
@@ -236,7 +237,7 @@ func (g *Graph) entity(now time.Time, typ entity.Type, id, name string, virtual 
 	e := &entityState{
 		ref:      entity.Ref{Type: typ, ID: id, Name: strings.Clone(name)},
 		virtual:  virtual,
-		win:      window.New(&g.wcfg, now),
+		win:      *window.New(&g.wcfg, now),
 		lastSeen: now,
 	}
 	if attrs != nil {
@@ -247,6 +248,21 @@ func (g *Graph) entity(now time.Time, typ entity.Type, id, name string, virtual 
 		g.relayers = append(g.relayers, e)
 	}
 	return e
+}
+
+// entityByID is entity with the id in a scratch buffer: an entity already
+// in the graph is found without building its id string.
+func (g *Graph) entityByID(now time.Time, typ entity.Type, id []byte, name string, virtual bool, attrs func() map[string]string) *entityState {
+	if e, ok := g.entities[string(id)]; ok {
+		if !virtual && e.virtual {
+			e.virtual = false
+		}
+		if now.After(e.lastSeen) {
+			e.lastSeen = now
+		}
+		return e
+	}
+	return g.entity(now, typ, string(id), name, virtual, attrs)
 }
 
 // edgeOf is edge through the source's cache of its edges. Seeing the edge
@@ -302,7 +318,7 @@ func (g *Graph) edge(now time.Time, src, dst string, typ entity.EdgeType) *edgeS
 		g.counters.Dropped(WhatEdge, "", 1)
 		return nil
 	}
-	e := &edgeState{src: src, dst: dst, typ: typ, win: window.New(&g.wcfg, now), lastSeen: now}
+	e := &edgeState{src: src, dst: dst, typ: typ, win: *window.New(&g.wcfg, now), lastSeen: now}
 	g.edges[k] = e
 	return e
 }

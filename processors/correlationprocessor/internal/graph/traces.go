@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"strings"
 	"time"
@@ -937,9 +938,5 @@ func clone(s string) string {
 // sampleHash maps a trace id to a uniform 64-bit number (its last 8 bytes,
 // random in W3C trace ids).
 func sampleHash(t pcommon.TraceID) uint64 {
-	var h uint64
-	for _, b := range t[8:] {
-		h = h<<8 | uint64(b)
-	}
-	return h
+	return binary.BigEndian.Uint64(t[8:])
 }
