@@ -274,9 +274,13 @@ func (w *Window) Sum(at time.Time, d time.Duration, a Acc) float64 {
 	var s float64
 	switch {
 	case w.detail != nil && last-first < int64(len(w.detail)):
-		for id := first; id <= last; id++ {
-			if b := &w.detail[id%int64(len(w.detail))]; b.id == id {
+		n := int64(len(w.detail))
+		for id, p := first, ringPos(first, n); id <= last; id++ {
+			if b := &w.detail[p]; b.id == id {
 				s += b.acc[a]
+			}
+			if p++; p == n {
+				p = 0
 			}
 		}
 	case a == Requests || a == Errors:
@@ -300,16 +304,30 @@ func (w *Window) pairSum(at time.Time, d time.Duration, a Acc) float64 {
 		first = last - int64(len(ring)) + 1
 	}
 	var s float64
-	for id := first; id <= last; id++ {
-		if p := &ring[id%int64(len(ring))]; p.id == id {
+	size := int64(len(ring))
+	for id, i := first, ringPos(first, size); id <= last; id++ {
+		if p := &ring[i]; p.id == id {
 			if a == Requests {
 				s += p.req
 			} else {
 				s += p.err
 			}
 		}
+		if i++; i == size {
+			i = 0
+		}
 	}
 	return s
+}
+
+// ringPos is the position of bucket id in a ring of n buckets: the
+// readers step from it without a modulo per bucket.
+func ringPos(id, n int64) int64 {
+	p := id % n
+	if p < 0 {
+		p += n
+	}
+	return p
 }
 
 // Rate returns Sum per second over the window.
@@ -331,11 +349,15 @@ func (w *Window) Quantiles(scratch *ddsketch.DDSketch, at time.Time, d time.Dura
 	if last-first >= int64(len(w.detail)) {
 		first = last - int64(len(w.detail)) + 1
 	}
-	for id := first; id <= last; id++ {
-		if b := &w.detail[id%int64(len(w.detail))]; b.id == id && b.sketch != nil && !b.sketch.IsEmpty() {
+	n := int64(len(w.detail))
+	for id, p := first, ringPos(first, n); id <= last; id++ {
+		if b := &w.detail[p]; b.id == id && b.sketch != nil && !b.sketch.IsEmpty() {
 			if err := scratch.MergeWith(b.sketch); err != nil {
 				return false
 			}
+		}
+		if p++; p == n {
+			p = 0
 		}
 	}
 	if scratch.IsEmpty() {

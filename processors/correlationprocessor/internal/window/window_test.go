@@ -109,6 +109,7 @@ func TestCursorMatchesUncached(t *testing.T) {
 		for _, d := range []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 6 * time.Hour} {
 			for a := Acc(0); a < NumAcc; a++ {
 				require.Equal(t, uncached.Sum(at, d, a), cached.Sum(at, d, a), "write %d, window %v, acc %d", i, d, a)
+				require.Equal(t, sumByModulo(cached, at, d, a), cached.Sum(at, d, a), "write %d, window %v, acc %d", i, d, a)
 			}
 			qs := []float64{0.5, 0.99}
 			want, got := make([]float64, 2), make([]float64, 2)
@@ -147,4 +148,68 @@ func TestObserveMatchesSketchAdd(t *testing.T) {
 		assert.Equal(t, v, got[i], "q%v", q)
 	}
 	assert.Equal(t, want.GetCount(), w.detail[t0.UnixNano()/int64(cfg.Width)%int64(len(w.detail))].sketch.GetCount())
+}
+
+// sumByModulo is Sum as first written, finding each bucket with a modulo:
+// the reference for the readers that step through the rings.
+func sumByModulo(w *Window, at time.Time, d time.Duration, a Acc) float64 {
+	n := at.UnixNano()
+	width := int64(w.cfg.Width)
+	last := n / width
+	first := last - (int64(d)+width-1)/width + 1
+	var s float64
+	if w.detail != nil && last-first < int64(len(w.detail)) {
+		for id := first; id <= last; id++ {
+			if b := &w.detail[id%int64(len(w.detail))]; b.id == id {
+				s += b.acc[a]
+			}
+		}
+		return s
+	}
+	if (a != Requests && a != Errors) || w.fine == nil {
+		return 0
+	}
+	ring := w.fine
+	if int64(d) > width*int64(len(ring)) {
+		ring, width = w.coarse, int64(w.cfg.CoarseWidth)
+	}
+	last = n / width
+	first = last - (int64(d)+width-1)/width + 1
+	if last-first >= int64(len(ring)) {
+		first = last - int64(len(ring)) + 1
+	}
+	for id := first; id <= last; id++ {
+		if p := &ring[id%int64(len(ring))]; p.id == id {
+			if a == Requests {
+				s += p.req
+			} else {
+				s += p.err
+			}
+		}
+	}
+	return s
+}
+
+// BenchmarkSum reads the sums a tick reads of one window filled for 6
+// hours: the short windows from the detail ring, the burn-rate windows
+// from the fine and coarse rings.
+func BenchmarkSum(b *testing.B) {
+	cfg := testConfig()
+	w := New(cfg, t0)
+	at := t0
+	for i := 0; i < 6*3600; i++ {
+		at = t0.Add(time.Duration(i) * time.Second)
+		w.Observe(at, float64(i%100), i%50 == 0)
+	}
+	ds := []time.Duration{time.Minute, 5 * time.Minute, 30 * time.Minute, time.Hour, 6 * time.Hour}
+	b.ReportAllocs()
+	var s float64
+	for b.Loop() {
+		for _, d := range ds {
+			s += w.Sum(at, d, Requests) + w.Sum(at, d, Errors)
+		}
+	}
+	if s == 0 {
+		b.Fatal("no requests summed")
+	}
 }
