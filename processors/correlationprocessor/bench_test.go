@@ -165,8 +165,8 @@ func cpuTime(who int) time.Duration {
 //   - the rest (< 0.1): the pending store's queue growing, a database's
 //     id on a cache miss after an eviction.
 //
-// The contrib spanmetrics connector allocates 3 objects per span (its
-// per-span key and attribute copies).
+// The contrib spanmetrics connector allocates 3 objects per span on the
+// same batches.
 
 // BenchmarkConsumeTraces compares the correlation processor (entities,
 // edges, windows, sketches, critical-path sampling at the default ratio)
