@@ -8,8 +8,10 @@
 package entity
 
 import (
+	"cmp"
 	"context"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -74,6 +76,20 @@ func ID(t Type, parts ...string) string {
 		b = append(b, p...)
 	}
 	return string(b)
+}
+
+// AppendID appends ID(t, parts...) to dst, so a caller can look an entity
+// up by its id without building a string.
+func AppendID(dst []byte, t Type, parts ...string) []byte {
+	dst = append(dst, t...)
+	dst = append(dst, ':')
+	for i, p := range parts {
+		if i > 0 {
+			dst = append(dst, '/')
+		}
+		dst = append(dst, p...)
+	}
+	return dst
 }
 
 // Entity is one node of the graph at the snapshot's instant.
@@ -195,7 +211,36 @@ type Snapshot struct {
 // Sort puts entities and edges in their canonical order.
 func (s *Snapshot) Sort() {
 	sort.Slice(s.Entities, func(i, j int) bool { return s.Entities[i].ID < s.Entities[j].ID })
-	sort.Slice(s.Edges, func(i, j int) bool { return s.Edges[i].Key() < s.Edges[j].Key() })
+	sort.Slice(s.Edges, func(i, j int) bool { return compareEdgeKeys(&s.Edges[i], &s.Edges[j]) < 0 })
+}
+
+// compareEdgeKeys compares e.Key() with f.Key() without building them
+// (sorting the edges of a snapshot built two strings per comparison).
+func compareEdgeKeys(e, f *Edge) int {
+	a := [...]string{e.Source, "->", e.Target, "#", string(e.Type)}
+	b := [...]string{f.Source, "->", f.Target, "#", string(f.Type)}
+	return compareConcat(a[:], b[:])
+}
+
+// compareConcat compares the concatenation of a with that of b.
+func compareConcat(a, b []string) int {
+	var x, y string
+	for {
+		for x == "" && len(a) > 0 {
+			x, a = a[0], a[1:]
+		}
+		for y == "" && len(b) > 0 {
+			y, b = b[0], b[1:]
+		}
+		if x == "" || y == "" {
+			return cmp.Compare(len(x), len(y))
+		}
+		n := min(len(x), len(y))
+		if c := strings.Compare(x[:n], y[:n]); c != 0 {
+			return c
+		}
+		x, y = x[n:], y[n:]
+	}
 }
 
 // Entity returns the entity with the given id, using binary search on the

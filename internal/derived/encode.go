@@ -36,6 +36,25 @@ var units = func() map[string]string {
 	return m
 }()
 
+// metricNames maps a schema feature to its metric name, so encoding a
+// snapshot builds no name string per entity.
+var metricNames = func() map[string]string {
+	m := map[string]string{}
+	for _, fs := range entity.Schema {
+		for _, f := range fs {
+			m[f.Name] = entity.MetricPrefix + f.Name
+		}
+	}
+	return m
+}()
+
+func metricName(f string) string {
+	if n, ok := metricNames[f]; ok {
+		return n
+	}
+	return entity.MetricPrefix + f
+}
+
 var edgeUnits = func() map[string]string {
 	m := map[string]string{}
 	for _, f := range entity.EdgeSchema {
@@ -65,6 +84,7 @@ func Append(md pmetric.Metrics, snap *entity.Snapshot, ts time.Time) {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
+		ra.EnsureCapacity(len(keys) + 4)
 		for _, k := range keys {
 			ra.PutStr(k, e.Attributes[k])
 		}
@@ -81,9 +101,10 @@ func Append(md pmetric.Metrics, snap *entity.Snapshot, ts time.Time) {
 			names = append(names, f)
 		}
 		sort.Strings(names)
+		sm.Metrics().EnsureCapacity(len(names))
 		for _, f := range names {
 			m := sm.Metrics().AppendEmpty()
-			m.SetName(entity.MetricPrefix + f)
+			m.SetName(metricName(f))
 			m.SetUnit(units[f])
 			dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
 			dp.SetTimestamp(t)
@@ -114,11 +135,13 @@ func Append(md pmetric.Metrics, snap *entity.Snapshot, ts time.Time) {
 		m.SetName(entity.EdgeMetricPrefix + f)
 		m.SetUnit(edgeUnits[f])
 		g := m.SetEmptyGauge()
+		g.DataPoints().EnsureCapacity(len(byFeature[f]))
 		for _, i := range byFeature[f] {
 			e := &snap.Edges[i]
 			dp := g.DataPoints().AppendEmpty()
 			dp.SetTimestamp(t)
 			dp.SetDoubleValue(e.Features[f])
+			dp.Attributes().EnsureCapacity(3)
 			dp.Attributes().PutStr(entity.AttrEdgeSource, e.Source)
 			dp.Attributes().PutStr(entity.AttrEdgeTarget, e.Target)
 			dp.Attributes().PutStr(entity.AttrEdgeType, string(e.Type))

@@ -86,6 +86,11 @@ func spanRoles(id *Identity) map[string][]roleRef {
 type attrSet struct {
 	v    [numRoles]pcommon.Value
 	prio [numRoles]uint8 // 0: absent; else key position + 1
+	// s holds the value of a role whose value is a string (bit r of isStr):
+	// read once here instead of through the value's type switch at every
+	// str.
+	s     [numRoles]string
+	isStr uint32
 	// ports[0] holds the server_port values, ports[1] the peer_port
 	// values, by their key's position: the port of an address is the one
 	// at the address key's position (portSet has bit i when ports[.][i]
@@ -93,6 +98,9 @@ type attrSet struct {
 	ports   [2][maxPortKeys]pcommon.Value
 	portSet [2]uint8
 }
+
+// attrSet.isStr has a bit per role.
+const _ uint32 = 1 << (numRoles - 1)
 
 // maxPortKeys bounds the positions of identity::server_port and
 // identity::peer_port that pair with an address.
@@ -121,13 +129,23 @@ func (g *Graph) extract(m pcommon.Map, a *attrSet) {
 		if refs == nil {
 			return true
 		}
-		if v.Type() == pcommon.ValueTypeStr && v.Str() == "" {
-			return true
+		var str string
+		isStr := v.Type() == pcommon.ValueTypeStr
+		if isStr {
+			if str = v.Str(); str == "" {
+				return true
+			}
 		}
 		for _, r := range refs {
 			if p := a.prio[r.r]; p == 0 || r.prio+1 < p {
 				a.v[r.r] = v
 				a.prio[r.r] = r.prio + 1
+				if isStr {
+					a.s[r.r] = str
+					a.isStr |= 1 << r.r
+				} else {
+					a.isStr &^= 1 << r.r
+				}
 			}
 			if (r.r == rServerPort || r.r == rPeerPort) && r.prio < maxPortKeys {
 				i := 0
@@ -149,11 +167,10 @@ func (a *attrSet) str(r role) string {
 	if a.prio[r] == 0 {
 		return ""
 	}
-	v := a.v[r]
-	if v.Type() == pcommon.ValueTypeStr {
-		return v.Str()
+	if a.isStr&(1<<r) != 0 {
+		return a.s[r]
 	}
-	return v.AsString()
+	return a.v[r].AsString()
 }
 
 // server is the host and port a client span names its server by; host

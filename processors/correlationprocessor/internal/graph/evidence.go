@@ -1,7 +1,10 @@
 package graph
 
 import (
+	"cmp"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/junction-sre/junction/entity"
@@ -90,7 +93,10 @@ func (x *exemplars) refresh() {
 // (newest first), then slow (slowest first).
 func (x *exemplars) list(at time.Time) []entity.Exemplar {
 	cut := at.Add(-exemplarAge)
-	var out []entity.Exemplar
+	if len(x.failed)+len(x.slow) == 0 {
+		return nil
+	}
+	out := make([]entity.Exemplar, 0, len(x.failed)+len(x.slow))
 	for i := len(x.failed) - 1; i >= 0; i-- {
 		if e := x.failed[i]; !e.Time.Before(cut) && !e.Time.After(at) {
 			out = append(out, e)
@@ -102,13 +108,15 @@ func (x *exemplars) list(at time.Time) []entity.Exemplar {
 			out = append(out, e)
 		}
 	}
-	slow := out[n:]
-	sort.SliceStable(slow, func(i, j int) bool {
-		if slow[i].Value != slow[j].Value {
-			return slow[i].Value > slow[j].Value
+	slices.SortStableFunc(out[n:], func(a, b entity.Exemplar) int {
+		if a.Value != b.Value {
+			return cmp.Compare(b.Value, a.Value)
 		}
-		return slow[i].TraceID < slow[j].TraceID
+		return strings.Compare(a.TraceID, b.TraceID)
 	})
+	if len(out) == 0 {
+		return nil
+	}
 	return out
 }
 

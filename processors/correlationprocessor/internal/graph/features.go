@@ -317,11 +317,11 @@ func (c *calc) cost(out map[string]float64) {
 // the same window.
 func (c *calc) service(e *entityState, pods map[string]map[string]float64) map[string]float64 {
 	out := map[string]float64{}
-	c.red(e.win, out, true)
+	c.red(&e.win, out, true)
 	if e.templates != nil {
 		out[fLogErrorRate] = e.win.Rate(c.at, c.d, window.LogErrors)
 	}
-	c.share(e.win, out, fSelfShare)
+	c.share(&e.win, out, fSelfShare)
 	if b, ok := e.baseline[fRequestRate]; ok && b > 0 {
 		if r, ok := out[fRequestRate]; ok {
 			out[fSurge] = r / b
@@ -421,7 +421,7 @@ func (c *calc) pool(e *entityState, out map[string]float64) {
 // of services whose only database is this one.
 func (c *calc) database(e *entityState, callers []map[string]float64) map[string]float64 {
 	out := map[string]float64{}
-	c.red(e.win, out, true)
+	c.red(&e.win, out, true)
 	if e.win.Observed() {
 		out["query.slow_rate"] = e.win.Rate(c.at, c.d, window.Slow)
 	}
@@ -463,7 +463,7 @@ func (c *calc) database(e *entityState, callers []map[string]float64) map[string
 
 func (c *calc) proxy(e *entityState) map[string]float64 {
 	out := map[string]float64{}
-	c.red(e.win, out, true)
+	c.red(&e.win, out, true)
 	if req := e.win.Sum(c.at, c.d, window.Requests); req > 0 {
 		out["shed.ratio"] = e.win.Sum(c.at, c.d, window.Shed) / req
 	} else if ip := e.inputs; ip != nil && !e.win.Observed() {
@@ -557,8 +557,8 @@ func (c *calc) stream(e *entityState) map[string]float64 {
 
 func (c *calc) edge(e *edgeState) map[string]float64 {
 	out := map[string]float64{}
-	c.red(e.win, out, false)
-	c.share(e.win, out, fLatencyShare)
+	c.red(&e.win, out, false)
+	c.share(&e.win, out, fLatencyShare)
 	return out
 }
 

@@ -82,7 +82,7 @@ type entityState struct {
 	ref       entity.Ref
 	virtual   bool
 	attrs     map[string]string
-	win       *window.Window
+	win       window.Window // by value: Observe reaches it without another pointer
 	inputs    map[string]*input
 	nSeries   int
 	raw       map[string]float64
@@ -106,12 +106,16 @@ type entityState struct {
 	lastDB    *entityState
 	lastDBKey dbKey
 	peers     []string
-	out       map[outKey]*edgeState
+	out       []outEdge
 }
 
-type outKey struct {
-	dst *entityState
-	typ entity.EdgeType
+// outEdge is an entry of a caller's cache of its edges. The cache is a
+// slice scanned in order: a caller has few targets, and comparing a
+// pointer and a short string is cheaper than hashing them.
+type outEdge struct {
+	dst  *entityState
+	typ  entity.EdgeType
+	edge *edgeState
 }
 
 // live reports whether e is still in the graph (pending spans may outlive
@@ -122,7 +126,7 @@ type edgeState struct {
 	evicted   bool
 	src, dst  string
 	typ       entity.EdgeType
-	win       *window.Window
+	win       window.Window // by value: Observe reaches it without another pointer
 	exemplars exemplars
 	lastSeen  time.Time
 }
@@ -164,6 +168,7 @@ type Graph struct {
 	roleLast [256]bool
 	attrs    attrSet
 	buf      []byte
+	idBuf    []byte // entity ids being looked up (entityByID)
 	interned map[string]string
 	dbs      map[dbKey]dbCached // cleared on eviction
 	relayers []*entityState     // the relayer entities, for chain-scoped metrics
@@ -232,7 +237,7 @@ func (g *Graph) entity(now time.Time, typ entity.Type, id, name string, virtual 
 	e := &entityState{
 		ref:      entity.Ref{Type: typ, ID: id, Name: strings.Clone(name)},
 		virtual:  virtual,
-		win:      window.New(&g.wcfg, now),
+		win:      *window.New(&g.wcfg, now),
 		lastSeen: now,
 	}
 	if attrs != nil {
@@ -245,6 +250,21 @@ func (g *Graph) entity(now time.Time, typ entity.Type, id, name string, virtual 
 	return e
 }
 
+// entityByID is entity with the id in a scratch buffer: an entity already
+// in the graph is found without building its id string.
+func (g *Graph) entityByID(now time.Time, typ entity.Type, id []byte, name string, virtual bool, attrs func() map[string]string) *entityState {
+	if e, ok := g.entities[string(id)]; ok {
+		if !virtual && e.virtual {
+			e.virtual = false
+		}
+		if now.After(e.lastSeen) {
+			e.lastSeen = now
+		}
+		return e
+	}
+	return g.entity(now, typ, string(id), name, virtual, attrs)
+}
+
 // edgeOf is edge through the source's cache of its edges. Seeing the edge
 // is seeing its two entities: an entity lives as long as an edge it ends
 // does (a call paired now refreshes an edge whose client was last seen
@@ -255,22 +275,30 @@ func (g *Graph) edgeOf(now time.Time, src, dst *entityState, typ entity.EdgeType
 			ent.lastSeen = now
 		}
 	}
-	k := outKey{dst, typ}
-	if e, ok := src.out[k]; ok && !e.evicted {
-		if now.After(e.lastSeen) {
-			e.lastSeen = now
+	slot := -1
+	for i := range src.out {
+		if o := &src.out[i]; o.dst == dst && o.typ == typ {
+			if e := o.edge; !e.evicted {
+				if now.After(e.lastSeen) {
+					e.lastSeen = now
+				}
+				return e
+			}
+			slot = i
+			break
 		}
-		return e
 	}
 	e := g.edge(now, src.ref.ID, dst.ref.ID, typ)
-	if e != nil {
-		if src.out == nil {
-			src.out = map[outKey]*edgeState{}
-		}
+	switch {
+	case e == nil:
+	case slot >= 0:
+		src.out[slot].edge = e
+	default:
 		if len(src.out) >= maxOutCache {
 			clear(src.out)
+			src.out = src.out[:0]
 		}
-		src.out[k] = e
+		src.out = append(src.out, outEdge{dst, typ, e})
 	}
 	return e
 }
@@ -290,7 +318,7 @@ func (g *Graph) edge(now time.Time, src, dst string, typ entity.EdgeType) *edgeS
 		g.counters.Dropped(WhatEdge, "", 1)
 		return nil
 	}
-	e := &edgeState{src: src, dst: dst, typ: typ, win: window.New(&g.wcfg, now), lastSeen: now}
+	e := &edgeState{src: src, dst: dst, typ: typ, win: *window.New(&g.wcfg, now), lastSeen: now}
 	g.edges[k] = e
 	return e
 }

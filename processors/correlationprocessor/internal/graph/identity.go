@@ -48,8 +48,8 @@ func lookupDefault(keys []string, defaults map[string]string, maps ...pcommon.Ma
 }
 
 func (g *Graph) serviceEntity(now time.Time, ns, name string, virtual bool) *entityState {
-	id := entity.ID(entity.Service, ns, name)
-	return g.entity(now, entity.Service, id, name, virtual, func() map[string]string {
+	g.idBuf = entity.AppendID(g.idBuf[:0], entity.Service, ns, name)
+	return g.entityByID(now, entity.Service, g.idBuf, name, virtual, func() map[string]string {
 		m := map[string]string{"service.name": strings.Clone(name)}
 		if ns != "" {
 			m["service.namespace"] = strings.Clone(ns)
@@ -81,8 +81,8 @@ func (g *Graph) podEntity(now time.Time, maps ...pcommon.Map) *entityState {
 		return nil
 	}
 	ns := lookup(g.s.Identity.PodNamespace, maps...)
-	id := entity.ID(entity.Pod, ns, name)
-	return g.entity(now, entity.Pod, id, name, false, func() map[string]string {
+	g.idBuf = entity.AppendID(g.idBuf[:0], entity.Pod, ns, name)
+	return g.entityByID(now, entity.Pod, g.idBuf, name, false, func() map[string]string {
 		return map[string]string{"k8s.namespace.name": strings.Clone(ns), "k8s.pod.name": strings.Clone(name)}
 	})
 }

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"strings"
 	"time"
@@ -123,9 +124,11 @@ func (g *Graph) putPending(k pendKey, s pendingSpan) {
 // put stores s in p; when full it first drops the oldest entry, counted
 // as what.
 func (g *Graph) put(p *pendingStore, k pendKey, s pendingSpan, what string) {
-	if _, ok := p.m[k]; !ok && len(p.m) >= p.max {
-		if _, _, ok := p.pop(); ok {
-			g.counters.Dropped(what, "", 1)
+	if len(p.m) >= p.max {
+		if _, ok := p.m[k]; !ok {
+			if _, _, ok := p.pop(); ok {
+				g.counters.Dropped(what, "", 1)
+			}
 		}
 	}
 	p.seq++
@@ -468,6 +471,7 @@ func (g *Graph) span(now time.Time, rc *resourceCtx, sp ptrace.Span) {
 	}
 	failed := sp.Status().Code() == ptrace.StatusCodeError
 	tid, sid := sp.TraceID(), sp.SpanID()
+	sampled := g.sampleN != 0 && sampleHash(tid) < g.sampleN
 	kind := sp.Kind()
 	a := &g.attrs
 	if kind != ptrace.SpanKindInternal && kind != ptrace.SpanKindUnspecified {
@@ -532,7 +536,7 @@ func (g *Graph) span(now time.Time, rc *resourceCtx, sp ptrace.Span) {
 		if rc.name != "" && typ != entity.EdgeXChain && g.onBehalf(rc, a, typ, srv) {
 			rc.delegated = true
 			caller, t := g.delegateSpan(now, rc, a, typ, srv, sp, ms, failed)
-			if g.sampleN != 0 && sampleHash(tid) < g.sampleN {
+			if sampled {
 				g.sampleSpan(now, tid, sp, caller, kind, ms, t)
 			}
 			return
@@ -561,7 +565,7 @@ func (g *Graph) span(now time.Time, rc *resourceCtx, sp ptrace.Span) {
 			break
 		}
 		g.virtualName(&c, svc, a, typ, srv, "")
-		c.sampled = g.sampleN != 0 && sampleHash(tid) < g.sampleN
+		c.sampled = sampled
 		g.putPending(k, c)
 
 	default:
@@ -574,7 +578,7 @@ func (g *Graph) span(now time.Time, rc *resourceCtx, sp ptrace.Span) {
 	if svc != nil && now.UnixNano() <= g.delegateUntil {
 		g.ownSpan(now, tid, sid, svc)
 	}
-	if g.sampleN != 0 && sampleHash(tid) < g.sampleN {
+	if sampled {
 		g.sampleSpan(now, tid, sp, svc, kind, ms, target)
 	}
 }
@@ -934,9 +938,5 @@ func clone(s string) string {
 // sampleHash maps a trace id to a uniform 64-bit number (its last 8 bytes,
 // random in W3C trace ids).
 func sampleHash(t pcommon.TraceID) uint64 {
-	var h uint64
-	for _, b := range t[8:] {
-		h = h<<8 | uint64(b)
-	}
-	return h
+	return binary.BigEndian.Uint64(t[8:])
 }
