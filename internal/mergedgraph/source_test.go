@@ -30,7 +30,7 @@ func replicaWriter(t testing.TB, vm *vmtest.VictoriaMetrics, replica string) exp
 func write(t testing.TB, exp exporter.Metrics, snap *entity.Snapshot, at time.Time) {
 	t.Helper()
 	md := pmetric.NewMetrics()
-	mergedgraph.AppendSeries(md, snap, at)
+	mergedgraph.AppendSeries(md, snap, at, evidenceLimits)
 	if err := exp.ConsumeMetrics(context.Background(), md); err != nil {
 		t.Fatal(err)
 	}
