@@ -14,7 +14,6 @@ import (
 
 	"github.com/junction-sre/junction/entity"
 	"github.com/junction-sre/junction/internal/mergedgraph"
-	"github.com/junction-sre/junction/internal/vmtest"
 )
 
 // evidenceLimits are the correlation processor's defaults
@@ -44,103 +43,104 @@ func stuck(id, status string, since time.Time, age float64, stages ...string) en
 // latest line, stuck messages oldest first. What a replica's earlier tick
 // had and its latest has not is gone.
 func TestMergedEvidence(t *testing.T) {
-	vm := vmtest.Start(t)
-	a, b := replicaWriter(t, vm, "gateway-a"), replicaWriter(t, vm, "gateway-b")
-	lim := mergedgraph.EvidenceLimits{Exemplars: 2, LogSamples: 2, Stuck: 2}
-	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	stores(t, func(t *testing.T, vm metricStore) {
+		a, b := replicaWriter(t, vm, "gateway-a"), replicaWriter(t, vm, "gateway-b")
+		lim := mergedgraph.EvidenceLimits{Exemplars: 2, LogSamples: 2, Stuck: 2}
+		at := func(d time.Duration) time.Time { return t0.Add(d) }
 
-	// Replica A's previous tick: an exemplar and a database log sample
-	// that its latest tick no longer has.
-	prevA := &entity.Snapshot{Entities: []entity.Entity{
-		{Ref: checkout, Evidence: entity.Evidence{Exemplars: []entity.Exemplar{ex("0ld0aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "error", at(-14*time.Second), 40)}}},
-		{Ref: db, Evidence: entity.Evidence{LogSamples: []entity.LogSample{{Time: at(-12 * time.Second), Severity: "ERROR", Template: "deadlock detected", Body: "deadlock detected", Count: 3}}}},
-	}}
-	writeLim(t, a, prevA, at(-10*time.Second), lim)
+		// Replica A's previous tick: an exemplar and a database log sample
+		// that its latest tick no longer has.
+		prevA := &entity.Snapshot{Entities: []entity.Entity{
+			{Ref: checkout, Evidence: entity.Evidence{Exemplars: []entity.Exemplar{ex("0ld0aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "error", at(-14*time.Second), 40)}}},
+			{Ref: db, Evidence: entity.Evidence{LogSamples: []entity.LogSample{{Time: at(-12 * time.Second), Severity: "ERROR", Template: "deadlock detected", Body: "deadlock detected", Count: 3}}}},
+		}}
+		writeLim(t, a, prevA, at(-10*time.Second), lim)
 
-	snapA := &entity.Snapshot{Entities: []entity.Entity{
-		{Ref: checkout, Evidence: entity.Evidence{
-			Exemplars: []entity.Exemplar{
-				ex("a1a1aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "error", at(-10*time.Second), 55),
-				ex("a2a2aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "error", at(-20*time.Second), 60),
-				ex("a3a3aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "slow", at(-40*time.Second), 900),
-				ex("a4a4aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "slow", at(-30*time.Second), 300),
-			},
-			LogSamples: []entity.LogSample{
-				{Time: at(-5 * time.Second), Severity: "ERROR", Template: "timeout after <*> ms", Body: "timeout after 12 ms", Count: 7, TraceID: "a1a1aaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
-				{Time: at(-9 * time.Second), Severity: "INFO", Template: "order <*> placed", Body: "order 7 placed", Count: 4},
-			},
-		}},
-		{Ref: db},
-		{Ref: relayer, Evidence: entity.Evidence{Stuck: []entity.StuckMessage{
-			stuck("m1", "pending", at(-30*time.Minute), 1800, "sent", "source_finalized"),
-			stuck("m2", "expired", at(-3*time.Hour), 7200, "sent"),
-		}}},
-	}}
-	snapB := &entity.Snapshot{Entities: []entity.Entity{
-		{Ref: checkout, Evidence: entity.Evidence{
-			Exemplars: []entity.Exemplar{
-				ex("b1b1bbbbbbbbbbbbbbbbbbbbbbbbbbbb", "error", at(-5*time.Second), 70),
-				ex("b2b2bbbbbbbbbbbbbbbbbbbbbbbbbbbb", "slow", at(-50*time.Second), 600),
-			},
-			LogSamples: []entity.LogSample{
-				{Time: at(-2 * time.Second), Severity: "ERROR", Template: "timeout after <*> ms", Body: "timeout after 40 ms", Count: 3},
-				{Time: at(-3 * time.Second), Severity: "WARN", Template: "retrying <*>", Body: "retrying payment", Count: 5},
-			},
-		}},
-		{Ref: relayer, Evidence: entity.Evidence{Stuck: []entity.StuckMessage{
+		snapA := &entity.Snapshot{Entities: []entity.Entity{
+			{Ref: checkout, Evidence: entity.Evidence{
+				Exemplars: []entity.Exemplar{
+					ex("a1a1aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "error", at(-10*time.Second), 55),
+					ex("a2a2aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "error", at(-20*time.Second), 60),
+					ex("a3a3aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "slow", at(-40*time.Second), 900),
+					ex("a4a4aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "slow", at(-30*time.Second), 300),
+				},
+				LogSamples: []entity.LogSample{
+					{Time: at(-5 * time.Second), Severity: "ERROR", Template: "timeout after <*> ms", Body: "timeout after 12 ms", Count: 7, TraceID: "a1a1aaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+					{Time: at(-9 * time.Second), Severity: "INFO", Template: "order <*> placed", Body: "order 7 placed", Count: 4},
+				},
+			}},
+			{Ref: db},
+			{Ref: relayer, Evidence: entity.Evidence{Stuck: []entity.StuckMessage{
+				stuck("m1", "pending", at(-30*time.Minute), 1800, "sent", "source_finalized"),
+				stuck("m2", "expired", at(-3*time.Hour), 7200, "sent"),
+			}}},
+		}}
+		snapB := &entity.Snapshot{Entities: []entity.Entity{
+			{Ref: checkout, Evidence: entity.Evidence{
+				Exemplars: []entity.Exemplar{
+					ex("b1b1bbbbbbbbbbbbbbbbbbbbbbbbbbbb", "error", at(-5*time.Second), 70),
+					ex("b2b2bbbbbbbbbbbbbbbbbbbbbbbbbbbb", "slow", at(-50*time.Second), 600),
+				},
+				LogSamples: []entity.LogSample{
+					{Time: at(-2 * time.Second), Severity: "ERROR", Template: "timeout after <*> ms", Body: "timeout after 40 ms", Count: 3},
+					{Time: at(-3 * time.Second), Severity: "WARN", Template: "retrying <*>", Body: "retrying payment", Count: 5},
+				},
+			}},
+			{Ref: relayer, Evidence: entity.Evidence{Stuck: []entity.StuckMessage{
+				stuck("m3", "pending", at(-40*time.Minute), 2400, "sent"),
+				stuck("m1", "pending", at(-20*time.Minute), 1200, "source_finalized"),
+				stuck("m4", "pending", at(-10*time.Minute), 600, "sent"),
+			}}},
+		}}
+		writeLim(t, a, snapA, t0, lim)
+		writeLim(t, b, snapB, t0, lim)
+		vm.Flush(t)
+
+		var failures []error
+		src, err := mergedgraph.New(mergedgraph.Config{URL: vm.QueryURL(), Lookback: mergedgraph.DefaultLookback, EvidenceFailed: func(err error) { failures = append(failures, err) }})
+		require.NoError(t, err)
+		got, err := src.Snapshot(context.Background(), t0)
+		require.NoError(t, err)
+		require.Empty(t, failures)
+		require.False(t, got.EvidenceUnavailable)
+
+		c, ok := got.Entity(checkout.ID)
+		require.True(t, ok)
+		require.Equal(t, []entity.Exemplar{
+			ex("b1b1bbbbbbbbbbbbbbbbbbbbbbbbbbbb", "error", at(-5*time.Second), 70),
+			ex("a1a1aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "error", at(-10*time.Second), 55),
+			ex("a3a3aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "slow", at(-40*time.Second), 900),
+			ex("b2b2bbbbbbbbbbbbbbbbbbbbbbbbbbbb", "slow", at(-50*time.Second), 600),
+		}, utc(c.Evidence.Exemplars), "two failed (newest first), two slow (slowest first); the previous tick's exemplar gone")
+		require.Equal(t, []entity.LogSample{
+			{Time: at(-2 * time.Second), Severity: "ERROR", Template: "timeout after <*> ms", Body: "timeout after 40 ms", Count: 10},
+			{Time: at(-3 * time.Second), Severity: "WARN", Template: "retrying <*>", Body: "retrying payment", Count: 5},
+		}, utcLogs(c.Evidence.LogSamples), "counts of a template add up, its sample is the latest line; two templates kept")
+		require.Empty(t, c.Evidence.Stuck)
+
+		d, ok := got.Entity(db.ID)
+		require.True(t, ok)
+		require.Equal(t, entity.Evidence{}, d.Evidence, "the log sample of replica A's previous tick counted")
+
+		r, ok := got.Entity(relayer.ID)
+		require.True(t, ok)
+		m1 := stuck("m1", "pending", at(-30*time.Minute), 1800, "sent", "source_finalized")
+		m1.Stages[1].Time = at(-29 * time.Minute) // A's, earlier than B's
+		require.Equal(t, []entity.StuckMessage{
 			stuck("m3", "pending", at(-40*time.Minute), 2400, "sent"),
-			stuck("m1", "pending", at(-20*time.Minute), 1200, "source_finalized"),
-			stuck("m4", "pending", at(-10*time.Minute), 600, "sent"),
-		}}},
-	}}
-	writeLim(t, a, snapA, t0, lim)
-	writeLim(t, b, snapB, t0, lim)
-	vm.Flush(t)
+			m1,
+			stuck("m2", "expired", at(-3*time.Hour), 7200, "sent"),
+		}, utcStuck(r.Evidence.Stuck), "the two oldest pending (m1 joined from both replicas, each stage at its earliest), then the expired one")
 
-	var failures []error
-	src, err := mergedgraph.New(mergedgraph.Config{URL: vm.URL, Lookback: mergedgraph.DefaultLookback, EvidenceFailed: func(err error) { failures = append(failures, err) }})
-	require.NoError(t, err)
-	got, err := src.Snapshot(context.Background(), t0)
-	require.NoError(t, err)
-	require.Empty(t, failures)
-	require.False(t, got.EvidenceUnavailable)
-
-	c, ok := got.Entity(checkout.ID)
-	require.True(t, ok)
-	require.Equal(t, []entity.Exemplar{
-		ex("b1b1bbbbbbbbbbbbbbbbbbbbbbbbbbbb", "error", at(-5*time.Second), 70),
-		ex("a1a1aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "error", at(-10*time.Second), 55),
-		ex("a3a3aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "slow", at(-40*time.Second), 900),
-		ex("b2b2bbbbbbbbbbbbbbbbbbbbbbbbbbbb", "slow", at(-50*time.Second), 600),
-	}, utc(c.Evidence.Exemplars), "two failed (newest first), two slow (slowest first); the previous tick's exemplar gone")
-	require.Equal(t, []entity.LogSample{
-		{Time: at(-2 * time.Second), Severity: "ERROR", Template: "timeout after <*> ms", Body: "timeout after 40 ms", Count: 10},
-		{Time: at(-3 * time.Second), Severity: "WARN", Template: "retrying <*>", Body: "retrying payment", Count: 5},
-	}, utcLogs(c.Evidence.LogSamples), "counts of a template add up, its sample is the latest line; two templates kept")
-	require.Empty(t, c.Evidence.Stuck)
-
-	d, ok := got.Entity(db.ID)
-	require.True(t, ok)
-	require.Equal(t, entity.Evidence{}, d.Evidence, "the log sample of replica A's previous tick counted")
-
-	r, ok := got.Entity(relayer.ID)
-	require.True(t, ok)
-	m1 := stuck("m1", "pending", at(-30*time.Minute), 1800, "sent", "source_finalized")
-	m1.Stages[1].Time = at(-29 * time.Minute) // A's, earlier than B's
-	require.Equal(t, []entity.StuckMessage{
-		stuck("m3", "pending", at(-40*time.Minute), 2400, "sent"),
-		m1,
-		stuck("m2", "expired", at(-3*time.Hour), 7200, "sent"),
-	}, utcStuck(r.Evidence.Stuck), "the two oldest pending (m1 joined from both replicas, each stage at its earliest), then the expired one")
-
-	// Without a limit a kind of evidence is not emitted.
-	writeLim(t, a, &entity.Snapshot{Entities: []entity.Entity{{Ref: checkout, Evidence: snapA.Entities[0].Evidence}}}, t0.Add(time.Minute), mergedgraph.EvidenceLimits{})
-	vm.Flush(t)
-	got, err = src.Snapshot(context.Background(), t0.Add(time.Minute))
-	require.NoError(t, err)
-	c, ok = got.Entity(checkout.ID)
-	require.True(t, ok)
-	require.Equal(t, entity.Evidence{}, c.Evidence)
+		// Without a limit a kind of evidence is not emitted.
+		writeLim(t, a, &entity.Snapshot{Entities: []entity.Entity{{Ref: checkout, Evidence: snapA.Entities[0].Evidence}}}, t0.Add(time.Minute), mergedgraph.EvidenceLimits{})
+		vm.Flush(t)
+		got, err = src.Snapshot(context.Background(), t0.Add(time.Minute))
+		require.NoError(t, err)
+		c, ok = got.Entity(checkout.ID)
+		require.True(t, ok)
+		require.Equal(t, entity.Evidence{}, c.Evidence)
+	})
 }
 
 func writeLim(t *testing.T, exp exporter.Metrics, snap *entity.Snapshot, at time.Time, lim mergedgraph.EvidenceLimits) {

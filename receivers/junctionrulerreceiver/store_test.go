@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
@@ -28,6 +29,7 @@ import (
 	"github.com/junction-sre/junction/entity"
 	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
 	"github.com/junction-sre/junction/internal/mergedgraph"
+	"github.com/junction-sre/junction/internal/promtest"
 	"github.com/junction-sre/junction/internal/vmtest"
 )
 
@@ -36,11 +38,24 @@ import (
 // the receiver on it with its real store source: an alert fires where the
 // merged graph crosses the threshold, and none where only one replica's
 // share does.
+//
+// It runs once on VictoriaMetrics and once on Prometheus.
 func TestRulesOnTheMergedGraph(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts VictoriaMetrics")
+		t.Skip("starts VictoriaMetrics and Prometheus")
 	}
-	vm := vmtest.Start(t)
+	t.Run("victoria-metrics", func(t *testing.T) { rulesOnTheMergedGraph(t, vmtest.Start(t)) })
+	t.Run("prometheus", func(t *testing.T) { rulesOnTheMergedGraph(t, promtest.Start(t)) })
+}
+
+// metricStore is a store gateways write to and the ruler reads from.
+type metricStore interface {
+	Writer(t testing.TB, f exporter.Factory, file, replica string) exporter.Metrics
+	Flush(testing.TB)
+	QueryURL() string
+}
+
+func rulesOnTheMergedGraph(t *testing.T, vm metricStore) {
 	gateway := filepath.Join("..", "..", "deploy", "configs", "gateway.yaml")
 	f := durableremotewriteexporter.NewFactory()
 	a, b := vm.Writer(t, f, gateway, "gateway-a"), vm.Writer(t, f, gateway, "gateway-b")
@@ -63,11 +78,11 @@ func TestRulesOnTheMergedGraph(t *testing.T) {
 	vm.Flush(t)
 
 	cfg := createDefaultConfig().(*Config)
-	cfg.Store.Endpoint = vm.URL
+	cfg.Store.Endpoint = vm.QueryURL()
 	cfg.Rules.Files = []string{rulesFile}
 	logs, metrics := new(consumertest.LogsSink), new(consumertest.MetricsSink)
 	set := receivertest.NewNopSettings(NewFactory().Type())
-	set.ID = component.MustNewIDWithName(typeStr, "store")
+	set.ID = component.MustNewIDWithName(typeStr, "store-"+strings.ReplaceAll(t.Name(), "/", "-"))
 	lr, err := NewFactory().CreateLogs(context.Background(), set, cfg, logs)
 	require.NoError(t, err)
 	mr, err := NewFactory().CreateMetrics(context.Background(), set, cfg, metrics)
