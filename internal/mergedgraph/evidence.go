@@ -232,7 +232,10 @@ func mergeEvidence(snap *entity.Snapshot, m model.Matrix) error {
 		if ss.Metric[model.MetricNameLabel] != evName {
 			continue
 		}
-		limit, _ := strconv.Atoi(get(ss.Metric, AttrEvidenceLimit))
+		limit, err := strconv.Atoi(get(ss.Metric, AttrEvidenceLimit))
+		if err != nil || limit <= 0 || limit > maxEvidenceLimit {
+			limit = min(max(limit, defaultEvidenceLimit), maxEvidenceLimit)
+		}
 		items = append(items, evidenceItem{
 			entity: get(ss.Metric, lEntityID), kind: get(ss.Metric, AttrEvidence), item: get(ss.Metric, AttrEvidenceItem),
 			limit: limit, value: float64(last.Value), ts: int64(last.Timestamp),
@@ -241,10 +244,22 @@ func mergeEvidence(snap *entity.Snapshot, m model.Matrix) error {
 	}
 	byEntity := map[string]*entityEvidence{}
 	var bad []error
+	type seenKey struct {
+		replica    model.Fingerprint
+		kind, item string
+	}
+	seen := map[seenKey]bool{}
 	for i, it := range items {
 		if it.ts != latest[keys[i]] {
 			continue // not in the replica's latest tick of the entity
 		}
+		// One item of a replica under two limits (its limits changed
+		// within the lookback) counts once.
+		sk := seenKey{keys[i], it.kind, it.item}
+		if seen[sk] {
+			continue
+		}
+		seen[sk] = true
 		ee := byEntity[it.entity]
 		if ee == nil {
 			ee = &entityEvidence{}
@@ -268,6 +283,14 @@ func mergeEvidence(snap *entity.Snapshot, m model.Matrix) error {
 
 // maxBadItems bounds the undecodable items an error names.
 const maxBadItems = 3
+
+// An item whose limit label is missing or not a positive number is kept
+// within defaultEvidenceLimit (alerts show at most 10 of each kind);
+// maxEvidenceLimit bounds what a limit label can ask for.
+const (
+	defaultEvidenceLimit = 10
+	maxEvidenceLimit     = 1000
+)
 
 // entityEvidence gathers the replicas' items of one entity.
 type entityEvidence struct {

@@ -207,7 +207,7 @@ func TestEvidenceQueryFails(t *testing.T) {
 }
 
 // TestEvidenceItemDoesNotDecode: an item that is not JSON is left out and
-// named; the others count.
+// named; the others count, one without a limit label too.
 func TestEvidenceItemDoesNotDecode(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.FormValue("query")
@@ -215,7 +215,8 @@ func TestEvidenceItemDoesNotDecode(t *testing.T) {
 		case q == mergedgraph.EvidenceQuery(15*time.Second):
 			_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"matrix","result":[` +
 				`{"metric":{"__name__":"junction_merge_evidence","junction_entity_id":"service:shop/checkout","junction_evidence":"exemplar","junction_evidence_limit":"5","junction_evidence_item":"{broken"},"values":[[1,"1"]]},` +
-				`{"metric":{"__name__":"junction_merge_evidence","junction_entity_id":"service:shop/checkout","junction_evidence":"exemplar","junction_evidence_limit":"5","junction_evidence_item":"{\"trace_id\":\"ab\",\"time\":\"2026-01-05T09:00:00Z\",\"reason\":\"error\",\"value\":12}"},"values":[[1,"12"]]}]}}`))
+				`{"metric":{"__name__":"junction_merge_evidence","junction_entity_id":"service:shop/checkout","junction_evidence":"exemplar","junction_evidence_limit":"5","junction_evidence_item":"{\"trace_id\":\"ab\",\"time\":\"2026-01-05T09:00:00Z\",\"reason\":\"error\",\"value\":12}"},"values":[[1,"12"]]},` +
+				`{"metric":{"__name__":"junction_merge_evidence","junction_entity_id":"service:shop/checkout","junction_evidence":"exemplar","junction_evidence_item":"{\"trace_id\":\"cd\",\"time\":\"2026-01-05T08:59:59Z\",\"reason\":\"error\",\"value\":13}"},"values":[[1,"13"]]}]}}`))
 		case q == mergedgraph.BinsQuery(15*time.Second):
 			_, _ = w.Write([]byte(emptyMatrix))
 		case strings.Contains(q, "junction_merge_entity"):
@@ -231,7 +232,8 @@ func TestEvidenceItemDoesNotDecode(t *testing.T) {
 	snap, err := src.Snapshot(context.Background(), t0)
 	require.NoError(t, err)
 	require.False(t, snap.EvidenceUnavailable)
-	require.Equal(t, []entity.Exemplar{{TraceID: "ab", Time: t0, Reason: "error", Value: 12}}, utc(snap.Entities[0].Evidence.Exemplars))
+	require.Equal(t, []entity.Exemplar{{TraceID: "ab", Time: t0, Reason: "error", Value: 12}, {TraceID: "cd", Time: t0.Add(-time.Second), Reason: "error", Value: 13}},
+		utc(snap.Entities[0].Evidence.Exemplars), "an item without a limit label is kept")
 	require.Len(t, failures, 1)
 	require.ErrorContains(t, failures[0], `exemplar item "{broken"`)
 }
