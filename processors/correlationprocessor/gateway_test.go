@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -37,6 +38,7 @@ import (
 	"github.com/junction-sre/junction/entity"
 	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
 	"github.com/junction-sre/junction/internal/mergedgraph"
+	"github.com/junction-sre/junction/internal/promtest"
 	"github.com/junction-sre/junction/internal/vmtest"
 	"github.com/junction-sre/junction/rules"
 	"github.com/junction-sre/junction/scenarios"
@@ -243,22 +245,36 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 		t.Skip("runs a 15-minute scenario against VictoriaMetrics")
 	}
 	t.Run(scenarios.Bottleneck, func(t *testing.T) {
-		n := replicasAgree(t, scenarios.Bottleneck, nil)
+		n := replicasAgree(t, vmtest.Start(t), scenarios.Bottleneck, nil)
+		require.Positive(t, n.exemplars, "no exemplar to compare")
+		require.Positive(t, n.logs, "no log sample to compare")
+	})
+	// The same through Prometheus: its remote-write receiver and query API
+	// must give the ruler the same graph.
+	t.Run(scenarios.Bottleneck+"-prometheus", func(t *testing.T) {
+		n := replicasAgree(t, promtest.Start(t), scenarios.Bottleneck, nil)
 		require.Positive(t, n.exemplars, "no exemplar to compare")
 		require.Positive(t, n.logs, "no log sample to compare")
 	})
 	t.Run(scenarios.CrossChain, func(t *testing.T) {
 		// Its fault lasts 40 minutes (messages must be stuck for 15); a
 		// short recovery keeps the run shorter.
-		n := replicasAgree(t, scenarios.CrossChain, func(p *scenarios.Plan) { p.Recover = time.Minute })
+		n := replicasAgree(t, vmtest.Start(t), scenarios.CrossChain, func(p *scenarios.Plan) { p.Recover = time.Minute })
 		require.Positive(t, n.stuck, "no stuck message to compare")
 	})
 }
 
+// metricStore is the store the replicas write to and the ruler reads:
+// VictoriaMetrics (internal/vmtest) or Prometheus (internal/promtest).
+type metricStore interface {
+	Writer(t testing.TB, f exporter.Factory, file, replica string) exporter.Metrics
+	Flush(testing.TB)
+	QueryURL() string
+}
+
 // replicasAgree runs one scenario through one node and two replicas and
 // returns how much evidence it compared; edit, when set, changes the plan.
-func replicasAgree(t *testing.T, scenario string, edit func(*scenarios.Plan)) evidenceCount {
-	vm := vmtest.Start(t)
+func replicasAgree(t *testing.T, vm metricStore, scenario string, edit func(*scenarios.Plan)) evidenceCount {
 	plan, err := scenarios.NewPlan(scenario)
 	require.NoError(t, err)
 	if edit != nil {
@@ -278,7 +294,7 @@ func replicasAgree(t *testing.T, scenario string, edit func(*scenarios.Plan)) ev
 	}
 	// The query window is below the emit interval: every replica ticks at
 	// the same virtual instants here, so each query sees exactly that tick.
-	src, err := mergedgraph.New(mergedgraph.Config{URL: vm.URL, Lookback: plan.Step / 2})
+	src, err := mergedgraph.New(mergedgraph.Config{URL: vm.QueryURL(), Lookback: plan.Step / 2})
 	require.NoError(t, err)
 
 	singleRules, mergedRules := newRuleManager(t), newRuleManager(t)
