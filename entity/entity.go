@@ -206,6 +206,10 @@ type Snapshot struct {
 	Time     time.Time `json:"time"`
 	Entities []Entity  `json:"entities"`
 	Edges    []Edge    `json:"edges"`
+	// EvidenceUnavailable is set by a source that could read the graph but
+	// not its evidence (the merged graph's evidence query failed): rules
+	// then keep the evidence their alerts had rather than clear it.
+	EvidenceUnavailable bool `json:"evidence_unavailable,omitempty"`
 }
 
 // Sort puts entities and edges in their canonical order.

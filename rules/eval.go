@@ -199,7 +199,13 @@ func evalRule(r *rule, st *ruleState, g *graph, now time.Time) evalResult {
 		a.Blame = blamed.ref()
 		a.Labels = renderTemplates(r.labels, act)
 		a.Annotations = renderTemplates(r.annotations, act)
+		prev := a.Evidence
 		a.Evidence = evidence(r, ev, blamed)
+		if g.snap.EvidenceUnavailable {
+			// The source read the graph but not its evidence: keep the
+			// items the alert had; the values are the snapshot's.
+			a.Evidence.Exemplars, a.Evidence.LogSamples, a.Evidence.Stuck = prev.Exemplars, prev.LogSamples, prev.Stuck
+		}
 		if a.State == alert.StatePending && now.Sub(a.ActiveAt) >= r.forDur {
 			a.State = alert.StateFiring
 			a.FiredAt = now

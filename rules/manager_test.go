@@ -120,6 +120,36 @@ func TestAlertContents(t *testing.T) {
 	}
 }
 
+// TestEvidenceUnavailableKeepsEvidence: on a snapshot whose source could
+// not read the evidence (the merged graph's evidence query failed), an
+// alert keeps the exemplars and log samples it had and takes the
+// snapshot's values; on a snapshot that has evidence, the alert's is the
+// snapshot's, empty included.
+func TestEvidenceUnavailableKeepsEvidence(t *testing.T) {
+	m, _ := newTestManager(t, Config{Files: []string{"testdata/good.yaml"}})
+	e := svc("checkout", map[string]float64{"latency.p99_ms": 900, "error.ratio": 0.5})
+	e.Evidence.Exemplars = []entity.Exemplar{{TraceID: "abc", Reason: "slow", Value: 950}}
+	e.Evidence.LogSamples = []entity.LogSample{{Template: "timeout <*>", Body: "timeout 3", Count: 4}}
+	m.Eval(context.Background(), snapOf(e), t0)
+
+	bare := svc("checkout", map[string]float64{"latency.p99_ms": 800, "error.ratio": 0.5})
+	unread := snapOf(bare)
+	unread.EvidenceUnavailable = true
+	alerts, _ := m.Eval(context.Background(), unread, t0.Add(10*time.Second))
+	s := alerts[0]
+	if len(s.Evidence.Exemplars) != 1 || s.Evidence.Exemplars[0].TraceID != "abc" || len(s.Evidence.LogSamples) != 1 || s.Evidence.LogSamples[0].Body != "timeout 3" {
+		t.Errorf("evidence not kept: %+v", s.Evidence)
+	}
+	if v := s.Evidence.Values["service:shop/checkout latency.p99_ms"]; v != 800 {
+		t.Errorf("value %v, want the snapshot's 800", v)
+	}
+
+	alerts, _ = m.Eval(context.Background(), snapOf(bare), t0.Add(20*time.Second))
+	if s := alerts[0]; len(s.Evidence.Exemplars) != 0 || len(s.Evidence.LogSamples) != 0 {
+		t.Errorf("evidence of a snapshot without any: %+v", s.Evidence)
+	}
+}
+
 // TestNoData: a missing feature makes the rule not fire for that entity
 // and keeps it healthy; has() sees the absence.
 func TestNoData(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
+	"github.com/junction-sre/junction/internal/promtest"
 	"github.com/junction-sre/junction/internal/vmtest"
 )
 
@@ -111,7 +112,28 @@ func tick(i int) pmetric.Metrics {
 	return md
 }
 
-func waitForSamples(t *testing.T, vm *vmtest.VictoriaMetrics, want int) {
+// remoteWriteStore is a store the exporter writes to: VictoriaMetrics
+// (internal/vmtest) or Prometheus (internal/promtest).
+type remoteWriteStore interface {
+	RemoteWriteURL() string
+	CountSamples(selector string, from, to time.Time) (int, error)
+	Flush(testing.TB)
+	Stop()
+	Restart(testing.TB)
+	String() string
+}
+
+// stores runs test once on VictoriaMetrics and once on Prometheus (its
+// remote-write receiver), each a subtest of its own.
+func stores(t *testing.T, test func(t *testing.T, st remoteWriteStore)) {
+	t.Run("victoria-metrics", func(t *testing.T) { test(t, vmtest.Start(t)) })
+	// Prometheus refuses a sample older than its series' latest unless
+	// told otherwise: a request sent again after the store restarted can
+	// be one (docs/deploy.md "Remote write on disk").
+	t.Run("prometheus", func(t *testing.T) { test(t, promtest.StartOutOfOrder(t, time.Hour)) })
+}
+
+func waitForSamples(t *testing.T, vm remoteWriteStore, want int) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -124,72 +146,74 @@ func waitForSamples(t *testing.T, vm *vmtest.VictoriaMetrics, want int) {
 			return
 		}
 		if n > want || time.Now().After(deadline) {
-			t.Fatalf("%d samples in VictoriaMetrics; want %d", n, want)
+			t.Fatalf("%d samples in %s; want %d", n, vm, want)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// Ticks accepted while VictoriaMetrics is down wait on disk through a
-// restart of the collector, and all arrive once both are back.
+// Ticks accepted while the store is down wait on disk through a restart of
+// the collector, and all arrive once both are back: on VictoriaMetrics and
+// on Prometheus.
 func TestQueueOnDiskOutlivesRestart(t *testing.T) {
-	vm := vmtest.Start(t)
-	dir := t.TempDir()
-	storage, h := startStorage(t, dir)
-	core, logs := observer.New(zap.InfoLevel)
-	exp := startExporter(t, vm.RemoteWriteURL(), h, core)
-	for i := 0; i < 5; i++ {
-		if err := exp.ConsumeMetrics(context.Background(), tick(i)); err != nil {
-			t.Fatalf("tick %d: %v", i, err)
+	stores(t, func(t *testing.T, vm remoteWriteStore) {
+		dir := t.TempDir()
+		storage, h := startStorage(t, dir)
+		core, logs := observer.New(zap.InfoLevel)
+		exp := startExporter(t, vm.RemoteWriteURL(), h, core)
+		for i := 0; i < 5; i++ {
+			if err := exp.ConsumeMetrics(context.Background(), tick(i)); err != nil {
+				t.Fatalf("tick %d: %v", i, err)
+			}
 		}
-	}
-	waitForSamples(t, vm, 5)
+		waitForSamples(t, vm, 5)
 
-	vm.Stop()
-	for i := 5; i < 25; i++ {
-		if err := exp.ConsumeMetrics(context.Background(), tick(i)); err != nil {
-			t.Fatalf("tick %d refused while VictoriaMetrics is down: %v", i, err)
+		vm.Stop()
+		for i := 5; i < 25; i++ {
+			if err := exp.ConsumeMetrics(context.Background(), tick(i)); err != nil {
+				t.Fatalf("tick %d refused while VictoriaMetrics is down: %v", i, err)
+			}
 		}
-	}
-	// The collector restarts while VictoriaMetrics is still down, with a
-	// request being retried.
-	deadline := time.Now().Add(10 * time.Second)
-	for logs.FilterMessageSnippet("Will retry").Len() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no retry logged while VictoriaMetrics is down")
+		// The collector restarts while VictoriaMetrics is still down, with a
+		// request being retried.
+		deadline := time.Now().Add(10 * time.Second)
+		for logs.FilterMessageSnippet("Will retry").Len() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("no retry logged while VictoriaMetrics is down")
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := exp.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := storage.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	// The request being retried at shutdown stays queued, and the log
-	// says so rather than that it was dropped.
-	if n := logs.FilterMessageSnippet("Dropping data").Len(); n != 0 {
-		t.Errorf("the shutdown logged %d requests as dropped; they stay queued", n)
-	}
-	// (Requests the queue hands out while it stops fail the same way.)
-	if n := logs.FilterMessageSnippet("stays in the persistent queue").FilterLevelExact(zap.InfoLevel).Len(); n == 0 {
-		t.Error("the shutdown logged no request kept in the queue at info level")
-	}
-	storage, h = startStorage(t, dir)
-	exp = startExporter(t, vm.RemoteWriteURL(), h)
-	defer func() {
 		if err := exp.Shutdown(context.Background()); err != nil {
-			t.Error(err)
+			t.Fatal(err)
 		}
 		if err := storage.Shutdown(context.Background()); err != nil {
-			t.Error(err)
+			t.Fatal(err)
 		}
-	}()
-	if err := exp.ConsumeMetrics(context.Background(), tick(25)); err != nil {
-		t.Fatal(err)
-	}
-	vm.Restart(t)
-	waitForSamples(t, vm, 26)
+		// The request being retried at shutdown stays queued, and the log
+		// says so rather than that it was dropped.
+		if n := logs.FilterMessageSnippet("Dropping data").Len(); n != 0 {
+			t.Errorf("the shutdown logged %d requests as dropped; they stay queued", n)
+		}
+		// (Requests the queue hands out while it stops fail the same way.)
+		if n := logs.FilterMessageSnippet("stays in the persistent queue").FilterLevelExact(zap.InfoLevel).Len(); n == 0 {
+			t.Error("the shutdown logged no request kept in the queue at info level")
+		}
+		storage, h = startStorage(t, dir)
+		exp = startExporter(t, vm.RemoteWriteURL(), h)
+		defer func() {
+			if err := exp.Shutdown(context.Background()); err != nil {
+				t.Error(err)
+			}
+			if err := storage.Shutdown(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+		if err := exp.ConsumeMetrics(context.Background(), tick(25)); err != nil {
+			t.Fatal(err)
+		}
+		vm.Restart(t)
+		waitForSamples(t, vm, 26)
+	})
 }
 
 // A request the store refuses for good (a 400) is dropped after one

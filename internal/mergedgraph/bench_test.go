@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
@@ -57,13 +58,105 @@ func BenchmarkAppendSeries(b *testing.B) {
 	var md pmetric.Metrics
 	for b.Loop() {
 		md = pmetric.NewMetrics()
-		mergedgraph.AppendSeries(md, snap, t0)
+		mergedgraph.AppendSeries(md, snap, t0, mergedgraph.EvidenceLimits{})
 		points = md.DataPointCount()
 		bins = countPoints(md, mergedgraph.MetricLatencyBin)
 	}
 	b.ReportMetric(float64(points), "samples/tick")
 	b.ReportMetric(float64(bins), "bins/tick")
 	b.ReportMetric(float64((&pmetric.ProtoMarshaler{}).MetricsSize(md)), "queue-bytes/tick")
+}
+
+// withEvidence gives every service of snap the most evidence the
+// processor's defaults keep: 5 failed and 5 slow exemplars, 5 log samples
+// of 120-byte lines.
+func withEvidence(snap *entity.Snapshot) {
+	for i := range snap.Entities {
+		e := &snap.Entities[i]
+		if e.Type != entity.Service {
+			continue
+		}
+		for j := range 5 {
+			id := fmt.Sprintf("%08d%024d", i, j)
+			e.Evidence.Exemplars = append(e.Evidence.Exemplars, entity.Exemplar{TraceID: id, SpanID: id[:16], Time: t0.Add(-time.Duration(j) * time.Second), Reason: "error", Value: 30})
+		}
+		for j := range 5 {
+			id := fmt.Sprintf("%08d%024d", i, j+5)
+			e.Evidence.Exemplars = append(e.Evidence.Exemplars, entity.Exemplar{TraceID: id, SpanID: id[:16], Time: t0.Add(-time.Duration(j) * time.Minute), Reason: "slow", Value: 900 - float64(j)})
+		}
+		for j := range 5 {
+			e.Evidence.LogSamples = append(e.Evidence.LogSamples, entity.LogSample{Time: t0, Severity: "ERROR", Template: fmt.Sprintf("template %d: request <*> to <*> failed after <*> ms with status <*>", j),
+				Body: fmt.Sprintf("template %d: request 8a7f3c21 to payments.shop.svc.cluster.local:8443 failed after 1234 ms with status 503 (retrying)", j), Count: int64(100 - j)})
+		}
+	}
+}
+
+// BenchmarkAppendSeriesEvidence is BenchmarkAppendSeries without evidence
+// (evidence=none, its baseline) and with the most evidence the defaults
+// keep on every service (evidence=full): the cost of carrying evidence to
+// the ruler (benchstat -col /evidence).
+func BenchmarkAppendSeriesEvidence(b *testing.B) {
+	plain := benchGraph(b, 1000)
+	full := benchGraph(b, 1000)
+	withEvidence(full)
+	lim := mergedgraph.EvidenceLimits{Exemplars: 5, LogSamples: 5, Stuck: 10}
+	for _, c := range []struct {
+		name string
+		snap *entity.Snapshot
+	}{{"none", plain}, {"full", full}} {
+		b.Run("evidence="+c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var md pmetric.Metrics
+			for b.Loop() {
+				md = pmetric.NewMetrics()
+				mergedgraph.AppendSeries(md, c.snap, t0, lim)
+			}
+			b.ReportMetric(float64(md.DataPointCount()), "samples/tick")
+			b.ReportMetric(float64(countPoints(md, mergedgraph.MetricEvidence)), "evidence/tick")
+			b.ReportMetric(float64((&pmetric.ProtoMarshaler{}).MetricsSize(md)), "queue-bytes/tick")
+		})
+	}
+}
+
+// BenchmarkSnapshotEvidence reads the merged snapshot of two replicas'
+// ticks of 1000 services, 1000 pods and 2000 edges from VictoriaMetrics,
+// without evidence (its baseline) and with the most evidence the defaults
+// keep on every service: the cost of the evidence query and its merge.
+func BenchmarkSnapshotEvidence(b *testing.B) {
+	vm := vmtest.Start(b)
+	lim := mergedgraph.EvidenceLimits{Exemplars: 5, LogSamples: 5, Stuck: 10}
+	for i, c := range []string{"none", "full"} {
+		snap := benchGraph(b, 1000)
+		if c == "full" {
+			withEvidence(snap)
+		}
+		at := t0.Add(time.Duration(i) * time.Hour)
+		for _, r := range []string{"gateway-a", "gateway-b"} {
+			exp := replicaWriter(b, vm, r)
+			md := pmetric.NewMetrics()
+			mergedgraph.AppendSeries(md, snap, at, lim)
+			if err := exp.ConsumeMetrics(context.Background(), md); err != nil {
+				b.Fatal(err)
+			}
+		}
+		vm.Flush(b)
+		src, err := mergedgraph.New(mergedgraph.Config{URL: vm.URL, Lookback: mergedgraph.DefaultLookback})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("evidence="+c, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := src.Snapshot(context.Background(), at)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if e, _ := got.Entity("service:shop/svc-0001"); c == "full" && (e == nil || len(e.Evidence.Exemplars) != 10 || len(e.Evidence.LogSamples) != 5) {
+					b.Fatalf("merged evidence %+v", e)
+				}
+			}
+		})
+	}
 }
 
 func countPoints(md pmetric.Metrics, name string) int {
@@ -92,7 +185,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	for _, r := range []string{"gateway-a", "gateway-b"} {
 		exp := replicaWriter(b, vm, r)
 		md := pmetric.NewMetrics()
-		mergedgraph.AppendSeries(md, snap, t0)
+		mergedgraph.AppendSeries(md, snap, t0, mergedgraph.EvidenceLimits{})
 		if err := exp.ConsumeMetrics(context.Background(), md); err != nil {
 			b.Fatal(err)
 		}

@@ -188,8 +188,10 @@ func EdgeMergeOf(feature string) Merge { return edgeMerges[feature] }
 // per entity (its identity as resource attributes), one for all edges.
 // Latency sketches (entity.Entity.Latency, entity.Edge.Latency) become
 // MetricLatencyBin series in place of their window's latency quantiles.
-// Evidence is not carried: it stays with each replica's own output.
-func AppendSeries(md pmetric.Metrics, snap *entity.Snapshot, ts time.Time) {
+// Each entity's evidence becomes MetricEvidence series, bounded by lim
+// (evidence.go); edges' exemplars are not carried (rules read the
+// evidence of entities).
+func AppendSeries(md pmetric.Metrics, snap *entity.Snapshot, ts time.Time, lim EvidenceLimits) {
 	t := pcommon.NewTimestampFromTime(ts)
 	for i := range snap.Entities {
 		e := &snap.Entities[i]
@@ -217,6 +219,7 @@ func AppendSeries(md pmetric.Metrics, snap *entity.Snapshot, ts time.Time) {
 		w.features(e.Metrics, WindowMetric, nil, nil, func(string) Merge { return Merge{} }, nil)
 		w.bins(WindowShort, short)
 		w.bins(WindowLong, long)
+		w.evidence(&e.Evidence, lim)
 	}
 	if len(snap.Edges) == 0 {
 		return
@@ -250,6 +253,7 @@ type writer struct {
 	t                   pcommon.Timestamp
 	sumM, weightM, maxM pmetric.NumberDataPointSlice
 	binM                pmetric.NumberDataPointSlice
+	evM                 pmetric.NumberDataPointSlice
 	edge                *entity.Edge
 }
 

@@ -36,6 +36,11 @@ type Config struct {
 	Lookback time.Duration
 	// Client is the HTTP client; http.DefaultClient when nil.
 	Client *http.Client
+	// EvidenceFailed, when set, is called with the reason when a
+	// snapshot's evidence could not be read, or some of its items not
+	// decoded: the snapshot is returned all the same, with
+	// EvidenceUnavailable set when its evidence query failed.
+	EvidenceFailed func(error)
 }
 
 // Validate checks the config.
@@ -101,7 +106,8 @@ var (
 
 // Queries returns four of the queries a snapshot at lookback runs: the
 // entities, the summed values, the summed weights and the maxima, each
-// merging the replicas' latest samples. The fifth is BinsQuery.
+// merging the replicas' latest samples. The fifth is BinsQuery, the sixth
+// EvidenceQuery.
 func Queries(lookback time.Duration) (info, sums, weights, maxes string) {
 	lb := strconv.FormatInt(int64(lookback/time.Second), 10) + "s"
 	last := func(m string) string { return "last_over_time(" + label(m) + "[" + lb + "])" }
@@ -150,7 +156,22 @@ func (s *Source) Snapshot(ctx context.Context, at time.Time) (*entity.Snapshot, 
 	if err != nil {
 		return nil, fmt.Errorf("merged snapshot from %s: %w", s.cfg.URL, err)
 	}
+	// Evidence last, and on its own: without it the rules still run on
+	// the merged features (rules keep the evidence an alert had).
+	qe := EvidenceQuery(s.cfg.Lookback)
+	if ev, err := s.query(ctx, qe, at, model.ValMatrix); err != nil {
+		snap.EvidenceUnavailable = true
+		s.evidenceFailed(fmt.Errorf("evidence: %w", err))
+	} else if err := mergeEvidence(snap, ev.(model.Matrix)); err != nil {
+		s.evidenceFailed(fmt.Errorf("evidence from %s: %w", s.cfg.URL, err))
+	}
 	return snap, nil
+}
+
+func (s *Source) evidenceFailed(err error) {
+	if s.cfg.EvidenceFailed != nil {
+		s.cfg.EvidenceFailed(err)
+	}
 }
 
 type valueKey struct {

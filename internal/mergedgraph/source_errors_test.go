@@ -177,7 +177,7 @@ func TestSnapshotClientSettings(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth = append(auth, r.Header.Get("Authorization"))
 		offset = append(offset, r.FormValue("latency_offset"))
-		if r.FormValue("query") == mergedgraph.BinsQuery(15*time.Second) {
+		if q := r.FormValue("query"); q == mergedgraph.BinsQuery(15*time.Second) || q == mergedgraph.EvidenceQuery(15*time.Second) {
 			_, _ = w.Write([]byte(emptyMatrix))
 			return
 		}
@@ -192,8 +192,8 @@ func TestSnapshotClientSettings(t *testing.T) {
 	if _, err := src.Snapshot(context.Background(), t0); err != nil {
 		t.Fatal(err)
 	}
-	if len(auth) != 5 {
-		t.Fatalf("%d requests, want the snapshot's 5 queries", len(auth))
+	if len(auth) != 6 {
+		t.Fatalf("%d requests, want the snapshot's 6 queries", len(auth))
 	}
 	for i := range auth {
 		if auth[i] != "Bearer s3cret" || offset[i] != "0s" {

@@ -134,8 +134,14 @@ func (vm *VictoriaMetrics) Stop() {
 // timestamps are between from and to (whole seconds, both included), with
 // client_golang's query API client.
 func (vm *VictoriaMetrics) CountSamples(selector string, from, to time.Time) (int, error) {
+	return CountSamplesAt(vm.URL, selector, from, to)
+}
+
+// CountSamplesAt is CountSamples on the query API at url (any store with
+// Prometheus' query API: internal/promtest uses it too).
+func CountSamplesAt(url, selector string, from, to time.Time) (int, error) {
 	q := fmt.Sprintf("sum(count_over_time(%s[%ds]))", selector, int(to.Sub(from)/time.Second)+1)
-	c, err := api.NewClient(api.Config{Address: vm.URL})
+	c, err := api.NewClient(api.Config{Address: url})
 	if err != nil {
 		return 0, err
 	}
@@ -163,7 +169,14 @@ func (vm *VictoriaMetrics) CountSamples(selector string, from, to time.Time) (in
 // package depends on no exporter.
 func (vm *VictoriaMetrics) Writer(t testing.TB, f exporter.Factory, file, replica string) exporter.Metrics {
 	t.Helper()
-	return vm.writer(t, f, file, "exporters::"+f.Type().String(), map[string]any{"sending_queue": map[string]any{"enabled": false}}, replica)
+	return WriterTo(t, vm.RemoteWriteURL(), f, file, replica)
+}
+
+// WriterTo is Writer for the remote-write endpoint of any store
+// (internal/promtest uses it).
+func WriterTo(t testing.TB, endpoint string, f exporter.Factory, file, replica string) exporter.Metrics {
+	t.Helper()
+	return writer(t, endpoint, f, file, "exporters::"+f.Type().String(), map[string]any{"sending_queue": map[string]any{"enabled": false}}, replica)
 }
 
 // ContribWriter is the contrib prometheus_remote_write exporter (f is
@@ -175,10 +188,17 @@ func (vm *VictoriaMetrics) Writer(t testing.TB, f exporter.Factory, file, replic
 // exporters/ test on it without importing an exporter of Junction's.
 func (vm *VictoriaMetrics) ContribWriter(t testing.TB, f exporter.Factory, file, replica string) exporter.Metrics {
 	t.Helper()
-	return vm.writer(t, f, file, "exporters::durable_remote_write", map[string]any{"remote_write_queue": map[string]any{"enabled": false}}, replica, "sending_queue")
+	return ContribWriterTo(t, vm.RemoteWriteURL(), f, file, replica)
 }
 
-func (vm *VictoriaMetrics) writer(t testing.TB, f exporter.Factory, file, key string, extra map[string]any, replica string, drop ...string) exporter.Metrics {
+// ContribWriterTo is ContribWriter for the remote-write endpoint of any
+// store (internal/promtest uses it).
+func ContribWriterTo(t testing.TB, endpoint string, f exporter.Factory, file, replica string) exporter.Metrics {
+	t.Helper()
+	return writer(t, endpoint, f, file, "exporters::durable_remote_write", map[string]any{"remote_write_queue": map[string]any{"enabled": false}}, replica, "sending_queue")
+}
+
+func writer(t testing.TB, endpoint string, f exporter.Factory, file, key string, extra map[string]any, replica string, drop ...string) exporter.Metrics {
 	t.Helper()
 	cm, err := confmaptest.LoadConf(file)
 	if err != nil {
@@ -199,7 +219,7 @@ func (vm *VictoriaMetrics) writer(t testing.TB, f exporter.Factory, file, key st
 		sub = confmap.NewFromStringMap(m)
 	}
 	over := map[string]any{
-		"http":            map[string]any{"endpoint": vm.RemoteWriteURL()},
+		"http":            map[string]any{"endpoint": endpoint},
 		"external_labels": map[string]any{"junction_replica": replica},
 	}
 	for k, v := range extra {
@@ -227,3 +247,6 @@ func (vm *VictoriaMetrics) writer(t testing.TB, f exporter.Factory, file, key st
 func (vm *VictoriaMetrics) RemoteWriteURL() string { return vm.URL + "/api/v1/write" }
 
 func (vm *VictoriaMetrics) String() string { return fmt.Sprintf("VictoriaMetrics at %s", vm.URL) }
+
+// QueryURL is the base of its Prometheus query API.
+func (vm *VictoriaMetrics) QueryURL() string { return vm.URL }

@@ -15,6 +15,7 @@ import (
 	"hash/fnv"
 	"math"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -26,6 +27,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -36,6 +38,7 @@ import (
 	"github.com/junction-sre/junction/entity"
 	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
 	"github.com/junction-sre/junction/internal/mergedgraph"
+	"github.com/junction-sre/junction/internal/promtest"
 	"github.com/junction-sre/junction/internal/vmtest"
 	"github.com/junction-sre/junction/rules"
 	"github.com/junction-sre/junction/scenarios"
@@ -233,13 +236,50 @@ func (f firing) keys() []string {
 // across two replicas whose mergeable series go through the deployed
 // remote-write config into VictoriaMetrics (rules on the query-backed
 // snapshot), and compares the alerts that fired.
+//
+// The alerts' evidence is compared too, item by item at every evaluation
+// where both fire an instance: the bottleneck scenario has exemplars and
+// log samples, the cross-chain one stuck messages.
 func TestReplicasAgreeWithSingleNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 15-minute scenario against VictoriaMetrics")
 	}
-	vm := vmtest.Start(t)
-	plan, err := scenarios.NewPlan(scenarios.Bottleneck)
+	t.Run(scenarios.Bottleneck, func(t *testing.T) {
+		n := replicasAgree(t, vmtest.Start(t), scenarios.Bottleneck, nil)
+		require.Positive(t, n.exemplars, "no exemplar to compare")
+		require.Positive(t, n.logs, "no log sample to compare")
+	})
+	// The same through Prometheus: its remote-write receiver and query API
+	// must give the ruler the same graph.
+	t.Run(scenarios.Bottleneck+"-prometheus", func(t *testing.T) {
+		n := replicasAgree(t, promtest.Start(t), scenarios.Bottleneck, nil)
+		require.Positive(t, n.exemplars, "no exemplar to compare")
+		require.Positive(t, n.logs, "no log sample to compare")
+	})
+	t.Run(scenarios.CrossChain, func(t *testing.T) {
+		// Its fault lasts 40 minutes (messages must be stuck for 15); a
+		// short recovery keeps the run shorter.
+		n := replicasAgree(t, vmtest.Start(t), scenarios.CrossChain, func(p *scenarios.Plan) { p.Recover = time.Minute })
+		require.Positive(t, n.stuck, "no stuck message to compare")
+	})
+}
+
+// metricStore is the store the replicas write to and the ruler reads:
+// VictoriaMetrics (internal/vmtest) or Prometheus (internal/promtest).
+type metricStore interface {
+	Writer(t testing.TB, f exporter.Factory, file, replica string) exporter.Metrics
+	Flush(testing.TB)
+	QueryURL() string
+}
+
+// replicasAgree runs one scenario through one node and two replicas and
+// returns how much evidence it compared; edit, when set, changes the plan.
+func replicasAgree(t *testing.T, vm metricStore, scenario string, edit func(*scenarios.Plan)) evidenceCount {
+	plan, err := scenarios.NewPlan(scenario)
 	require.NoError(t, err)
+	if edit != nil {
+		edit(plan)
+	}
 
 	cfg := createDefaultConfig().(*Config)
 	cfg.EmitInterval = plan.Step
@@ -254,12 +294,13 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 	}
 	// The query window is below the emit interval: every replica ticks at
 	// the same virtual instants here, so each query sees exactly that tick.
-	src, err := mergedgraph.New(mergedgraph.Config{URL: vm.URL, Lookback: plan.Step / 2})
+	src, err := mergedgraph.New(mergedgraph.Config{URL: vm.QueryURL(), Lookback: plan.Step / 2})
 	require.NoError(t, err)
 
 	singleRules, mergedRules := newRuleManager(t), newRuleManager(t)
 	var latencies latencyAgreement
 	singleFired, mergedFired := firing{}, firing{}
+	singleEvidence, mergedEvidence := evidenceOf{}, evidenceOf{}
 	ctx := context.Background()
 	var last time.Time
 	evaluate := func(at time.Time) {
@@ -268,6 +309,7 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 		require.NoError(t, err)
 		alerts, _ := singleRules.EvalDue(ctx, snap, at)
 		singleFired.add(alerts)
+		singleEvidence.add(alerts)
 
 		for _, r := range replicas {
 			require.NoError(t, r.p.tick(ctx, at))
@@ -278,6 +320,7 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 		latencies.compare(snap, merged)
 		alerts, _ = mergedRules.EvalDue(ctx, merged, at)
 		mergedFired.add(alerts)
+		mergedEvidence.add(alerts)
 	}
 	setNow := func(at time.Time) {
 		single.now = at
@@ -307,13 +350,15 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 		"the replicas' merged latency quantiles differ from the single node's beyond the accuracy of the emitted bins")
 	t.Logf("single node fired: %v", singleFired.keys())
 	t.Logf("replicas fired:    %v", mergedFired.keys())
-	require.NotEmpty(t, singleFired, "the single node raised no alert on the bottleneck scenario")
+	require.NotEmpty(t, singleFired, "the single node raised no alert on the %s scenario", scenario)
 	require.Equal(t, singleFired.keys(), mergedFired.keys(), "replicas through VictoriaMetrics and one node fired different alerts or blamed different entities")
 	for k, at := range singleFired {
 		if d := mergedFired[k].Sub(at); d > 2*plan.Step || d < -2*plan.Step {
 			t.Errorf("%s: fired at %s on one node, %s from the replicas", k, at.Format(time.TimeOnly), mergedFired[k].Format(time.TimeOnly))
 		}
 	}
+	n := singleEvidence.compare(t, mergedEvidence)
+
 	blamed := false
 	for _, gt := range plan.Truth() {
 		for _, e := range gt.Expect {
@@ -325,6 +370,79 @@ func TestReplicasAgreeWithSingleNode(t *testing.T) {
 		}
 	}
 	require.True(t, blamed, "no alert from the replicas blamed the scenario's culprit")
+	return n
+}
+
+// evidenceOf holds the evidence of every firing alert instance at each
+// evaluation: exemplars, log samples, stuck messages (the values are
+// merged features, compared by the latency and alert checks).
+type evidenceOf map[string]entity.Evidence
+
+func (e evidenceOf) add(alerts []alert.Alert) {
+	for _, a := range alerts {
+		if a.State == alert.StateFiring {
+			e[a.ID+" at "+a.EvaluatedAt.Format(time.TimeOnly)] = a.Evidence.Evidence
+		}
+	}
+}
+
+// compare requires the replicas' alerts to carry the single node's
+// evidence, item by item, at every evaluation where both fire the
+// instance.
+func (e evidenceOf) compare(t *testing.T, merged evidenceOf) evidenceCount {
+	t.Helper()
+	var n, exemplars, logs, stuck, differ int
+	for k, want := range e {
+		got, ok := merged[k]
+		if !ok {
+			continue
+		}
+		n++
+		exemplars += len(want.Exemplars)
+		logs += len(want.LogSamples)
+		stuck += len(want.Stuck)
+		if !evidenceEqual(want, got) {
+			differ++
+			if differ <= 3 {
+				t.Errorf("%s: evidence differs:\n single node: %+v\n replicas:    %+v", k, want, got)
+			}
+		}
+	}
+	t.Logf("evidence: %d firing evaluations compared (%d exemplars, %d log samples, %d stuck messages), %d differ", n, exemplars, logs, stuck, differ)
+	return evidenceCount{exemplars: exemplars, logs: logs, stuck: stuck}
+}
+
+// evidenceCount is how many items of each kind were compared.
+type evidenceCount struct{ exemplars, logs, stuck int }
+
+// evidenceEqual compares evidence with times as instants.
+func evidenceEqual(a, b entity.Evidence) bool {
+	norm := func(e entity.Evidence) entity.Evidence {
+		var out entity.Evidence
+		for _, x := range e.Exemplars {
+			x.Time = x.Time.UTC()
+			out.Exemplars = append(out.Exemplars, x)
+		}
+		for _, x := range e.LogSamples {
+			x.Time = x.Time.UTC()
+			out.LogSamples = append(out.LogSamples, x)
+		}
+		for _, x := range e.Stuck {
+			x.Since = x.Since.UTC()
+			st := make([]entity.MessageStage, len(x.Stages))
+			for i, s := range x.Stages {
+				s.Time = s.Time.UTC()
+				st[i] = s
+			}
+			if len(st) == 0 {
+				st = nil
+			}
+			x.Stages = st
+			out.Stuck = append(out.Stuck, x)
+		}
+		return out
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
 }
 
 // latencyTolerance is how far a merged quantile may be from the single

@@ -289,7 +289,9 @@ func (p *correlationProcessor) emitTick(ctx context.Context, t preparedTick) err
 		md := pmetric.NewMetrics()
 		derived.Append(md, t.snap, t.at)
 		if p.cfg.MergeableSeries {
-			mergedgraph.AppendSeries(md, t.snap, t.at)
+			mergedgraph.AppendSeries(md, t.snap, t.at, mergedgraph.EvidenceLimits{
+				Exemplars: p.cfg.Limits.MaxExemplars, LogSamples: p.cfg.Limits.MaxLogSamples, Stuck: p.cfg.XChain.MaxEvidence,
+			})
 		}
 		if md.ResourceMetrics().Len() > 0 {
 			for _, n := range next {

@@ -76,12 +76,23 @@ func newRuler(set receiver.Settings, cfg *Config) (*ruler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ruler{cfg: cfg, set: set, logger: set.Logger, obs: obs, tel: tel, newSource: storeSource}, nil
+	r := &ruler{cfg: cfg, set: set, logger: set.Logger, obs: obs, tel: tel}
+	r.newSource = r.storeSource
+	return r, nil
 }
 
 // storeSource is the query-backed snapshot source over the store.
-func storeSource(cfg *StoreConfig, client *http.Client) (entity.Source, error) {
-	return mergedgraph.New(mergedgraph.Config{URL: cfg.Endpoint, Lookback: cfg.Lookback, Client: client})
+func (r *ruler) storeSource(cfg *StoreConfig, client *http.Client) (entity.Source, error) {
+	return mergedgraph.New(mergedgraph.Config{URL: cfg.Endpoint, Lookback: cfg.Lookback, Client: client, EvidenceFailed: r.evidenceFailed})
+}
+
+// evidenceFailed is told when a snapshot's evidence could not be read
+// (the rules run on it all the same; an alert keeps the evidence it had)
+// or some of its items did not decode.
+func (r *ruler) evidenceFailed(err error) {
+	r.tel.evidenceFailures.Add(context.Background(), 1)
+	r.logger.Warn("Evidence of the merged graph not read from the store, or not all of it; rules evaluated all the same, alerts without evidence keep the exemplars, log samples and stuck messages they had",
+		zap.String("endpoint", r.cfg.Store.Endpoint), zap.Error(err))
 }
 
 func (r *ruler) setLogs(next consumer.Logs) {

@@ -13,8 +13,13 @@ import (
 // into internal/metadata (make generate).
 const metricSnapshotFailures = "otelcol_receiver_junction_ruler_snapshot_failures"
 
+// metricEvidenceFailures counts the snapshots whose evidence could not be
+// read (docs/rules.md "Running rules in the collector").
+const metricEvidenceFailures = "otelcol_receiver_junction_ruler_evidence_failures"
+
 type telemetry struct {
 	snapshotFailures metric.Int64Counter
+	evidenceFailures metric.Int64Counter
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -22,5 +27,5 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &telemetry{snapshotFailures: tb.ReceiverJunctionRulerSnapshotFailures}, nil
+	return &telemetry{snapshotFailures: tb.ReceiverJunctionRulerSnapshotFailures, evidenceFailures: tb.ReceiverJunctionRulerEvidenceFailures}, nil
 }

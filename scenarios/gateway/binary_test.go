@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -233,6 +234,29 @@ func TestGatewayBinary(t *testing.T) {
 	if !ok || checkout.Features["request.rate"] <= 0 || len(snap.Edges) == 0 {
 		t.Fatalf("merged snapshot now: checkout %+v, %d entities, %d edges", checkout, len(snap.Entities), len(snap.Edges))
 	}
+	// The replicas' evidence is in it: checkout's slowest requests, each
+	// a trace the agents sent.
+	sent := map[string]bool{}
+	for _, td := range batches {
+		for i := 0; i < td.ResourceSpans().Len(); i++ {
+			sss := td.ResourceSpans().At(i).ScopeSpans()
+			for j := 0; j < sss.Len(); j++ {
+				for k := 0; k < sss.At(j).Spans().Len(); k++ {
+					id := sss.At(j).Spans().At(k).TraceID()
+					sent[hex.EncodeToString(id[:])] = true
+				}
+			}
+		}
+	}
+	if len(checkout.Evidence.Exemplars) == 0 {
+		t.Fatalf("merged snapshot now: checkout has no exemplars")
+	}
+	for _, x := range checkout.Evidence.Exemplars {
+		if !sent[x.TraceID] || x.Value <= 0 {
+			t.Errorf("checkout's exemplar %+v: no trace the agents sent", x)
+		}
+	}
+	t.Logf("checkout's merged evidence: %d exemplars", len(checkout.Evidence.Exemplars))
 
 	// The ruler evaluates the rule packs on the merged snapshot: each
 	// evaluation remote-writes the rules' status.

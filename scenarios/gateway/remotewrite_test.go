@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/junction-sre/junction/exporters/durableremotewriteexporter"
+	"github.com/junction-sre/junction/internal/promtest"
 	"github.com/junction-sre/junction/internal/vmtest"
 )
 
@@ -70,12 +71,29 @@ func testTick(name string, at time.Time) pmetric.Metrics {
 // and restarts it on the same volume with VictoriaMetrics back: every
 // metric whose offset was committed arrives, exactly once, and so do the
 // derived series the killed replica emitted during the outage.
+//
+// It runs once on VictoriaMetrics and once on Prometheus (its remote-write
+// receiver, Prometheus' defaults otherwise).
 func TestRemoteWriteQueueSurvivesReplicaKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the junction binary")
 	}
 	checkRemoteWriteOnDisk(t)
-	vm := vmtest.Start(t)
+	t.Run("victoria-metrics", func(t *testing.T) { remoteWriteQueueSurvivesReplicaKill(t, vmtest.Start(t)) })
+	t.Run("prometheus", func(t *testing.T) { remoteWriteQueueSurvivesReplicaKill(t, promtest.Start(t)) })
+}
+
+// remoteWriteStore is a store the gateway remote-writes to.
+type remoteWriteStore interface {
+	RemoteWriteURL() string
+	CountSamples(selector string, from, to time.Time) (int, error)
+	Flush(testing.TB)
+	Stop()
+	Restart(testing.TB)
+	String() string
+}
+
+func remoteWriteQueueSurvivesReplicaKill(t *testing.T, vm remoteWriteStore) {
 	vm.Stop()
 	broker := startBroker(t)
 	brokers := broker.ListenAddrs()
@@ -138,7 +156,7 @@ func TestRemoteWriteQueueSurvivesReplicaKill(t *testing.T) {
 	vm.Restart(t)
 	runGatewayTo(t, "gateway-0", brokers[0], vm.RemoteWriteURL(), backend, dir, fast...)
 	last := start.Add(n * time.Second)
-	waitFor(t, "every committed metric in VictoriaMetrics", 60*time.Second, func() (bool, string) {
+	waitFor(t, "every committed metric in "+vm.String(), 60*time.Second, func() (bool, string) {
 		vm.Flush(t)
 		got, err := vm.CountSamples("junction_test_tick", start, last)
 		if err != nil {
@@ -153,7 +171,7 @@ func TestRemoteWriteQueueSurvivesReplicaKill(t *testing.T) {
 	// down; those it emitted before the kill come from the queue too,
 	// after the metrics records queued before them.
 	derived := 0
-	waitFor(t, "the killed replica's derived ticks in VictoriaMetrics", 30*time.Second, func() (bool, string) {
+	waitFor(t, "the killed replica's derived ticks in "+vm.String(), 30*time.Second, func() (bool, string) {
 		vm.Flush(t)
 		n, err := vm.CountSamples(`junction_merge_sum{junction_replica="gateway-0"}`, start, killedAt)
 		if err != nil {

@@ -175,11 +175,16 @@ func (g *Graph) addLog(e *entityState, now time.Time, severity, body, traceID st
 		t.sample.Template = tpl
 		ts.m[tpl] = t
 	}
-	// The sample is the latest line of the template.
+	// The sample is the latest line of the template; of lines stamped at
+	// the same instant, the greatest by body, then trace id, so that
+	// replicas' samples merge to this one whatever the arrival order
+	// (internal/mergedgraph).
 	if len(body) > 1024 {
 		body = body[:1024]
 	}
-	t.sample.Time, t.sample.Severity, t.sample.Body, t.sample.TraceID = now, severity, body, traceID
+	if s := &t.sample; now.After(s.Time) || (now.Equal(s.Time) && (body > s.Body || (body == s.Body && traceID > s.TraceID))) {
+		s.Time, s.Severity, s.Body, s.TraceID = now, severity, body, traceID
+	}
 	t.lastSeen = now
 	id := now.UnixNano() / int64(g.s.Window.Bucket)
 	i := id % templateBuckets

@@ -111,12 +111,26 @@ func (m *message) lastStage() Stage {
 }
 
 // add merges one stage; it reports false when the stage was already known
-// (a duplicate, which is ignored).
-func (m *message) add(r stageRecord) bool {
+// (a duplicate). A duplicate adds only what the stage lacked: an earlier
+// time and transaction hashes not yet known (changed reports either). A
+// stage is thus as early as the earliest of its events (a span ends after
+// the log line of the same stage), whatever order they arrive in, so
+// gateway replicas that each saw one of them agree with one node
+// (internal/mergedgraph merges their stuck messages so).
+func (m *message) add(r stageRecord) (added, changed bool) {
 	i := 0
 	for ; i < len(m.stages); i++ {
-		if m.stages[i].stage == r.stage {
-			return false
+		if cur := &m.stages[i]; cur.stage == r.stage {
+			if r.time < cur.time {
+				cur.time, changed = r.time, true
+			}
+			if cur.srcTx == "" && r.srcTx != "" {
+				cur.srcTx, changed = r.srcTx, true
+			}
+			if cur.dstTx == "" && r.dstTx != "" {
+				cur.dstTx, changed = r.dstTx, true
+			}
+			return false, changed
 		}
 		if m.stages[i].stage > r.stage {
 			break
@@ -125,7 +139,7 @@ func (m *message) add(r stageRecord) bool {
 	m.stages = append(m.stages, stageRecord{})
 	copy(m.stages[i+1:], m.stages[i:])
 	m.stages[i] = r
-	return true
+	return true, false
 }
 
 func (m *message) stageRecords() []StageRecord {

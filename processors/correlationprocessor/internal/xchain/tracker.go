@@ -315,9 +315,19 @@ func (t *Tracker) observe(ev Event, now int64) error {
 		t.pending.push(m)
 		ent.pending.push(m)
 		t.tel.pending.Add(t.ctx, 1)
-	} else if !m.add(r) {
+	} else if added, changed := m.add(r); !added {
 		t.counts.Duplicates++
 		t.tel.duplicates.Add(t.ctx, 1)
+		if changed {
+			if b := m.start(); b != m.begin {
+				m.begin = b
+				if m.status == statusPending {
+					t.pending.fix(m.globalIdx)
+					m.ent.pending.fix(m.entIdx)
+				}
+			}
+			t.markDirty(m)
+		}
 		return nil
 	} else {
 		t.updateIdentity(m, ev, named, authoritative, now)

@@ -262,3 +262,30 @@ func TestRouteRelayerSurvivesRestart(t *testing.T) {
 	require.NoError(t, tr.Shutdown(ctxb()))
 	require.NoError(t, fs.ext.Shutdown(ctxb()))
 }
+
+// TestDuplicateStageEarlierWins: a stage seen twice (its span ends after
+// its log line) is as early as its earliest event, in either arrival
+// order, so replicas that each saw one of them agree with one node.
+func TestDuplicateStageEarlierWins(t *testing.T) {
+	for _, order := range [][]time.Duration{{2 * time.Second, 0}, {0, 2 * time.Second}} {
+		clock := newClock()
+		tr := mustNew(t, DefaultConfig(), Settings{Now: clock.Now})
+		for _, d := range order {
+			e := ev("m1", StageSent, at(d))
+			if d != 0 {
+				e.SourceTxHash = "0xs" // only the later event has the hash
+			}
+			require.NoError(t, tr.Observe(ctxb(), e))
+		}
+		clock.Set(at(time.Hour))
+		v := tr.Features(clock.Now())[routeID]
+		require.Len(t, v.Stuck, 1)
+		s := v.Stuck[0]
+		assert.Equal(t, at(0), s.Since, "order %v", order)
+		assert.Equal(t, secondsOf(time.Hour), s.AgeSeconds)
+		require.Len(t, s.Stages, 1)
+		assert.Equal(t, at(0), s.Stages[0].Time)
+		assert.Equal(t, "0xs", s.Stages[0].SourceTxHash, "the known hash is kept")
+		assert.Equal(t, uint64(1), tr.Counts().Duplicates)
+	}
+}

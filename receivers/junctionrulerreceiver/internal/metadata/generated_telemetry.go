@@ -26,6 +26,7 @@ type TelemetryBuilder struct {
 	meter                                 metric.Meter
 	mu                                    sync.Mutex
 	registrations                         []metric.Registration
+	ReceiverJunctionRulerEvidenceFailures metric.Int64Counter
 	ReceiverJunctionRulerSnapshotFailures metric.Int64Counter
 }
 
@@ -58,6 +59,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.ReceiverJunctionRulerEvidenceFailures, err = builder.meter.Int64Counter(
+		"otelcol_receiver_junction_ruler_evidence_failures",
+		metric.WithDescription("Merged graph snapshots whose evidence (exemplars, log samples, stuck messages) could not be read from the store, or some of whose evidence items did not decode; the rules were evaluated all the same, and an alert keeps the evidence it had when none could be read [Alpha]"),
+		metric.WithUnit("{snapshot}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ReceiverJunctionRulerSnapshotFailures, err = builder.meter.Int64Counter(
 		"otelcol_receiver_junction_ruler_snapshot_failures",
 		metric.WithDescription("Merged graph snapshots that could not be read from the store; the evaluation they were for was skipped and alert state kept [Alpha]"),
