@@ -45,8 +45,10 @@ type GraphCacheConfig struct {
 type StorageConfig struct {
 	Directory string        `mapstructure:"directory"`
 	Retention time.Duration `mapstructure:"retention"`
-	// FlushInterval is how often everything received is made durable: a
-	// kill -9 loses at most this much.
+	// FlushInterval is how often what was received is made durable: the
+	// alert log is fsync'd every interval, and VictoriaMetrics writes series
+	// parts older than the interval to disk, so a kill -9 loses at most the
+	// alerts of one interval and the series of two plus 2 s.
 	FlushInterval time.Duration `mapstructure:"flush_interval"`
 	// MinFreeBytes: below this much free space Start fails and the store
 	// turns read-only.

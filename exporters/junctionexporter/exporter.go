@@ -147,7 +147,9 @@ func (e *junctionExporter) doStart(ctx context.Context, host component.Host) err
 	return nil
 }
 
-// flushLoop makes received data durable every storage.flush_interval.
+// flushLoop makes received alerts durable every storage.flush_interval;
+// series reach disk by VictoriaMetrics' background flush on the same
+// interval (store.Checkpoint).
 func (e *junctionExporter) flushLoop(ctx context.Context) {
 	t := time.NewTicker(e.cfg.Storage.FlushInterval)
 	defer t.Stop()
@@ -156,7 +158,7 @@ func (e *junctionExporter) flushLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := e.st.Flush(); err != nil {
+			if err := e.st.Checkpoint(); err != nil {
 				e.set.Logger.Error("junction storage flush failed", zap.Error(err))
 			}
 		}
