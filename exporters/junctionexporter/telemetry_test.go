@@ -79,7 +79,7 @@ func TestOwnTelemetryNames(t *testing.T) {
 		for _, p := range pts {
 			a := ""
 			for _, kv := range p.Attributes.ToSlice() {
-				a += string(kv.Key) + "=" + kv.Value.Emit()
+				a += string(kv.Key) + "=" + kv.Value.String()
 			}
 			attrs = append(attrs, a)
 			nonZero = nonZero || p.Value != 0

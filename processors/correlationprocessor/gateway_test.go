@@ -542,28 +542,6 @@ func (f fanout) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	return f.split.ConsumeLogs(ctx, ld)
 }
 
-// alertsOf decodes the alert log records of one emitted batch.
-func alertsOf(ld plog.Logs) ([]alert.Alert, error) {
-	var out []alert.Alert
-	for i := 0; i < ld.ResourceLogs().Len(); i++ {
-		sls := ld.ResourceLogs().At(i).ScopeLogs()
-		for j := 0; j < sls.Len(); j++ {
-			lrs := sls.At(j).LogRecords()
-			for k := 0; k < lrs.Len(); k++ {
-				if !alert.IsAlert(lrs.At(k)) {
-					continue
-				}
-				a, err := alert.FromLogRecord(lrs.At(k))
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, a)
-			}
-		}
-	}
-	return out, nil
-}
-
 // TestQuerySourceRemoved: a config that still has the processor's old
 // query_source section fails to load with what to configure instead.
 func TestQuerySourceRemoved(t *testing.T) {
