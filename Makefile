@@ -99,8 +99,8 @@ bench:
 ## perf: CPU per span of bin/junction on the OTLP passthrough, the contrib
 ## spanmetrics pipeline and Junction's default config, side by side under
 ## telemetrygen at 500, 2,000 and 5,000 spans/s; prints the Markdown section
-## of docs/benchmarks.md (about 10 minutes). PERF_SECS, PERF_ROUNDS,
-## PERF_LOADS change the runs; PERF_ARGS=-w=docs/benchmarks.md rewrites the
+## of docs/benchmarks.md (about 11 minutes). PERF_SECS, PERF_ROUNDS,
+## PERF_LOADS, PERF_PROFILE_SECS change the runs; PERF_ARGS=-w=docs/benchmarks.md rewrites the
 ## section; CPU profiles land in build/perf/
 perf: build $(TOOLS)/telemetrygen
 	$(GO) run ./scripts/perf -junction $(BIN) -telemetrygen $(TOOLS)/telemetrygen $(PERF_ARGS)

@@ -21,8 +21,8 @@
 //
 //	go run ./scripts/perf [-w docs/benchmarks.md]
 //
-// PERF_SECS, PERF_ROUNDS, PERF_LOADS and PERF_WARMUP set the defaults of
-// -secs, -rounds, -loads and -warmup.
+// PERF_SECS, PERF_ROUNDS, PERF_LOADS, PERF_WARMUP and PERF_PROFILE_SECS set
+// the defaults of -secs, -rounds, -loads, -warmup and -profile-secs.
 package main
 
 import (
@@ -61,6 +61,7 @@ type options struct {
 	workers      int
 	childSpans   int
 	profileDir   string
+	profileSecs  int
 	write        string
 	command      string
 }
@@ -103,6 +104,7 @@ func run(args []string, stdout io.Writer) error {
 	fs.IntVar(&o.workers, "workers", 0, "telemetrygen workers, each sending load/workers spans/s (0: one per 100 spans/s)")
 	fs.IntVar(&o.childSpans, "child-spans", 4, "telemetrygen child spans per trace (a trace is 1+child-spans spans)")
 	fs.StringVar(&o.profileDir, "profiles", "build/perf", "directory for the CPU profiles of one default run per load (empty: none)")
+	fs.IntVar(&o.profileSecs, "profile-secs", envInt("PERF_PROFILE_SECS", 30), "seconds of each profiled run (PERF_PROFILE_SECS)")
 	fs.StringVar(&o.write, "w", "", "rewrite the marked section of this Markdown file with the output")
 	fs.StringVar(&o.command, "command", "", "the command to print in the section (default: how this run was started)")
 	if err := fs.Parse(args); err != nil {
@@ -118,8 +120,8 @@ func run(args []string, stdout io.Writer) error {
 			return fmt.Errorf("-configs: unknown config %q (known: passthrough, contrib, default)", c)
 		}
 	}
-	if o.secs <= 0 || o.rounds <= 0 || o.workers < 0 || o.warmup < 0 {
-		return errors.New("-secs and -rounds must be positive, -workers and -warmup not negative")
+	if o.secs <= 0 || o.rounds <= 0 || o.profileSecs <= 0 || o.workers < 0 || o.warmup < 0 {
+		return errors.New("-secs, -rounds and -profile-secs must be positive, -workers and -warmup not negative")
 	}
 	for _, p := range []string{o.junction, o.telemetrygen} {
 		if _, err := os.Stat(p); err != nil {
@@ -160,7 +162,7 @@ func run(args []string, stdout io.Writer) error {
 	for _, load := range o.loads {
 		for r := 1; r <= o.rounds; r++ {
 			for _, name := range o.configs {
-				res, err := measure(o, name, load, "", tck)
+				res, err := measure(o, name, load, o.secs, "", tck)
 				if err != nil {
 					return fmt.Errorf("%s at %d spans/s, round %d: %w", name, load, r, err)
 				}
@@ -171,7 +173,7 @@ func run(args []string, stdout io.Writer) error {
 		}
 		if o.profileDir != "" && contains(o.configs, "default") {
 			path := filepath.Join(o.profileDir, fmt.Sprintf("default-%d.pprof", load))
-			if _, err := measure(o, "default", load, path, tck); err != nil {
+			if _, err := measure(o, "default", load, o.profileSecs, path, tck); err != nil {
 				// The table stands without it.
 				logf("load %d profile failed: %v", load, err)
 			} else {
@@ -520,7 +522,7 @@ func telemetrygen(o options, c *collector, load, secs int) error {
 
 // measure runs one config at one load: start, warm up, measure a window,
 // stop. With profile set it also writes a CPU profile of the window there.
-func measure(o options, name string, load int, profile string, tck int64) (result, error) {
+func measure(o options, name string, load, secs int, profile string, tck int64) (result, error) {
 	c, err := start(o, name, profile != "")
 	if err != nil {
 		return result{}, err
@@ -563,7 +565,7 @@ func measure(o options, name string, load int, profile string, tck int64) (resul
 		go func() {
 			// The profile answers after its seconds: no client timeout
 			// shorter than that.
-			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", hostPort(c.p.pprof), o.secs))
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", hostPort(c.p.pprof), secs))
 			var b []byte
 			if err == nil {
 				b, err = io.ReadAll(resp.Body)
@@ -578,7 +580,7 @@ func measure(o options, name string, load int, profile string, tck int64) (resul
 			profErr <- err
 		}()
 	}
-	if err := telemetrygen(o, c, load, o.secs); err != nil {
+	if err := telemetrygen(o, c, load, secs); err != nil {
 		return result{}, err
 	}
 	// The batch processor sends within 200 ms: let the last spans through
@@ -597,7 +599,7 @@ func measure(o options, name string, load int, profile string, tck int64) (resul
 			return result{}, fmt.Errorf("CPU profile: %w", err)
 		}
 	}
-	res := result{config: name, load: load, secs: float64(o.secs), cpuTicks: c1 - c0, tck: tck, spans: a1 - a0}
+	res := result{config: name, load: load, secs: float64(secs), cpuTicks: c1 - c0, tck: tck, spans: a1 - a0}
 	if res.spans <= 0 {
 		return res, fmt.Errorf("no spans accepted in the window; log:\n%s", logTail(filepath.Join(c.dir, "collector.log"), 20))
 	}
@@ -709,8 +711,9 @@ func render(o options, results []result, start time.Time, took time.Duration, lo
 	}
 	w("\n")
 	if o.profileDir != "" && contains(o.configs, "default") {
-		w("CPU profiles of one more Junction default run per load (%d s window, not in the table): `%s/default-<load>.pprof` (`go tool pprof -top bin/junction %s/default-500.pprof`); every window's figures in `%s/results.tsv`.\n",
-			o.secs, o.profileDir, o.profileDir, o.profileDir)
+		w("CPU profiles of one more Junction default run per load (%d s window, not in the table): `%s/default-<load>.pprof` (`go tool pprof -top bin/junction %s/default-500.pprof`); every window's figures in `%s/results.tsv`. ",
+			o.profileSecs, o.profileDir, o.profileDir, o.profileDir)
+		w("Go's profiler samples each thread every 10 ms of its own CPU time, so at low load, where the work is spread thin over many threads, a profile holds about half of the process's CPU time: `PERF_PROFILE_SECS=60` (or more) for the fixed costs at 500 spans/s.\n")
 	}
 	w("%s\n", endMarker)
 	return b.String()
