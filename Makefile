@@ -19,7 +19,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20000x
 FUZZMINIMIZETIME ?= 200x
 
-.PHONY: all build run demo test check-tidy check-generated generate lint bench bench-scale perf tools plugin fuzz
+.PHONY: all build run demo test check-tidy check-generated generate lint bench bench-scale soak perf tools plugin fuzz
 all: build
 
 ## build: the junction binary (bin/junction)
@@ -108,7 +108,13 @@ perf: build $(TOOLS)/telemetrygen
 ## bench-scale: the correlation processor's cost against the number of
 ## entities and the span rate (docs/benchmarks.md "Scale curve")
 bench-scale:
-	$(GO) test -run '^$$' -bench 'BenchmarkScale' -benchmem -count $${BENCH_COUNT:-3} -timeout 0 ./processors/correlationprocessor/
+	$(GO) test -run '^$$' -bench 'BenchmarkScale' -benchmem -benchtime 3x -count 3 -timeout 0 ./processors/correlationprocessor/
+
+## soak: the correlation processor under entity churn for SOAK (10m), its
+## live heap every minute (docs/benchmarks.md "Churn soak")
+SOAK ?= 10m
+soak:
+	$(GO) test -run '^$$' -bench BenchmarkChurnSoak -benchtime 1x -timeout 0 ./processors/correlationprocessor/ -soak $(SOAK)
 
 ## lint: go vet and staticcheck, on the root module and the plugin's module
 ## (grafana-plugin/ is its own module: vet it from there, by ./pkg/...,

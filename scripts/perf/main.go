@@ -641,6 +641,12 @@ func (s stats) format(prec int, unit string) string {
 	return fmt.Sprintf("%.*f%s (%.*f–%.*f)", prec, s.median, unit, prec, s.min, prec, s.max)
 }
 
+var configDoc = map[string]string{
+	"passthrough": "**passthrough** (`scripts/testdata/passthrough.yaml`): OTLP receiver, memory_limiter, batch, nop exporter;",
+	"contrib":     "**contrib** (`scripts/testdata/contrib-spanmetrics.yaml`): the same receiver and processors into the contrib `spanmetrics` connector (flushing every 15 s), `batch` and the `prometheus` exporter, scraped every 15 s. The `servicegraph` connector is not served by the Go module proxy at any version (v0.160.0–v0.165.1 checked), so it is missing: this pipeline does less than a `spanmetrics + servicegraph` one, which makes the comparison stricter for Junction;",
+	"default":     "**Junction default**: the embedded default config (correlation processor with the built-in rule packs, junction exporter and its store), data directory in a temporary directory.",
+}
+
 var configTitle = map[string]string{
 	"passthrough": "passthrough",
 	"contrib":     "contrib: spanmetrics + batch + prometheus (no servicegraph: not served)",
@@ -660,10 +666,11 @@ func render(o options, results []result, start time.Time, took time.Duration, lo
 	if o.workers > 0 {
 		wk = strconv.Itoa(o.workers) + " workers"
 	}
-	w("Three configs of the same binary, each fed the same telemetrygen load (`telemetrygen traces`, %s, traces of 1 + %d spans, all of service `telemetrygen`):\n\n", wk, o.childSpans)
-	w("- **passthrough** (`scripts/testdata/passthrough.yaml`): OTLP receiver, memory_limiter, batch, nop exporter;\n")
-	w("- **contrib** (`scripts/testdata/contrib-spanmetrics.yaml`): the same receiver and processors into the contrib `spanmetrics` connector (flushing every 15 s), `batch` and the `prometheus` exporter, scraped every 15 s. The `servicegraph` connector is not served by the Go module proxy at any version (v0.160.0–v0.165.1 checked), so it is missing: this pipeline does less than a `spanmetrics + servicegraph` one, which makes the comparison stricter for Junction;\n")
-	w("- **Junction default**: the embedded default config (correlation processor with the built-in rule packs, junction exporter and its store), data directory in a temporary directory.\n\n")
+	w("%d configs of the same binary, each fed the same telemetrygen load (`telemetrygen traces`, %s, traces of 1 + %d spans, all of service `telemetrygen`):\n\n", len(o.configs), wk, o.childSpans)
+	for _, c := range o.configs {
+		w("- %s\n", configDoc[c])
+	}
+	w("\n")
 	w("Per load, %d round(s) of the configs in turn (%s, %s, ...), each a fresh process on free ports of its own, %d s of warm-up load, then a %d s window: CPU is utime+stime from `/proc/<pid>/stat`, spans are the window's increase of `otelcol_receiver_accepted_spans`. ",
 		o.rounds, strings.Join(o.configs, ", "), o.configs[0], o.warmup, o.secs)
 	w("Each cell is the median over the rounds (min–max); a ratio is the median of the per-round ratios (min–max). ")
