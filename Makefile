@@ -4,6 +4,9 @@ GO ?= go
 BIN := bin/junction
 BUILDER_VERSION := v0.165.0
 STATICCHECK_VERSION := v0.8.2
+# telemetrygen drives `make perf`; v0.161.0 is the newest the module proxy
+# serves.
+TELEMETRYGEN_VERSION := v0.161.0
 TOOLS := $(CURDIR)/build/tools
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
@@ -16,7 +19,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20000x
 FUZZMINIMIZETIME ?= 200x
 
-.PHONY: all build run demo test check-tidy check-generated generate lint bench tools plugin fuzz
+.PHONY: all build run demo test check-tidy check-generated generate lint bench bench-scale soak perf tools plugin fuzz
 all: build
 
 ## build: the junction binary (bin/junction)
@@ -38,13 +41,16 @@ $(TOOLS)/builder:
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
+$(TOOLS)/telemetrygen:
+	GOBIN=$(TOOLS) $(GO) install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$(TELEMETRYGEN_VERSION)
+
 # mdatagen's version is pinned in tools/mdatagen/go.mod (a module of its own:
 # `go install ...@version` needs a version list that the module proxy does
 # not serve for it).
 $(TOOLS)/mdatagen: tools/mdatagen/go.mod tools/mdatagen/go.sum
 	cd tools/mdatagen && GOBIN=$(TOOLS) $(GO) install go.opentelemetry.io/collector/cmd/mdatagen
 
-tools: $(TOOLS)/builder $(TOOLS)/staticcheck $(TOOLS)/mdatagen
+tools: $(TOOLS)/builder $(TOOLS)/staticcheck $(TOOLS)/mdatagen $(TOOLS)/telemetrygen
 
 ## generate: regenerate collector/components.go from builder-config.yaml, each
 ## component's metadata code and documentation.md from its metadata.yaml
@@ -89,6 +95,26 @@ fuzz:
 ## bench: all benchmarks, 6 runs each, for benchstat
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee build/bench.txt
+
+## perf: CPU per span of bin/junction on the OTLP passthrough, the contrib
+## spanmetrics pipeline and Junction's default config, side by side under
+## telemetrygen at 500, 2,000 and 5,000 spans/s; prints the Markdown section
+## of docs/benchmarks.md (about 11 minutes). PERF_SECS, PERF_ROUNDS,
+## PERF_LOADS, PERF_PROFILE_SECS change the runs; PERF_ARGS=-w=docs/benchmarks.md rewrites the
+## section; CPU profiles land in build/perf/
+perf: build $(TOOLS)/telemetrygen
+	$(GO) run ./scripts/perf -junction $(BIN) -telemetrygen $(TOOLS)/telemetrygen $(PERF_ARGS)
+
+## bench-scale: the correlation processor's cost against the number of
+## entities and the span rate (docs/benchmarks.md "Scale curve")
+bench-scale:
+	$(GO) test -run '^$$' -bench 'BenchmarkScale' -benchmem -benchtime 3x -count 3 -timeout 0 ./processors/correlationprocessor/
+
+## soak: the correlation processor under entity churn for SOAK (10m), its
+## live heap every minute (docs/benchmarks.md "Churn soak")
+SOAK ?= 10m
+soak:
+	$(GO) test -run '^$$' -bench BenchmarkChurnSoak -benchtime 1x -timeout 0 ./processors/correlationprocessor/ -soak $(SOAK)
 
 ## lint: go vet and staticcheck, on the root module and the plugin's module
 ## (grafana-plugin/ is its own module: vet it from there, by ./pkg/...,

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+var testTime = time.Date(2026, 12, 4, 4, 0, 0, 0, time.UTC)
+
+func TestSumMetric(t *testing.T) {
+	text := `# HELP otelcol_receiver_accepted_spans Number of spans successfully pushed into the pipeline.
+# TYPE otelcol_receiver_accepted_spans counter
+otelcol_receiver_accepted_spans{receiver="otlp",service_name="junction",transport="grpc"} 1500
+otelcol_receiver_accepted_spans_total{receiver="otlp",transport="http",note="a b"} 25
+otelcol_receiver_accepted_spans_other{receiver="otlp"} 1000000
+otelcol_receiver_accepted_spans 7 1700000000000
+otelcol_receiver_refused_spans{receiver="otlp"} 3
+`
+	if got, want := sumMetric(text, "otelcol_receiver_accepted_spans"), 1532.0; got != want {
+		t.Fatalf("sumMetric = %v, want %v", got, want)
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// Fields 14 and 15 (utime, stime) after a command name with a space
+	// and a parenthesis in it.
+	stat := "4242 (jun (x) c) S 1 4242 4242 0 -1 4194560 1000 0 0 0 1234 56 0 0 20 0 9 0 100 1000000 2000 18446744073709551615"
+	got, err := parseStatCPU(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 1290 {
+		t.Fatalf("parseStatCPU = %d, want 1290", got)
+	}
+	if _, err := parseStatCPU("4242 junction S 1"); err == nil {
+		t.Fatal("no error for a stat line without the command in parentheses")
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want stats
+	}{
+		{[]float64{3, 1, 2}, stats{2, 1, 3}},
+		{[]float64{4, 1, 3, 2}, stats{2.5, 1, 4}},
+		{[]float64{5}, stats{5, 5, 5}},
+	} {
+		if got := summarize(tc.in); got != tc.want {
+			t.Errorf("summarize(%v) = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+	if got := (stats{1.234, 1.1, 1.5}).format(2, "×"); got != "1.23× (1.10–1.50)" {
+		t.Errorf("format = %q", got)
+	}
+}
+
+func TestReplaceSection(t *testing.T) {
+	doc := "# B\n\nbefore\n\n" + beginMarker + "\nold\n" + endMarker + "\n\nafter\n"
+	got, err := replaceSection(doc, beginMarker+"\nnew\n"+endMarker+"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "# B\n\nbefore\n\n" + beginMarker + "\nnew\n" + endMarker + "\n\nafter\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if _, err := replaceSection("no markers here", "x"); err == nil {
+		t.Fatal("no error for a file without markers")
+	}
+}
+
+func TestRenderTable(t *testing.T) {
+	o := options{secs: 15, warmup: 3, rounds: 2, loads: []int{500}, configs: []string{"passthrough", "contrib", "default"}, workers: 2, childSpans: 4, command: "make perf"}
+	var rs []result
+	for round, cpu := range [][3]int64{{100, 150, 130}, {120, 140, 150}} {
+		for i, c := range o.configs {
+			rs = append(rs, result{config: c, load: 500, round: round + 1, secs: 15, cpuTicks: cpu[i], tck: 100, spans: 7500})
+		}
+	}
+	out := render(o, rs, testTime, 0, "1, 1, 1", "1, 1, 1", "v")
+	// Passthrough 133.3 and 160 µs/span, default 173.3 and 200: ratios
+	// 1.30 and 1.25, median 1.275; against contrib 0.87 and 1.07.
+	for _, want := range []string{
+		"| 500 | 500 | 146.67 (133.33–160.00) | 193.33 (186.67–200.00) | 186.67 (173.33–200.00) | 1.27× (1.25–1.30) | 0.97× (0.87–1.07) |",
+		"servicegraph",
+		beginMarker, endMarker,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("render output lacks %q:\n%s", want, out)
+		}
+	}
+}
