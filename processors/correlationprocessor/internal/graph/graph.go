@@ -380,15 +380,18 @@ func (g *Graph) TickMergeable(now time.Time, mergeable bool) *entity.Snapshot {
 
 func (g *Graph) evict(now time.Time) {
 	ttl := g.s.Limits.EntityTTL
+	evicted := false
 	for k, e := range g.edges {
 		if now.Sub(e.lastSeen) > ttl {
 			delete(g.edges, k)
 			e.evicted = true
+			evicted = true
 			g.counters.Evicted(WhatEdge, "", 1)
 		}
 	}
 	for id, e := range g.entities {
 		if now.Sub(e.lastSeen) > ttl {
+			evicted = true
 			if e.service != "" {
 				if s, ok := g.entities[e.service]; ok {
 					delete(s.pods, id)
@@ -402,6 +405,18 @@ func (g *Graph) evict(now time.Time) {
 			}
 			g.perType[e.ref.Type]--
 			g.counters.Evicted(WhatEntity, e.ref.Type, 1)
+		}
+	}
+	if !evicted {
+		return
+	}
+	// A live caller's hot-path caches must not keep what was evicted
+	// reachable: under churn its edge cache (cleared only when full) would
+	// hold expired edges and, through them, expired callees.
+	for _, e := range g.entities {
+		e.out = slices.DeleteFunc(e.out, func(o outEdge) bool { return o.edge.evicted || o.dst.evicted })
+		if e.lastDB != nil && e.lastDB.evicted {
+			e.lastDB, e.lastDBKey = nil, dbKey{}
 		}
 	}
 }
