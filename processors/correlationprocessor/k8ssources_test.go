@@ -1,3 +1,9 @@
+// The fuzz targets of this package are built without the tests that run
+// the kubeletstats and prometheus receivers (make fuzz sets junction_fuzz):
+// an instrumented build of those receivers' dependencies takes minutes.
+
+//go:build !junction_fuzz
+
 package correlationprocessor
 
 import (
