@@ -16,8 +16,9 @@
 // own (picked free and passed with --set), warmed up and then measured over
 // a window: CPU from /proc/<pid>/stat (utime+stime), spans from the
 // collector's own otelcol_receiver_accepted_spans. After the rounds, one more
-// run of the default config per load takes a CPU profile through the pprof
-// extension (not counted in the table) into the profile directory.
+// run per load of each config in -profile-configs (the default config unless
+// told) takes a CPU profile through the pprof extension (not counted in the
+// table) into the profile directory, as <config>-<load>.pprof.
 //
 //	go run ./scripts/perf [-w docs/benchmarks.md]
 //
@@ -62,6 +63,7 @@ type options struct {
 	childSpans   int
 	profileDir   string
 	profileSecs  int
+	profiled     []string
 	write        string
 	command      string
 }
@@ -104,6 +106,8 @@ func run(args []string, stdout io.Writer) error {
 	fs.IntVar(&o.workers, "workers", 0, "telemetrygen workers, each sending load/workers spans/s (0: one per 100 spans/s)")
 	fs.IntVar(&o.childSpans, "child-spans", 4, "telemetrygen child spans per trace (a trace is 1+child-spans spans)")
 	fs.StringVar(&o.profileDir, "profiles", "build/perf", "directory for the CPU profiles of one default run per load (empty: none)")
+	var profiled string
+	fs.StringVar(&profiled, "profile-configs", "default", "comma-separated configs that get one profiled run per load, into <profiles>/<config>-<load>.pprof")
 	fs.IntVar(&o.profileSecs, "profile-secs", envInt("PERF_PROFILE_SECS", 30), "seconds of each profiled run (PERF_PROFILE_SECS)")
 	fs.StringVar(&o.write, "w", "", "rewrite the marked section of this Markdown file with the output")
 	fs.StringVar(&o.command, "command", "", "the command to print in the section (default: how this run was started)")
@@ -115,9 +119,10 @@ func run(args []string, stdout io.Writer) error {
 		return fmt.Errorf("-loads: %w", err)
 	}
 	o.configs = splitList(configs)
-	for _, c := range o.configs {
+	o.profiled = splitList(profiled)
+	for _, c := range append(append([]string(nil), o.configs...), o.profiled...) {
 		if _, ok := configByName(c); !ok {
-			return fmt.Errorf("-configs: unknown config %q (known: passthrough, contrib, default)", c)
+			return fmt.Errorf("-configs, -profile-configs: unknown config %q (known: passthrough, contrib, default)", c)
 		}
 	}
 	if o.secs <= 0 || o.rounds <= 0 || o.profileSecs <= 0 || o.workers < 0 || o.warmup < 0 {
@@ -171,11 +176,14 @@ func run(args []string, stdout io.Writer) error {
 				logf("load %d round %d %-11s %8.0f spans/s %7.2f CPU-µs/span", load, r, name, res.spansPerSec(), res.cpuPerSpan())
 			}
 		}
-		if o.profileDir != "" && contains(o.configs, "default") {
-			path := filepath.Join(o.profileDir, fmt.Sprintf("default-%d.pprof", load))
-			if _, err := measure(o, "default", load, o.profileSecs, path, tck); err != nil {
+		for _, name := range o.profiled {
+			if o.profileDir == "" {
+				break
+			}
+			path := filepath.Join(o.profileDir, fmt.Sprintf("%s-%d.pprof", name, load))
+			if _, err := measure(o, name, load, o.profileSecs, path, tck); err != nil {
 				// The table stands without it.
-				logf("load %d profile failed: %v", load, err)
+				logf("load %d profile of %s failed: %v", load, name, err)
 			} else {
 				logf("load %d profile   %s", load, path)
 			}
@@ -717,7 +725,7 @@ func render(o options, results []result, start time.Time, took time.Duration, lo
 		w("\n")
 	}
 	w("\n")
-	if o.profileDir != "" && contains(o.configs, "default") {
+	if o.profileDir != "" && contains(o.profiled, "default") {
 		w("CPU profiles of one more Junction default run per load (%d s window, not in the table): `%s/default-<load>.pprof` (`go tool pprof -top bin/junction %s/default-500.pprof`); every window's figures in `%s/results.tsv`. ",
 			o.profileSecs, o.profileDir, o.profileDir, o.profileDir)
 		w("Go's profiler samples each thread every 10 ms of its own CPU time, so at low load, where the work is spread thin over many threads, a profile holds about half of the process's CPU time: `PERF_PROFILE_SECS=60` (or more) for the fixed costs at 500 spans/s.\n")
