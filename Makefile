@@ -103,7 +103,8 @@ bench:
 ## telemetrygen at 500, 2,000 and 5,000 spans/s; prints the Markdown section
 ## of docs/benchmarks.md (about 11 minutes). PERF_SECS, PERF_ROUNDS,
 ## PERF_LOADS, PERF_PROFILE_SECS change the runs; PERF_ARGS=-w=docs/benchmarks.md rewrites the
-## section; CPU profiles land in build/perf/
+## section; CPU profiles land in build/perf/ (PERF_ARGS=-profile-configs=passthrough,default
+## profiles the passthrough too)
 perf: build $(TOOLS)/telemetrygen
 	$(GO) run ./scripts/perf -junction $(BIN) -telemetrygen $(TOOLS)/telemetrygen $(PERF_ARGS)
 
