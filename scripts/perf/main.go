@@ -105,7 +105,7 @@ func run(args []string, stdout io.Writer) error {
 	fs.StringVar(&configs, "configs", "passthrough,contrib,default", "comma-separated configs to run, in round order")
 	fs.IntVar(&o.workers, "workers", 0, "telemetrygen workers, each sending load/workers spans/s (0: one per 100 spans/s)")
 	fs.IntVar(&o.childSpans, "child-spans", 4, "telemetrygen child spans per trace (a trace is 1+child-spans spans)")
-	fs.StringVar(&o.profileDir, "profiles", "build/perf", "directory for the CPU profiles of one default run per load (empty: none)")
+	fs.StringVar(&o.profileDir, "profiles", "build/perf", "directory for the CPU profiles of -profile-configs (empty: none)")
 	var profiled string
 	fs.StringVar(&profiled, "profile-configs", "default", "comma-separated configs that get one profiled run per load, into <profiles>/<config>-<load>.pprof")
 	fs.IntVar(&o.profileSecs, "profile-secs", envInt("PERF_PROFILE_SECS", 30), "seconds of each profiled run (PERF_PROFILE_SECS)")
@@ -119,7 +119,9 @@ func run(args []string, stdout io.Writer) error {
 		return fmt.Errorf("-loads: %w", err)
 	}
 	o.configs = splitList(configs)
-	o.profiled = splitList(profiled)
+	if o.profileDir != "" {
+		o.profiled = splitList(profiled)
+	}
 	for _, c := range append(append([]string(nil), o.configs...), o.profiled...) {
 		if _, ok := configByName(c); !ok {
 			return fmt.Errorf("-configs, -profile-configs: unknown config %q (known: passthrough, contrib, default)", c)
@@ -177,9 +179,6 @@ func run(args []string, stdout io.Writer) error {
 			}
 		}
 		for _, name := range o.profiled {
-			if o.profileDir == "" {
-				break
-			}
 			path := filepath.Join(o.profileDir, fmt.Sprintf("%s-%d.pprof", name, load))
 			if _, err := measure(o, name, load, o.profileSecs, path, tck); err != nil {
 				// The table stands without it.
@@ -725,7 +724,7 @@ func render(o options, results []result, start time.Time, took time.Duration, lo
 		w("\n")
 	}
 	w("\n")
-	if o.profileDir != "" && contains(o.profiled, "default") {
+	if contains(o.profiled, "default") {
 		w("CPU profiles of one more Junction default run per load (%d s window, not in the table): `%s/default-<load>.pprof` (`go tool pprof -top bin/junction %s/default-500.pprof`); every window's figures in `%s/results.tsv`. ",
 			o.profileSecs, o.profileDir, o.profileDir, o.profileDir)
 		w("Go's profiler samples each thread every 10 ms of its own CPU time, so at low load, where the work is spread thin over many threads, a profile holds about half of the process's CPU time: `PERF_PROFILE_SECS=60` (or more) for the fixed costs at 500 spans/s.\n")

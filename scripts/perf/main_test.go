@@ -91,3 +91,14 @@ func TestRenderTable(t *testing.T) {
 		}
 	}
 }
+
+func TestUnknownProfileConfigIsRefused(t *testing.T) {
+	var out strings.Builder
+	err := run([]string{"-profile-configs=passthrough,bogus"}, &out)
+	if err == nil || !strings.Contains(err.Error(), `"bogus"`) {
+		t.Fatalf("run with an unknown -profile-configs entry: err = %v, want one naming \"bogus\"", err)
+	}
+	if out.Len() != 0 {
+		t.Fatalf("printed %q before refusing", out.String())
+	}
+}
