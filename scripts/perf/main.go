@@ -14,7 +14,10 @@
 // For every load, the configs run one after the other in rounds (passthrough,
 // contrib, default, passthrough, ...), each a fresh process on ports of its
 // own (picked free and passed with --set), warmed up and then measured over
-// a window: CPU from /proc/<pid>/stat (utime+stime), spans from the
+// a window: CPU as the sum of the threads' se.sum_exec_runtime from
+// /proc/<pid>/task/*/sched (nanoseconds; utime+stime from /proc/<pid>/stat,
+// in clock ticks, where the kernel has no sched files or a thread ended in
+// the window), spans from the
 // collector's own otelcol_receiver_accepted_spans. After the rounds, one more
 // run per load of each config in -profile-configs (the default config unless
 // told) takes a CPU profile through the pprof extension (not counted in the
@@ -217,12 +220,14 @@ type result struct {
 	load     int // target spans/s
 	round    int
 	secs     float64 // telemetrygen's duration
-	cpuTicks int64
-	tck      int64
-	spans    float64 // accepted in the window
+	cpuSecs  float64
+	// coarse: cpuSecs is in clock ticks (/proc/<pid>/stat), not from the
+	// threads' sched files.
+	coarse bool
+	spans  float64 // accepted in the window
 }
 
-func (r result) cpuSeconds() float64  { return float64(r.cpuTicks) / float64(r.tck) }
+func (r result) cpuSeconds() float64  { return r.cpuSecs }
 func (r result) spansPerSec() float64 { return r.spans / r.secs }
 func (r result) cpuPerSpan() float64 {
 	if r.spans == 0 {
@@ -456,13 +461,82 @@ func sumMetric(text, name string) float64 {
 	return sum
 }
 
-// cpuTicks reads utime+stime of pid from /proc/<pid>/stat, in clock ticks.
-func cpuTicks(pid int) (int64, error) {
+// cpuSample is a process's CPU time at one moment, read two ways: utime +
+// stime from /proc/<pid>/stat, in clock ticks (10 ms: at 500 spans/s a
+// 15 s window of the passthrough holds 7 to 15 of them), and each thread's
+// se.sum_exec_runtime from /proc/<pid>/task/<tid>/sched, in nanoseconds.
+type cpuSample struct {
+	ticks int64
+	// threads maps tid to CPU seconds; nil where the kernel has no sched
+	// files (CONFIG_SCHED_DEBUG off).
+	threads map[string]float64
+}
+
+func readCPU(pid int) (cpuSample, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return cpuSample{}, err
 	}
-	return parseStatCPU(string(b))
+	ticks, err := parseStatCPU(string(b))
+	if err != nil {
+		return cpuSample{}, err
+	}
+	smp := cpuSample{ticks: ticks}
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return smp, nil
+	}
+	threads := make(map[string]float64, len(tasks))
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "sched"))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && len(threads) == 0 {
+				return smp, nil // no sched files on this kernel
+			}
+			continue // the thread ended: cpuBetween falls back to ticks
+		}
+		v, ok := parseSchedRuntime(string(b))
+		if !ok {
+			return smp, nil
+		}
+		threads[t.Name()] = v
+	}
+	smp.threads = threads
+	return smp, nil
+}
+
+// parseSchedRuntime returns se.sum_exec_runtime of a sched file, which the
+// kernel prints in milliseconds with six decimals, in seconds.
+func parseSchedRuntime(sched string) (float64, bool) {
+	for line := range strings.Lines(sched) {
+		name, val, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(name) != "se.sum_exec_runtime" {
+			continue
+		}
+		ms, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		return ms / 1e3, err == nil
+	}
+	return 0, false
+}
+
+// cpuBetween is the CPU seconds spent from a to b: the threads' runtimes
+// when both samples have them and no thread of a has ended by b (its time
+// in the window would be lost), else the clock ticks (coarse).
+func cpuBetween(a, b cpuSample, tck int64) (secs float64, coarse bool) {
+	precise := a.threads != nil && b.threads != nil
+	for tid := range a.threads {
+		if _, ok := b.threads[tid]; !ok {
+			precise = false
+		}
+	}
+	if !precise {
+		return float64(b.ticks-a.ticks) / float64(tck), true
+	}
+	for tid, v := range b.threads {
+		secs += v - a.threads[tid]
+	}
+	return secs, false
 }
 
 func parseStatCPU(stat string) (int64, error) {
@@ -559,7 +633,7 @@ func measure(o options, name string, load, secs int, profile string, tck int64) 
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
-	c0, err := cpuTicks(c.cmd.Process.Pid)
+	c0, err := readCPU(c.cmd.Process.Pid)
 	if err != nil {
 		return result{}, err
 	}
@@ -593,7 +667,7 @@ func measure(o options, name string, load, secs int, profile string, tck int64) 
 	// The batch processor sends within 200 ms: let the last spans through
 	// before the counters are read.
 	time.Sleep(500 * time.Millisecond)
-	c1, err := cpuTicks(c.cmd.Process.Pid)
+	c1, err := readCPU(c.cmd.Process.Pid)
 	if err != nil {
 		return result{}, err
 	}
@@ -606,7 +680,8 @@ func measure(o options, name string, load, secs int, profile string, tck int64) 
 			return result{}, fmt.Errorf("CPU profile: %w", err)
 		}
 	}
-	res := result{config: name, load: load, secs: float64(secs), cpuTicks: c1 - c0, tck: tck, spans: a1 - a0}
+	cpu, coarse := cpuBetween(c0, c1, tck)
+	res := result{config: name, load: load, secs: float64(secs), cpuSecs: cpu, coarse: coarse, spans: a1 - a0}
 	if res.spans <= 0 {
 		return res, fmt.Errorf("no spans accepted in the window; log:\n%s", logTail(filepath.Join(c.dir, "collector.log"), 20))
 	}
@@ -618,9 +693,13 @@ func writeTSV(dir string, results []result) error {
 		return nil
 	}
 	var b strings.Builder
-	b.WriteString("load\tround\tconfig\tsecs\tspans\tcpu_seconds\tcpu_us_per_span\n")
+	b.WriteString("load\tround\tconfig\tsecs\tspans\tcpu_seconds\tcpu_us_per_span\tcpu_source\n")
 	for _, r := range results {
-		fmt.Fprintf(&b, "%d\t%d\t%s\t%g\t%g\t%.3f\t%.3f\n", r.load, r.round, r.config, r.secs, r.spans, r.cpuSeconds(), r.cpuPerSpan())
+		src := "sched"
+		if r.coarse {
+			src = "stat"
+		}
+		fmt.Fprintf(&b, "%d\t%d\t%s\t%g\t%g\t%.6f\t%.3f\t%s\n", r.load, r.round, r.config, r.secs, r.spans, r.cpuSeconds(), r.cpuPerSpan(), src)
 	}
 	return os.WriteFile(filepath.Join(dir, "results.tsv"), []byte(b.String()), 0o644)
 }
@@ -678,8 +757,17 @@ func render(o options, results []result, start time.Time, took time.Duration, lo
 		w("- %s\n", configDoc[c])
 	}
 	w("\n")
-	w("Per load, %d round(s) of the configs in turn (%s, %s, ...), each a fresh process on free ports of its own, %d s of warm-up load, then a %d s window: CPU is utime+stime from `/proc/<pid>/stat`, spans are the window's increase of `otelcol_receiver_accepted_spans`. ",
+	w("Per load, %d round(s) of the configs in turn (%s, %s, ...), each a fresh process on free ports of its own, %d s of warm-up load, then a %d s window: CPU is the sum of the threads' `se.sum_exec_runtime` from `/proc/<pid>/task/*/sched` (nanoseconds), spans are the window's increase of `otelcol_receiver_accepted_spans`. ",
 		o.rounds, strings.Join(o.configs, ", "), o.configs[0], o.warmup, o.secs)
+	coarse := 0
+	for _, r := range results {
+		if r.coarse {
+			coarse++
+		}
+	}
+	if coarse > 0 {
+		w("In %d of the %d windows a thread ended or the kernel had no sched files, so their CPU is utime+stime from `/proc/<pid>/stat`, in clock ticks of 10 ms. ", coarse, len(results))
+	}
 	w("Each cell is the median over the rounds (min–max); a ratio is the median of the per-round ratios (min–max). ")
 	w("The load is the target; *accepted* is what the receiver took (telemetrygen may fall short on 2 shared cores).\n\n")
 	w("| target spans/s | accepted spans/s |")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +37,62 @@ func TestParseStatCPU(t *testing.T) {
 	}
 	if _, err := parseStatCPU("4242 junction S 1"); err == nil {
 		t.Fatal("no error for a stat line without the command in parentheses")
+	}
+}
+
+func TestParseSchedRuntime(t *testing.T) {
+	sched := "junction (4242, #threads: 9)\n" +
+		"-------------------------------------------------------------------\n" +
+		"se.exec_start                                :       1847955.825861\n" +
+		"se.vruntime                                  :          1234.000001\n" +
+		"se.sum_exec_runtime                          :           176.622627\n" +
+		"nr_switches                                  :                   12\n"
+	got, ok := parseSchedRuntime(sched)
+	if !ok || math.Abs(got-0.176622627) > 1e-12 {
+		t.Fatalf("parseSchedRuntime = %v, %v; want 0.176622627 s", got, ok)
+	}
+	if _, ok := parseSchedRuntime("nr_switches : 12\n"); ok {
+		t.Fatal("ok for a sched file without se.sum_exec_runtime")
+	}
+}
+
+func TestCPUBetween(t *testing.T) {
+	a := cpuSample{ticks: 100, threads: map[string]float64{"1": 1.0, "2": 0.5}}
+	b := cpuSample{ticks: 103, threads: map[string]float64{"1": 1.012, "2": 0.515, "3": 0.004}}
+	secs, coarse := cpuBetween(a, b, 100)
+	if coarse || math.Abs(secs-0.031) > 1e-9 {
+		t.Fatalf("cpuBetween = %v, coarse %v; want 0.031 s from the threads (a new thread counts from 0)", secs, coarse)
+	}
+	// Thread 2 ended in the window: its time there is unknown, so the
+	// clock ticks are used.
+	delete(b.threads, "2")
+	if secs, coarse := cpuBetween(a, b, 100); !coarse || secs != 0.03 {
+		t.Fatalf("cpuBetween with an ended thread = %v, coarse %v; want 0.03 s from the ticks", secs, coarse)
+	}
+	// No sched files on the kernel.
+	if secs, coarse := cpuBetween(cpuSample{ticks: 100}, cpuSample{ticks: 104}, 100); !coarse || secs != 0.04 {
+		t.Fatalf("cpuBetween without sched files = %v, coarse %v; want 0.04 s", secs, coarse)
+	}
+}
+
+func TestReadCPUOfThisProcess(t *testing.T) {
+	a, err := readCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spin for 50 ms of CPU: both readings must see it.
+	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
+	}
+	b, err := readCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	secs, coarse := cpuBetween(a, b, clockTicks())
+	if a.threads == nil {
+		t.Logf("no sched files on this kernel: clock ticks only")
+	}
+	if secs < 0.04 || secs > 1 {
+		t.Fatalf("cpuBetween = %v s (coarse %v) over 50 ms of spinning", secs, coarse)
 	}
 }
 
@@ -75,7 +133,7 @@ func TestRenderTable(t *testing.T) {
 	var rs []result
 	for round, cpu := range [][3]int64{{100, 150, 130}, {120, 140, 150}} {
 		for i, c := range o.configs {
-			rs = append(rs, result{config: c, load: 500, round: round + 1, secs: 15, cpuTicks: cpu[i], tck: 100, spans: 7500})
+			rs = append(rs, result{config: c, load: 500, round: round + 1, secs: 15, cpuSecs: float64(cpu[i]) / 100, spans: 7500})
 		}
 	}
 	out := render(o, rs, testTime, 0, "1, 1, 1", "1, 1, 1", "v")
