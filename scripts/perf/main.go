@@ -463,7 +463,7 @@ func sumMetric(text, name string) float64 {
 
 // cpuSample is a process's CPU time at one moment, read two ways: utime +
 // stime from /proc/<pid>/stat, in clock ticks (10 ms: at 500 spans/s a
-// 15 s window of the passthrough holds 7 to 15 of them), and each thread's
+// 15 s window of the passthrough holds 7 to 10 of them), and each thread's
 // se.sum_exec_runtime from /proc/<pid>/task/<tid>/sched, in nanoseconds.
 type cpuSample struct {
 	ticks int64
