@@ -104,7 +104,7 @@ bench:
 ## of docs/benchmarks.md (about 11 minutes). PERF_SECS, PERF_ROUNDS,
 ## PERF_LOADS, PERF_PROFILE_SECS change the runs; PERF_ARGS=-w=docs/benchmarks.md rewrites the
 ## section; CPU profiles land in build/perf/ (PERF_ARGS=-profile-configs=passthrough,default
-## profiles the passthrough too)
+## profiles the passthrough too; PERF_ARGS='-idle -configs passthrough,default' measures with no load)
 perf: build $(TOOLS)/telemetrygen
 	$(GO) run ./scripts/perf -junction $(BIN) -telemetrygen $(TOOLS)/telemetrygen $(PERF_ARGS)
 

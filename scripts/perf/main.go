@@ -67,6 +67,7 @@ type options struct {
 	profileDir   string
 	profileSecs  int
 	profiled     []string
+	idle         bool
 	write        string
 	command      string
 }
@@ -112,6 +113,7 @@ func run(args []string, stdout io.Writer) error {
 	var profiled string
 	fs.StringVar(&profiled, "profile-configs", "default", "comma-separated configs that get one profiled run per load, into <profiles>/<config>-<load>.pprof")
 	fs.IntVar(&o.profileSecs, "profile-secs", envInt("PERF_PROFILE_SECS", 30), "seconds of each profiled run (PERF_PROFILE_SECS)")
+	fs.BoolVar(&o.idle, "idle", false, "no load: each config's CPU-ms/s and voluntary context switches/s over -secs, after 10 s to settle, -rounds times; prints a Markdown table")
 	fs.StringVar(&o.write, "w", "", "rewrite the marked section of this Markdown file with the output")
 	fs.StringVar(&o.command, "command", "", "the command to print in the section (default: how this run was started)")
 	if err := fs.Parse(args); err != nil {
@@ -127,19 +129,29 @@ func run(args []string, stdout io.Writer) error {
 	}
 	for _, c := range append(append([]string(nil), o.configs...), o.profiled...) {
 		if _, ok := configByName(c); !ok {
-			return fmt.Errorf("-configs, -profile-configs: unknown config %q (known: passthrough, contrib, default)", c)
+			return fmt.Errorf("-configs, -profile-configs: unknown config %q (known: %s)", c, knownConfigs())
 		}
 	}
 	if o.secs <= 0 || o.rounds <= 0 || o.profileSecs <= 0 || o.workers < 0 || o.warmup < 0 {
 		return errors.New("-secs, -rounds and -profile-secs must be positive, -workers and -warmup not negative")
 	}
-	for _, p := range []string{o.junction, o.telemetrygen} {
+	if o.idle && o.write != "" {
+		return errors.New("-idle prints its table; -w rewrites the load table only")
+	}
+	bins := []string{o.junction, o.telemetrygen}
+	if o.idle {
+		bins = bins[:1]
+	}
+	for _, p := range bins {
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("%w (make build; make perf installs telemetrygen)", err)
 		}
 	}
 	if o.junction, err = filepath.Abs(o.junction); err != nil {
 		return err
+	}
+	if o.idle {
+		return runIdle(o, stdout)
 	}
 	if o.command == "" {
 		ls := make([]string, len(o.loads))
@@ -265,15 +277,68 @@ func configByName(name string) (configSpec, bool) {
 		return configSpec{file: "scripts/testdata/contrib-spanmetrics.yaml", sets: func(p ports) []string {
 			return append(telemetrySets(p), "--set=exporters::prometheus::endpoint="+hostPort(p.prom))
 		}}, true
-	case "default":
-		return configSpec{sets: func(p ports) []string {
-			return append(telemetrySets(p),
-				"--set=receivers::otlp::protocols::http::endpoint="+hostPort(p.http),
-				"--set=extensions::health_check::endpoint="+hostPort(p.health),
-				"--set=exporters::junction::api::endpoint="+hostPort(p.api))
-		}}, true
 	}
-	return configSpec{}, false
+	v, ok := defaultVariants[name]
+	if name != "default" && !ok {
+		return configSpec{}, false
+	}
+	return configSpec{sets: func(p ports) []string {
+		return append(append(telemetrySets(p),
+			"--set=receivers::otlp::protocols::http::endpoint="+hostPort(p.http),
+			"--set=extensions::health_check::endpoint="+hostPort(p.health),
+			"--set=exporters::junction::api::endpoint="+hostPort(p.api)), v.sets...)
+	}}, true
+}
+
+// defaultVariants are the embedded default config with one part changed
+// (--set), to measure what that part costs beside the default: e.g.
+// -configs default-batched,default, or -idle -configs
+// default,default-nop-junction,default-no-correlation.
+var defaultVariants = map[string]struct {
+	sets  []string
+	title string
+	doc   string
+}{
+	"default-batched": {
+		sets: []string{
+			"--set=service::pipelines::metrics::processors=[memory_limiter, correlation, batch]",
+			"--set=service::pipelines::logs::processors=[memory_limiter, correlation, batch]",
+		},
+		title: "default + batch in metrics and logs",
+		doc:   "**default-batched**: the default config with a `batch` processor after the correlation processor in the metrics and logs pipelines (the default before 80bacbb);",
+	},
+	"default-nop-junction": {
+		sets: []string{
+			"--set=service::pipelines::metrics::exporters=[nop]",
+			"--set=service::pipelines::logs::exporters=[nop]",
+		},
+		title: "default, nop for junction",
+		doc:   "**default-nop-junction**: the default config with the `nop` exporter instead of the junction exporter (no store);",
+	},
+	"default-no-correlation": {
+		sets: []string{
+			"--set=service::pipelines::traces::processors=[memory_limiter, batch]",
+			"--set=service::pipelines::metrics::processors=[memory_limiter]",
+			"--set=service::pipelines::logs::processors=[memory_limiter]",
+		},
+		title: "default, no correlation",
+		doc:   "**default-no-correlation**: the default config without the correlation processor (its store gets no rows);",
+	},
+	"default-flush30s": {
+		sets:  []string{"--set=exporters::junction::storage::flush_interval=30s"},
+		title: "default, flush_interval 30s",
+		doc:   "**default-flush30s**: the default config with the junction exporter's `storage.flush_interval: 30s` (5 s by default);",
+	},
+}
+
+// knownConfigs lists the config names, for errors.
+func knownConfigs() string {
+	names := []string{"passthrough", "contrib", "default"}
+	for n := range defaultVariants {
+		names = append(names, n)
+	}
+	sort.Strings(names[3:])
+	return strings.Join(names, ", ")
 }
 
 func hostPort(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
@@ -334,7 +399,7 @@ func start(o options, name string, pprof bool) (*collector, error) {
 		args = append(args, spec.sets(p)...)
 		if pprof {
 			exts := "[pprof]"
-			if name == "default" {
+			if spec.file == "" { // the default config and its variants
 				exts = "[health_check, pprof]"
 			}
 			args = append(args, "--set=extensions::pprof::endpoint="+hostPort(p.pprof), "--set=service::extensions="+exts)
@@ -487,13 +552,13 @@ func readCPU(pid int) (cpuSample, error) {
 	if err != nil {
 		return smp, nil
 	}
+	if _, err := os.Stat(filepath.Join(dir, strconv.Itoa(pid), "sched")); err != nil {
+		return smp, nil // no sched files on this kernel
+	}
 	threads := make(map[string]float64, len(tasks))
 	for _, t := range tasks {
 		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "sched"))
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) && len(threads) == 0 {
-				return smp, nil // no sched files on this kernel
-			}
 			continue // the thread ended: cpuBetween falls back to ticks
 		}
 		v, ok := parseSchedRuntime(string(b))
@@ -688,6 +753,134 @@ func measure(o options, name string, load, secs int, profile string, tck int64) 
 	return res, nil
 }
 
+// idleSettle is how long an idle collector runs before its window: start-up
+// work (rule compilation, store open, first tick's setup) is over by then.
+const idleSettle = 10 * time.Second
+
+// idleResult is one config's window with no load.
+type idleResult struct {
+	config   string
+	cpuSecs  float64
+	coarse   bool
+	switches int64
+	secs     float64
+}
+
+// runIdle measures every config with no load, in rounds, and prints the
+// table. The contrib config's exporter is not scraped here.
+func runIdle(o options, stdout io.Writer) error {
+	if o.command == "" {
+		o.command = fmt.Sprintf("make perf PERF_ARGS='-idle -configs %s -secs %d -rounds %d'", strings.Join(o.configs, ","), o.secs, o.rounds)
+	}
+	tck := clockTicks()
+	start := time.Now()
+	loadBefore := loadAverage()
+	var results []idleResult
+	for r := 1; r <= o.rounds; r++ {
+		for _, name := range o.configs {
+			res, err := measureIdle(o, name, tck)
+			if err != nil {
+				return fmt.Errorf("%s idle, round %d: %w", name, r, err)
+			}
+			results = append(results, res)
+			fmt.Fprintf(os.Stderr, "idle round %d %-24s %6.2f CPU-ms/s %5.0f context switches/s\n", r, name, res.cpuSecs*1e3/res.secs, float64(res.switches)/res.secs)
+		}
+	}
+	fmt.Fprint(stdout, renderIdle(o, results, start, time.Since(start), loadBefore, loadAverage(), junctionVersion(o.junction)))
+	return nil
+}
+
+func measureIdle(o options, name string, tck int64) (idleResult, error) {
+	c, err := start(o, name, false)
+	if err != nil {
+		return idleResult{}, err
+	}
+	defer os.RemoveAll(c.dir)
+	defer c.stop()
+	pid := c.cmd.Process.Pid
+	time.Sleep(idleSettle)
+	c0, err := readCPU(pid)
+	if err != nil {
+		return idleResult{}, err
+	}
+	s0, err := contextSwitches(pid)
+	if err != nil {
+		return idleResult{}, err
+	}
+	time.Sleep(time.Duration(o.secs) * time.Second)
+	c1, err := readCPU(pid)
+	if err != nil {
+		return idleResult{}, err
+	}
+	s1, err := contextSwitches(pid)
+	if err != nil {
+		return idleResult{}, err
+	}
+	cpu, coarse := cpuBetween(c0, c1, tck)
+	return idleResult{config: name, cpuSecs: cpu, coarse: coarse, switches: s1 - s0, secs: float64(o.secs)}, nil
+}
+
+// contextSwitches sums voluntary_ctxt_switches over the process's threads
+// (/proc/<pid>/task/*/status): each is a thread going to sleep, so each is
+// a wake-up later.
+func contextSwitches(pid int) (int64, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "status"))
+		if err != nil {
+			continue // the thread ended
+		}
+		sum += parseVoluntarySwitches(string(b))
+	}
+	return sum, nil
+}
+
+func parseVoluntarySwitches(status string) int64 {
+	for line := range strings.Lines(status) {
+		if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// renderIdle writes the idle table: per config, the median (min–max) over
+// the rounds.
+func renderIdle(o options, results []idleResult, start time.Time, took time.Duration, loadBefore, loadAfter, version string) string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	w("Idle, measured %s UTC on %d cores; `uptime` load average %s before, %s after (%s of runs). Command: `%s` (bin/junction %s). ",
+		start.UTC().Format("2006-01-02 15:04"), nproc(), loadBefore, loadAfter, took.Round(time.Second), o.command, version)
+	w("Per config, %d round(s): a fresh process, %s to settle, then a %d s window with no load. CPU as in the load table; context switches are `voluntary_ctxt_switches` summed over `/proc/<pid>/task/*/status`.", o.rounds, idleSettle, o.secs)
+	coarse := 0
+	for _, r := range results {
+		if r.coarse {
+			coarse++
+		}
+	}
+	if coarse > 0 {
+		w(" In %d of the %d windows the CPU is in clock ticks of 10 ms (a thread ended, or no sched files).", coarse, len(results))
+	}
+	w("\n\n| config | CPU-ms/s | voluntary context switches/s |\n| --- | --- | --- |\n")
+	for _, c := range o.configs {
+		var cpu, sw []float64
+		for _, r := range results {
+			if r.config == c {
+				cpu = append(cpu, r.cpuSecs*1e3/r.secs)
+				sw = append(sw, float64(r.switches)/r.secs)
+			}
+		}
+		w("| %s | %s | %s |\n", configTitleOf(c), summarize(cpu).format(2, ""), summarize(sw).format(0, ""))
+	}
+	return b.String()
+}
+
 func writeTSV(dir string, results []result) error {
 	if dir == "" {
 		return nil
@@ -739,6 +932,20 @@ var configTitle = map[string]string{
 	"default":     "Junction default",
 }
 
+func configDocOf(c string) string {
+	if v, ok := defaultVariants[c]; ok {
+		return v.doc
+	}
+	return configDoc[c]
+}
+
+func configTitleOf(c string) string {
+	if v, ok := defaultVariants[c]; ok {
+		return v.title
+	}
+	return configTitle[c]
+}
+
 // render writes the Markdown section: what ran, on what machine, the table.
 func render(o options, results []result, start time.Time, took time.Duration, loadBefore, loadAfter, version string) string {
 	var b strings.Builder
@@ -754,7 +961,7 @@ func render(o options, results []result, start time.Time, took time.Duration, lo
 	}
 	w("%d configs of the same binary, each fed the same telemetrygen load (`telemetrygen traces`, %s, traces of 1 + %d spans, all of service `telemetrygen`):\n\n", len(o.configs), wk, o.childSpans)
 	for _, c := range o.configs {
-		w("- %s\n", configDoc[c])
+		w("- %s\n", configDocOf(c))
 	}
 	w("\n")
 	w("Per load, %d round(s) of the configs in turn (%s, %s, ...), each a fresh process on free ports of its own, %d s of warm-up load, then a %d s window: CPU is the sum of the threads' `se.sum_exec_runtime` from `/proc/<pid>/task/*/sched` (nanoseconds), spans are the window's increase of `otelcol_receiver_accepted_spans`. ",
@@ -772,7 +979,7 @@ func render(o options, results []result, start time.Time, took time.Duration, lo
 	w("The load is the target; *accepted* is what the receiver took (telemetrygen may fall short on 2 shared cores).\n\n")
 	w("| target spans/s | accepted spans/s |")
 	for _, c := range o.configs {
-		w(" %s CPU-µs/span |", configTitle[c])
+		w(" %s CPU-µs/span |", configTitleOf(c))
 	}
 	ratios := ratioColumns(o.configs)
 	for _, r := range ratios {
