@@ -228,11 +228,11 @@ func run(args []string, stdout io.Writer) error {
 
 // result is one measured window.
 type result struct {
-	config   string
-	load     int // target spans/s
-	round    int
-	secs     float64 // telemetrygen's duration
-	cpuSecs  float64
+	config  string
+	load    int // target spans/s
+	round   int
+	secs    float64 // telemetrygen's duration
+	cpuSecs float64
 	// coarse: cpuSecs is in clock ticks (/proc/<pid>/stat), not from the
 	// threads' sched files.
 	coarse bool
